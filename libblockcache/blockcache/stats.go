@@ -1,0 +1,53 @@
+package blockcache
+
+import (
+	"fmt"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+)
+
+// Stats flattens the engine's and tiers' counters into the fields the C
+// ABI and the log line expose.
+type Stats struct {
+	Lookups, Invalid, SourceErrors               uint64
+	LRUHits, LRUMisses, LRUEntries, LRUEvictions uint64
+	ValkeyEnabled, ValkeyCircuitOpen             bool
+	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
+	ValkeyTimeouts, ValkeyDropped, ValkeyCorrupt uint64
+	Store                                        store.Stats
+}
+
+// Stats returns a snapshot of every counter.
+func (c *Cache) Stats() Stats {
+	es := c.Engine.Stats()
+	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats()}
+	if c.LRU != nil {
+		ts := c.LRU.Stats()
+		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
+		s.LRUEntries, s.LRUEvictions = ts.Extra["entries"], ts.Extra["evictions"]
+	}
+	if c.Valkey != nil {
+		ts := c.Valkey.Stats()
+		s.ValkeyEnabled, s.ValkeyCircuitOpen = true, c.Valkey.CircuitOpen()
+		s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors = ts.Hits, ts.Misses, ts.Errors
+		s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt = ts.Extra["timeouts"], ts.Extra["dropped_writes"], ts.Extra["corrupt"]
+	}
+	return s
+}
+
+// String is the one-line form dnsmasq logs on SIGUSR1.
+func (s Stats) String() string {
+	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d regex, %d skipped); lookups %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d",
+		s.Store.Namespace, s.Store.Reloads, s.Store.RegexPatterns, s.Store.RegexSkipped,
+		s.Lookups, s.Invalid, s.SourceErrors, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
+		s.Store.Lookups, s.Store.Errors)
+	if s.ValkeyEnabled {
+		state := "closed"
+		if s.ValkeyCircuitOpen {
+			state = "open"
+		}
+		line += fmt.Sprintf("; valkey hits %d misses %d errors %d timeouts %d dropped %d corrupt %d circuit %s",
+			s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
+	}
+	return line
+}

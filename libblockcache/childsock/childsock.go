@@ -1,0 +1,70 @@
+// Package childsock serves verdicts to dnsmasq's forked TCP children. The
+// Go runtime does not survive fork, so a child cannot call into the
+// library; instead the parent creates a socketpair per TCP connection,
+// hands one end to Serve, and the child's plain C code asks over the other.
+//
+// Wire format (see include/blockcache.h, BLOCKCACHE_SOCK_*):
+//
+//	request:  1 byte length N (1..255), N bytes of name
+//	response: ResponseSize bytes: action, table, tier, flags (bit 0 has
+//	          IPv4, bit 1 has IPv6), IPv4[4], IPv6[16], server[64] NUL-padded
+package childsock
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
+)
+
+// ResponseSize is the fixed size of one answer.
+const ResponseSize = 88
+
+// Lookuper is what Serve needs of the library.
+type Lookuper interface {
+	Lookup(ctx context.Context, raw string) (blockcache.Answer, error)
+}
+
+// Encode writes an answer in the wire format; errors were counted by the
+// engine and the answer is then Pass.
+func Encode(a blockcache.Answer, out *[ResponseSize]byte) {
+	*out = [ResponseSize]byte{}
+	out[0] = byte(a.Verdict.Action)
+	out[1] = byte(a.Verdict.Table)
+	out[2] = byte(a.Tier)
+	if a.IPv4.Is4() {
+		out[3] |= 1
+		b := a.IPv4.As4()
+		copy(out[4:8], b[:])
+	}
+	if a.IPv6.Is6() {
+		out[3] |= 2
+		b := a.IPv6.As16()
+		copy(out[8:24], b[:])
+	}
+	copy(out[24:ResponseSize-1], a.Verdict.Server)
+}
+
+// Serve answers requests on f until the peer closes it, then closes f.
+// It runs in its own goroutine, one per TCP child.
+func Serve(ctx context.Context, l Lookuper, f *os.File) {
+	defer f.Close()
+	var hdr [1]byte
+	var name [255]byte
+	var resp [ResponseSize]byte
+	for {
+		if _, err := io.ReadFull(f, hdr[:]); err != nil {
+			return
+		}
+		n := int(hdr[0])
+		if _, err := io.ReadFull(f, name[:n]); err != nil {
+			return
+		}
+		a, _ := l.Lookup(ctx, string(name[:n]))
+		Encode(a, &resp)
+		if _, err := f.Write(resp[:]); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package config
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSet(t *testing.T) {
+	c := Default()
+	good := [][2]string{
+		{"db-file", "/tmp/x.db"}, {"db-block-ipv4", "10.0.0.1"}, {"db-block-ipv6", "fd00::1"},
+		{"db-lru-size", "0"}, {"valkey-host", "127.0.0.1"}, {"valkey-port", "6380"},
+		{"valkey-ttl", "60"}, {"valkey-read", "auto"}, {"valkey-cluster", "127.0.0.1:7000, 127.0.0.1:7001"},
+		{"valkey-tls", "insecure"}, {"valkey-timeout-ms", "3"}, {"blockcache-metrics", "127.0.0.1:9153"},
+	}
+	for _, kv := range good {
+		if err := c.Set(kv[0], kv[1]); err != nil {
+			t.Errorf("Set(%q, %q) = %v", kv[0], kv[1], err)
+		}
+	}
+	if c.BlockIPv4.String() != "10.0.0.1" || c.Valkey.Port != 6380 || c.Valkey.TTL != time.Minute ||
+		c.Valkey.Read != ReadAuto || len(c.Valkey.Cluster) != 2 || !c.Valkey.TLSInsecure || c.Valkey.Timeout != 3*time.Millisecond {
+		t.Errorf("config not applied: %+v", c)
+	}
+	if got := c.Valkey.Addrs(); got[1] != "127.0.0.1:7001" {
+		t.Errorf("Addrs = %v", got)
+	}
+	bad := [][2]string{
+		{"db-block-ipv4", "::1"}, {"db-block-ipv4", "300.1.1.1"}, {"db-block-ipv6", "1.2.3.4"},
+		{"db-block-ipv6", "::ffff:1.2.3.4"}, {"valkey-port", "0"}, {"valkey-port", "70000"},
+		{"valkey-port", "http"}, {"valkey-ttl", "-1"}, {"valkey-read", "sometimes"},
+		{"valkey-cluster", "127.0.0.1"}, {"db-lru-size", "-5"}, {"db-file", ""},
+		{"blockcache-metrics", "9153"}, {"valkey-tls", "maybe"},
+	}
+	for _, kv := range bad {
+		if err := c.Set(kv[0], kv[1]); err == nil {
+			t.Errorf("Set(%q, %q) accepted", kv[0], kv[1])
+		}
+	}
+	if err := c.Set("no-such-option", "1"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown key: %v", err)
+	}
+	if err := (&Config{}).Validate(); err == nil {
+		t.Error("Validate accepted a config without db-file")
+	}
+}

@@ -1,0 +1,47 @@
+// Package testlist builds real SQLite blocklists for tests of every package.
+package testlist
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+)
+
+// Fixture is a small list with a rule of every kind, used across tests.
+var Fixture = []string{
+	`INSERT INTO domain_dns_allow VALUES ('allowed.tracker.net', '9.9.9.9')`,
+	`INSERT INTO domain_dns_block VALUES ('family.example', '1.1.1.3')`,
+	`INSERT INTO domain_exact VALUES ('exact.example', NULL, NULL), ('ip.exact.example', '10.0.0.9', 'fd00::9')`,
+	`INSERT INTO domain VALUES ('tracker.net', NULL, NULL), ('deep.tracker.net', '10.0.0.2', NULL)`,
+	`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL)`,
+}
+
+// New creates dir/list.db with the schema and the statements, and returns
+// its path and a writable handle (closed with the test).
+func New(t testing.TB, stmts ...string) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "list.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := store.Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	Exec(t, db, stmts...)
+	return path, db
+}
+
+// Exec runs statements or fails the test.
+func Exec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}

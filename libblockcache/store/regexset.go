@@ -1,0 +1,133 @@
+package store
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+)
+
+// regexRule is one compiled row of domain_regex.
+type regexRule struct {
+	pattern string
+	re      *regexp.Regexp
+	ipv4    netip.Addr
+	ipv6    netip.Addr
+}
+
+// regexSet matches a name against thousands of patterns without running
+// thousands of matchers. Go's RE2 has no DFA, so one giant alternation is
+// still slow; instead every pattern that must contain a literal of three
+// or more bytes is indexed by the first trigram of that literal, and a
+// lookup runs only the patterns whose trigram occurs in the name. Patterns
+// without such a literal are few in real lists; they are run one by one.
+type regexSet struct {
+	rules    []regexRule
+	byTri    map[uint32][]int32 // trigram -> rule indexes (ascending)
+	always   []int32            // rules with no usable literal
+	skipped  []string           // patterns that failed to compile, for logging
+	skipErrs []error
+}
+
+func trigram(s string, i int) uint32 {
+	return uint32(s[i])<<16 | uint32(s[i+1])<<8 | uint32(s[i+2])
+}
+
+// addRule compiles pattern and indexes it; a pattern that does not compile
+// is recorded in skipped and never fatal.
+func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		s.skipped = append(s.skipped, pattern)
+		s.skipErrs = append(s.skipErrs, err)
+		return
+	}
+	idx := int32(len(s.rules))
+	s.rules = append(s.rules, regexRule{pattern: pattern, re: re, ipv4: ipv4, ipv6: ipv6})
+	lit := requiredLiteral(pattern)
+	if len(lit) < 3 {
+		s.always = append(s.always, idx)
+		return
+	}
+	if s.byTri == nil {
+		s.byTri = make(map[uint32][]int32)
+	}
+	t := trigram(lit, 0)
+	s.byTri[t] = append(s.byTri[t], idx)
+}
+
+// match returns the first rule (in table order) that matches n.
+func (s *regexSet) match(n string) (*regexRule, bool) {
+	if len(s.rules) == 0 {
+		return nil, false
+	}
+	best := int32(-1)
+	try := func(i int32) {
+		if (best < 0 || i < best) && s.rules[i].re.MatchString(n) {
+			best = i
+		}
+	}
+	for _, i := range s.always {
+		try(i)
+	}
+	if len(s.byTri) > 0 {
+		for p := 0; p+3 <= len(n); p++ {
+			for _, i := range s.byTri[trigram(n, p)] {
+				try(i)
+			}
+		}
+	}
+	if best < 0 {
+		return nil, false
+	}
+	return &s.rules[best], true
+}
+
+// requiredLiteral returns a lower-case literal string that every match of
+// pattern must contain, or "" when none can be proven. It is conservative:
+// any construct it does not understand contributes nothing.
+func requiredLiteral(pattern string) string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	return longestRequired(re.Simplify())
+}
+
+func longestRequired(re *syntax.Regexp) string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return strings.ToLower(string(re.Rune))
+	case syntax.OpCapture:
+		return longestRequired(re.Sub[0])
+	case syntax.OpPlus:
+		return longestRequired(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return longestRequired(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		best, run := "", ""
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpLiteral {
+				run += strings.ToLower(string(sub.Rune))
+				if len(run) > len(best) {
+					best = run
+				}
+				continue
+			}
+			run = ""
+			if l := longestRequired(sub); len(l) > len(best) {
+				best = l
+			}
+		}
+		return best
+	}
+	return ""
+}
+
+func (s *regexSet) String() string {
+	return fmt.Sprintf("%d patterns (%d indexed by literal, %d unindexed, %d skipped)",
+		len(s.rules), len(s.rules)-len(s.always), len(s.always), len(s.skipped))
+}

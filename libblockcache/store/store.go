@@ -1,0 +1,518 @@
+// Package store is the authoritative tier: it answers verdicts from the
+// SQLite blocklist, read-only, and keeps track of the list version so that
+// every verdict it returns is tagged with the version it was computed from.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/libblockcache/libblockcache/libblockcache/name"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// Namespace identifies one content version of one list. Cache tiers key on
+// it, so two nodes share a cached verdict only when they run the same list
+// (same list_id, written at `init` and copied with the file) at the same
+// version.
+type Namespace struct {
+	ListID  string
+	Version uint64
+}
+
+func (n Namespace) String() string { return fmt.Sprintf("%s/%d", n.ListID, n.Version) }
+
+// Options configures Open.
+type Options struct {
+	Path         string
+	PollInterval time.Duration // how often to look for list changes; default 250ms
+	MmapSize     int64         // PRAGMA mmap_size per connection; 0 leaves SQLite's default (off)
+	BusyTimeout  time.Duration // bound on a lookup waiting for a writer's lock (rollback-journal DBs only)
+	MaxConns     int           // reader connections; default 4
+	Logf         func(format string, args ...any)
+}
+
+// Stats are the store's counters.
+type Stats struct {
+	Lookups        uint64
+	Errors         uint64
+	Reloads        uint64
+	RegexPatterns  int
+	RegexSkipped   int
+	Namespace      Namespace
+	HasMeta        bool
+	LoadedAt       time.Time
+	VersionRetries uint64
+}
+
+// Store reads the blocklist. All methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	db   *sql.DB
+	poll *sql.Conn // dedicated: PRAGMA data_version is per connection
+
+	snap atomic.Pointer[snapshot]
+
+	refreshMu       sync.Mutex // serializes refresh; guards the fields below
+	lastDataVersion int64
+	localVersion    uint64 // for databases without the meta table
+	localListID     string
+
+	lookups, errs, reloads, retries atomic.Uint64
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// snapshot is everything derived from one list version; swapped atomically.
+type snapshot struct {
+	ns       Namespace
+	hasMeta  bool
+	tables   [verdict.TableRegex + 1]bool
+	regex    *regexSet
+	q        *queries
+	loadedAt time.Time
+}
+
+// ErrNotFound and ErrNotDatabase let callers print a precise message.
+var (
+	ErrNotFound    = errors.New("database file not found")
+	ErrNotDatabase = errors.New("not an SQLite blocklist database")
+)
+
+// Open opens the database read-only and loads its first snapshot. It fails
+// with a clear error for a missing, unreadable or non-SQLite file.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 250 * time.Millisecond
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 20 * time.Millisecond
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 4
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	fi, err := os.Stat(o.Path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, o.Path)
+		}
+		return nil, fmt.Errorf("database %s: %w", o.Path, err)
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("database %s: is a directory", o.Path)
+	}
+	f, err := os.Open(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("database %s: %w", o.Path, err)
+	}
+	f.Close()
+	dsn := fmt.Sprintf("file:%s?mode=ro&_busy_timeout=%d", escapePath(o.Path), o.BusyTimeout.Milliseconds())
+	if o.MmapSize > 0 {
+		dsn += fmt.Sprintf("&_mmap_size=%d", o.MmapSize)
+	}
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", o.Path, err)
+	}
+	db.SetMaxOpenConns(o.MaxConns + 1)
+	db.SetMaxIdleConns(o.MaxConns + 1)
+	db.SetConnMaxLifetime(0)
+	s := &Store{opts: o, db: db, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.poll, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, openError(o.Path, err)
+	}
+	var n int
+	if err := s.poll.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
+		s.poll.Close()
+		db.Close()
+		return nil, openError(o.Path, err)
+	}
+	var jm string
+	if err := s.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && !strings.EqualFold(jm, "wal") {
+		o.Logf("blockcache: %s uses journal_mode=%s; writers will briefly block lookups (run `blockcachectl init` to switch to WAL)", o.Path, jm)
+	}
+	b := make([]byte, 8)
+	rand.Read(b)
+	s.localListID = "local-" + hex.EncodeToString(b)
+	if err := s.refresh(ctx, true); err != nil {
+		s.poll.Close()
+		db.Close()
+		return nil, err
+	}
+	go s.watch()
+	return s, nil
+}
+
+// openError names the failure an operator can act on.
+func openError(path string, err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
+		return fmt.Errorf("%w: %s: %v", ErrNotDatabase, path, err)
+	}
+	return fmt.Errorf("open %s: %w", path, err)
+}
+
+func escapePath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
+}
+
+// Namespace is the list version lookups are currently answered from.
+func (s *Store) Namespace() Namespace { return s.snap.Load().ns }
+
+// watch polls PRAGMA data_version, which changes on this connection exactly
+// when another connection committed to the file. It costs microseconds, so
+// a short interval keeps list changes visible well inside two seconds.
+func (s *Store) watch() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.refresh(ctx, false); err != nil {
+				s.errs.Add(1)
+				s.opts.Logf("blockcache: checking list version: %v", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Refresh re-reads the list now (SIGHUP); unchanged lists are kept.
+func (s *Store) Refresh(ctx context.Context) error { return s.refresh(ctx, false) }
+
+func (s *Store) refresh(ctx context.Context, force bool) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	var dv int64
+	if err := s.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
+		return fmt.Errorf("read data_version: %w", err)
+	}
+	if !force && dv == s.lastDataVersion {
+		return nil
+	}
+	next, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	s.lastDataVersion = dv
+	cur := s.snap.Load()
+	if !force && cur != nil && cur.ns == next.ns && cur.tables == next.tables && next.hasMeta {
+		return nil // a commit that did not touch the rules (e.g. another table)
+	}
+	if !next.hasMeta {
+		s.localVersion++
+		next.ns = Namespace{ListID: s.localListID, Version: s.localVersion}
+	}
+	if cur != nil && cur.tables == next.tables && cur.hasMeta == next.hasMeta {
+		next.q = cur.q // same statements still apply
+	} else {
+		next.q = &queries{db: s.db, tables: next.tables, hasMeta: next.hasMeta}
+	}
+	for i, p := range next.regex.skipped {
+		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
+	}
+	s.snap.Store(next)
+	s.reloads.Add(1)
+	if cur != nil && cur.q != next.q {
+		cur.q.close()
+	}
+	return nil
+}
+
+// load reads the meta row, the table set and the regex rules in one read
+// transaction, so the regex set belongs to exactly the version it is tagged with.
+func (s *Store) load(ctx context.Context) (*snapshot, error) {
+	tx, err := s.poll.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin read: %w", err)
+	}
+	defer tx.Rollback()
+	next := &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
+	rows, err := tx.QueryContext(ctx, `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list tables: %w", err)
+		}
+		for _, t := range RuleTables {
+			if n == verdict.TableNames[t] {
+				next.tables[t] = true
+			}
+		}
+		if n == MetaTable {
+			next.hasMeta = true
+		}
+	}
+	rows.Close()
+	if next.hasMeta {
+		var v int64
+		var id sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'version'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id')`).Scan(&v, &id)
+		if err != nil {
+			return nil, fmt.Errorf("read list version: %w", err)
+		}
+		next.ns = Namespace{ListID: id.String, Version: uint64(v)}
+		if id.String == "" {
+			next.ns.ListID = s.localListID
+		}
+	}
+	if next.tables[verdict.TableRegex] {
+		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
+		if err != nil {
+			return nil, fmt.Errorf("read domain_regex: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p string
+			var v4, v6 sql.NullString
+			if err := rows.Scan(&p, &v4, &v6); err != nil {
+				return nil, fmt.Errorf("read domain_regex: %w", err)
+			}
+			a4, a6 := s.parseIPs("domain_regex", p, v4.String, v6.String)
+			next.regex.addRule(p, a4, a6)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read domain_regex: %w", err)
+		}
+	}
+	return next, nil
+}
+
+// parseIPs reads a rule's sinkhole addresses; a bad one is logged and
+// replaced by the global default rather than failing the whole rule.
+func (s *Store) parseIPs(table, rule, v4, v6 string) (a4, a6 netip.Addr) {
+	if v4 = strings.TrimSpace(v4); v4 != "" {
+		if a, err := netip.ParseAddr(v4); err == nil && a.Is4() {
+			a4 = a
+		} else {
+			s.opts.Logf("blockcache: %s %q: IPv4 %q is not an IPv4 address; using the default", table, rule, v4)
+		}
+	}
+	if v6 = strings.TrimSpace(v6); v6 != "" {
+		if a, err := netip.ParseAddr(v6); err == nil && a.Is6() && !a.Is4In6() {
+			a6 = a
+		} else {
+			s.opts.Logf("blockcache: %s %q: IPv6 %q is not an IPv6 address; using the default", table, rule, v6)
+		}
+	}
+	return a4, a6
+}
+
+// Resolve computes the verdict for a normalized name and reports the list
+// version it was computed from. The rule tables are read by one SQL
+// statement, so all of them come from one database snapshot, and that
+// statement also returns the version; if it is newer than the snapshot the
+// regex rules came from, the snapshot is refreshed first so verdicts of two
+// versions are never mixed.
+func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespace, error) {
+	s.lookups.Add(1)
+	for attempt := 0; ; attempt++ {
+		snap := s.snap.Load()
+		v, ver, err := s.queryTables(ctx, snap, n)
+		if err != nil {
+			s.errs.Add(1)
+			return verdict.Verdict{}, snap.ns, err
+		}
+		if snap.hasMeta && ver != snap.ns.Version && attempt == 0 {
+			s.retries.Add(1)
+			if err := s.refresh(ctx, false); err != nil {
+				s.errs.Add(1)
+				return verdict.Verdict{}, snap.ns, err
+			}
+			continue
+		}
+		if v.Action == verdict.Pass {
+			if r, ok := snap.regex.match(n); ok {
+				v = verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}
+			}
+		}
+		return v, snap.ns, nil
+	}
+}
+
+func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, error) {
+	var best verdict.Verdict
+	sfx := name.Suffixes(n)
+	pl, err := snap.q.get(ctx, len(sfx))
+	if err != nil || pl.stmt == nil {
+		return best, snap.ns.Version, err
+	}
+	args := make([]any, pl.nargs)
+	for i := range args {
+		args[i] = sfx[i]
+	}
+	rows, err := pl.stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+	}
+	defer rows.Close()
+	ver := snap.ns.Version
+	for rows.Next() {
+		var t int
+		var dom, server, v4, v6 sql.NullString
+		if err := rows.Scan(&t, &dom, &server, &v4, &v6); err != nil {
+			return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+		}
+		if t == 0 { // the meta row: the version of this very snapshot
+			var x uint64
+			fmt.Sscan(v4.String, &x)
+			ver = x
+			continue
+		}
+		tb := verdict.Table(t)
+		if best.Action != verdict.Pass && (tb > best.Table || tb == best.Table && len(dom.String) <= len(best.Rule)) {
+			continue
+		}
+		cand := verdict.Verdict{Table: tb, Rule: dom.String}
+		switch tb {
+		case verdict.TableDNSAllow, verdict.TableDNSBlock:
+			srv := strings.TrimSpace(server.String)
+			if err := verdict.ValidServer(srv); err != nil {
+				s.opts.Logf("blockcache: %s %q: %v; rule ignored", tb, dom.String, err)
+				continue
+			}
+			cand.Action, cand.Server = verdict.Forward, srv
+		default:
+			cand.Action = verdict.Block
+			cand.IPv4, cand.IPv6 = s.parseIPs(tb.String(), dom.String, v4.String, v6.String)
+		}
+		best = cand
+	}
+	if err := rows.Err(); err != nil {
+		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+	}
+	return best, ver, nil
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	snap := s.snap.Load()
+	return Stats{
+		Lookups: s.lookups.Load(), Errors: s.errs.Load(), Reloads: s.reloads.Load(),
+		RegexPatterns: len(snap.regex.rules), RegexSkipped: len(snap.regex.skipped),
+		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
+		VersionRetries: s.retries.Load(),
+	}
+}
+
+// Close stops the version watcher and closes the database.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	s.snap.Load().q.close()
+	s.poll.Close()
+	return s.db.Close()
+}
+
+// queries holds the lookup statement for each suffix count of one table set.
+type queries struct {
+	db      *sql.DB
+	tables  [verdict.TableRegex + 1]bool
+	hasMeta bool
+	mu      sync.Mutex
+	byK     map[int]preparedLookup
+}
+
+type preparedLookup struct {
+	stmt  *sql.Stmt
+	nargs int // SQLite counts parameters up to the highest index used
+}
+
+func (q *queries) get(ctx context.Context, k int) (preparedLookup, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if pl, ok := q.byK[k]; ok {
+		return pl, nil
+	}
+	text, nargs := lookupSQL(q.tables, q.hasMeta, k)
+	if text == "" {
+		return preparedLookup{}, nil
+	}
+	st, err := q.db.PrepareContext(ctx, text)
+	if err != nil {
+		return preparedLookup{}, fmt.Errorf("prepare lookup for %d labels: %w", k, err)
+	}
+	if q.byK == nil {
+		q.byK = make(map[int]preparedLookup)
+	}
+	pl := preparedLookup{stmt: st, nargs: nargs}
+	q.byK[k] = pl
+	return pl, nil
+}
+
+func (q *queries) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, pl := range q.byK {
+		pl.stmt.Close()
+	}
+	q.byK = nil
+}
+
+// lookupSQL builds the one statement that probes every present rule table
+// for a name of k labels: ?1 is the full name, ?1..?k its suffixes. Each
+// IN list is k primary-key point lookups; nothing scans.
+func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta bool, k int) (text string, nargs int) {
+	in := make([]string, k)
+	for i := range in {
+		in[i] = fmt.Sprintf("?%d", i+1)
+	}
+	set := "(" + strings.Join(in, ",") + ")"
+	var parts []string
+	if tables[verdict.TableDNSAllow] {
+		parts = append(parts, "SELECT 1, Domain, Server, NULL, NULL FROM domain_dns_allow WHERE Domain IN "+set)
+	}
+	if tables[verdict.TableDNSBlock] {
+		parts = append(parts, "SELECT 2, Domain, Server, NULL, NULL FROM domain_dns_block WHERE Domain IN "+set)
+	}
+	if tables[verdict.TableExact] {
+		parts = append(parts, "SELECT 3, Domain, NULL, IPv4, IPv6 FROM domain_exact WHERE Domain = ?1")
+	}
+	if tables[verdict.TableDomain] {
+		parts = append(parts, "SELECT 4, Domain, NULL, IPv4, IPv6 FROM domain WHERE Domain IN "+set)
+	}
+	if len(parts) == 0 && !hasMeta {
+		return "", 0
+	}
+	if hasMeta {
+		parts = append(parts, "SELECT 0, NULL, NULL, CAST(Value AS TEXT), NULL FROM "+MetaTable+" WHERE Key = 'version'")
+	}
+	nargs = 0
+	if tables[verdict.TableExact] {
+		nargs = 1
+	}
+	if tables[verdict.TableDNSAllow] || tables[verdict.TableDNSBlock] || tables[verdict.TableDomain] {
+		nargs = k
+	}
+	return strings.Join(parts, " UNION ALL "), nargs
+}

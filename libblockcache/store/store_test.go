@@ -1,0 +1,335 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// newDB creates a database with our schema and the given statements.
+func newDB(t testing.TB, stmts ...string) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "list.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	exec(t, db, stmts...)
+	return path, db
+}
+
+func exec(t testing.TB, db *sql.DB, stmts ...string) {
+	t.Helper()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func open(t testing.TB, path string, logf func(string, ...any)) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Options{Path: path, PollInterval: 20 * time.Millisecond, Logf: logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func resolve(t testing.TB, s *Store, n string) verdict.Verdict {
+	t.Helper()
+	v, _, err := s.Resolve(context.Background(), n)
+	if err != nil {
+		t.Fatalf("Resolve(%q): %v", n, err)
+	}
+	return v
+}
+
+var fixture = []string{
+	`INSERT INTO domain_dns_allow VALUES ('allowed.tracker.net', '9.9.9.9'), ('corp.example', '10.1.1.1#5353')`,
+	`INSERT INTO domain_dns_block VALUES ('family.example', '1.1.1.3'), ('kids.family.example', '1.1.1.4')`,
+	`INSERT INTO domain_exact VALUES ('exact.example', NULL, NULL), ('ip.exact.example', '10.0.0.9', 'fd00::9'), ('ads.corp.example', NULL, NULL)`,
+	`INSERT INTO domain VALUES ('tracker.net', NULL, NULL), ('deep.tracker.net', '10.0.0.2', ''), ('exact.example', NULL, NULL)`,
+	`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL), ('(^|\.)doubleclick\.', '10.0.0.3', NULL), ('bad(regex', NULL, NULL), ('[0-9]{4}telemetry', NULL, '::3')`,
+}
+
+func TestPrecedenceAndMatching(t *testing.T) {
+	path, _ := newDB(t, fixture...)
+	var logged []string
+	var mu sync.Mutex
+	s := open(t, path, func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() })
+	ip := func(s string) string { return s }
+	cases := []struct {
+		name   string
+		action verdict.Action
+		table  verdict.Table
+		rule   string
+		extra  string // server or ipv4
+	}{
+		{"unlisted.org", verdict.Pass, verdict.TableNone, "", ""},
+		{"tracker.net", verdict.Block, verdict.TableDomain, "tracker.net", ""},
+		{"a.b.tracker.net", verdict.Block, verdict.TableDomain, "tracker.net", ""},
+		{"nottracker.net", verdict.Pass, verdict.TableNone, "", ""},
+		{"x.deep.tracker.net", verdict.Block, verdict.TableDomain, "deep.tracker.net", ip("10.0.0.2")},
+		{"allowed.tracker.net", verdict.Forward, verdict.TableDNSAllow, "allowed.tracker.net", "9.9.9.9"},
+		{"www.allowed.tracker.net", verdict.Forward, verdict.TableDNSAllow, "allowed.tracker.net", "9.9.9.9"},
+		{"ads.corp.example", verdict.Forward, verdict.TableDNSAllow, "corp.example", "10.1.1.1#5353"},
+		{"family.example", verdict.Forward, verdict.TableDNSBlock, "family.example", "1.1.1.3"},
+		{"x.kids.family.example", verdict.Forward, verdict.TableDNSBlock, "kids.family.example", "1.1.1.4"},
+		{"exact.example", verdict.Block, verdict.TableExact, "exact.example", ""},
+		{"sub.exact.example", verdict.Block, verdict.TableDomain, "exact.example", ""},
+		{"ip.exact.example", verdict.Block, verdict.TableExact, "ip.exact.example", "10.0.0.9"},
+		{"www.ip.exact.example", verdict.Block, verdict.TableDomain, "exact.example", ""},
+		{"ads1.example.org", verdict.Block, verdict.TableRegex, `^ad[sz]?[0-9]*\.`, ""},
+		{"x.doubleclick.net", verdict.Block, verdict.TableRegex, `(^|\.)doubleclick\.`, "10.0.0.3"},
+		{"notdoubleclick.net", verdict.Pass, verdict.TableNone, "", ""},
+		{"a1234telemetry.com", verdict.Block, verdict.TableRegex, `[0-9]{4}telemetry`, ""},
+		{"a123telemetry.com", verdict.Pass, verdict.TableNone, "", ""},
+		{"net", verdict.Pass, verdict.TableNone, "", ""},
+	}
+	for _, c := range cases {
+		v := resolve(t, s, c.name)
+		if v.Action != c.action || v.Table != c.table || v.Rule != c.rule {
+			t.Errorf("%s: got %v/%v rule %q, want %v/%v rule %q", c.name, v.Action, v.Table, v.Rule, c.action, c.table, c.rule)
+			continue
+		}
+		switch {
+		case c.action == verdict.Forward && v.Server != c.extra:
+			t.Errorf("%s: server %q, want %q", c.name, v.Server, c.extra)
+		case c.action == verdict.Block && c.extra != "" && v.IPv4.String() != c.extra:
+			t.Errorf("%s: ipv4 %v, want %s", c.name, v.IPv4, c.extra)
+		case c.action == verdict.Block && c.extra == "" && v.IPv4.IsValid():
+			t.Errorf("%s: ipv4 %v, want the global default", c.name, v.IPv4)
+		}
+	}
+	if v := resolve(t, s, "ip.exact.example"); v.IPv6.String() != "fd00::9" {
+		t.Errorf("per-rule IPv6 = %v", v.IPv6)
+	}
+	if v := resolve(t, s, "x1234telemetry.com"); v.IPv6.String() != "::3" || v.IPv4.IsValid() {
+		t.Errorf("regex per-rule IPs = %v %v", v.IPv4, v.IPv6)
+	}
+	st := s.Stats()
+	if st.RegexPatterns != 3 || st.RegexSkipped != 1 {
+		t.Errorf("regex stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, l := range logged {
+		if containsAll(l, "bad(regex", "skipped") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("bad pattern not logged with its text: %q", logged)
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
+
+// A database made by other tools: rowid tables, no meta table, only some
+// tables present. It must be read unchanged.
+func TestLegacyDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec(t, db,
+		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('legacy.example', '1.2.3.4', NULL)`,
+	)
+	s := open(t, path, nil)
+	if v := resolve(t, s, "www.legacy.example"); v.Action != verdict.Block || v.IPv4.String() != "1.2.3.4" {
+		t.Fatalf("legacy lookup = %+v", v)
+	}
+	if v := resolve(t, s, "other.example"); v.Action != verdict.Pass {
+		t.Fatalf("legacy miss = %+v", v)
+	}
+	ns := s.Namespace()
+	exec(t, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "new.example").Action == verdict.Block })
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() != ns })
+	// A table created later is picked up too.
+	exec(t, db, `CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain_exact VALUES ('late.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "late.example").Table == verdict.TableExact })
+}
+
+func TestNoTables(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.db")
+	db, _ := sql.Open("sqlite3", path)
+	exec(t, db, `CREATE TABLE unrelated (x)`)
+	db.Close()
+	s := open(t, path, nil)
+	if v := resolve(t, s, "a.example"); v.Action != verdict.Pass {
+		t.Fatalf("%+v", v)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Open(context.Background(), Options{Path: filepath.Join(dir, "missing.db")}); err == nil || !contains(err.Error(), "not found") {
+		t.Errorf("missing file: %v", err)
+	}
+	junk := filepath.Join(dir, "junk.db")
+	writeFile(t, junk, "this is not a database, just some text that is long enough to look like a header......................................")
+	if _, err := Open(context.Background(), Options{Path: junk}); err == nil || !contains(err.Error(), "not an SQLite") {
+		t.Errorf("junk file: %v", err)
+	}
+	if _, err := Open(context.Background(), Options{Path: dir}); err == nil {
+		t.Error("directory accepted")
+	}
+}
+
+func TestUpdatesVisible(t *testing.T) {
+	path, db := newDB(t, fixture...)
+	s := open(t, path, nil)
+	v0 := s.Namespace()
+	if resolve(t, s, "later.example").Action != verdict.Pass {
+		t.Fatal("listed before insert")
+	}
+	start := time.Now()
+	exec(t, db, `INSERT INTO domain_exact VALUES ('later.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version > v0.Version })
+	t.Logf("version change seen after %v", time.Since(start))
+	if v := resolve(t, s, "later.example"); v.Action != verdict.Block {
+		t.Fatalf("after insert: %+v", v)
+	}
+	exec(t, db, `INSERT INTO domain_regex VALUES ('^later2\.', NULL, NULL)`)
+	// The regex set must follow the version even when a lookup sees the
+	// new version before the watcher does.
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "later2.example").Action == verdict.Block })
+	exec(t, db, `DELETE FROM domain WHERE Domain = 'tracker.net'`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.tracker.net").Action == verdict.Pass })
+}
+
+// A lookup that sees a version newer than its regex snapshot refreshes
+// before answering, so a regex added in the same commit as the version
+// bump is never missed.
+func TestNoMixedVersions(t *testing.T) {
+	path, db := newDB(t)
+	s, err := Open(context.Background(), Options{Path: path, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exec(t, db, `INSERT INTO domain_regex VALUES ('^mixed\.', NULL, NULL)`)
+	v, ns, err := s.Resolve(context.Background(), "mixed.example")
+	if err != nil || v.Action != verdict.Block {
+		t.Fatalf("regex of the new version not applied: %+v %v", v, err)
+	}
+	if ns != s.Namespace() || s.Stats().VersionRetries != 1 {
+		t.Fatalf("namespace %v vs %v, retries %d", ns, s.Namespace(), s.Stats().VersionRetries)
+	}
+}
+
+func TestConcurrentWriter(t *testing.T) {
+	path, db := newDB(t, fixture...)
+	s := open(t, path, nil)
+	stop := make(chan struct{})
+	var lookups, failures atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				v, _, err := s.Resolve(context.Background(), "a.b.tracker.net")
+				lookups.Add(1)
+				if err != nil || v.Action != verdict.Block {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	for i := 0; i < 200; i++ {
+		exec(t, db, fmt.Sprintf(`INSERT INTO domain VALUES ('w%d.example', NULL, NULL)`, i))
+	}
+	close(stop)
+	wg.Wait()
+	if failures.Load() != 0 || lookups.Load() == 0 {
+		t.Fatalf("%d of %d lookups failed during writes", failures.Load(), lookups.Load())
+	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "x.w199.example").Action == verdict.Block })
+}
+
+func TestInitUpgradesInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, _ := sql.Open("sqlite3", path)
+	defer db.Close()
+	exec(t, db,
+		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('Upper.Example.', NULL, NULL), ('keep.example', '1.1.1.1', NULL)`,
+		`CREATE TABLE domain_regex (Pattern TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain_regex VALUES ('^x\.', NULL, NULL)`,
+	)
+	if err := Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(context.Background(), db); err != nil {
+		t.Fatalf("second init: %v", err)
+	}
+	var n int
+	db.QueryRow(`SELECT count(*) FROM domain`).Scan(&n)
+	if n != 2 {
+		t.Fatalf("rows after upgrade: %d", n)
+	}
+	s := open(t, path, nil)
+	if v := resolve(t, s, "www.upper.example"); v.Action != verdict.Block {
+		t.Fatalf("normalized row not found: %+v", v)
+	}
+	if !s.Stats().HasMeta {
+		t.Fatal("no meta table after init")
+	}
+	var mode string
+	db.QueryRow(`PRAGMA journal_mode`).Scan(&mode)
+	if mode != "wal" {
+		t.Fatalf("journal_mode = %s", mode)
+	}
+}
+
+func waitFor(t testing.TB, d time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

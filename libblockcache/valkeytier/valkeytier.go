@@ -1,0 +1,387 @@
+// Package valkeytier is the fleet-wide cache tier. It must never slow or
+// break lookups: reads are bounded by a short deadline, writes go through a
+// bounded queue to a background pipelined writer, and after a few
+// consecutive failures a circuit opens so that lookups skip Valkey at the
+// cost of one atomic load until a background probe finds it healthy again.
+package valkeytier
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// Circuit states, exposed in statistics.
+const (
+	Closed = 0 // Valkey is used
+	Open   = 1 // Valkey is skipped; a background probe checks it
+)
+
+// Tier is the Valkey tier. Safe for concurrent use.
+type Tier struct {
+	cfg  config.Valkey
+	logf func(string, ...any)
+
+	client  atomic.Pointer[valkey.Client] // nil until the first connection succeeds
+	circuit atomic.Int32
+	fails   atomic.Int32 // consecutive read/write failures
+
+	queue chan write
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	// auto mode: exponentially weighted latencies in nanoseconds (float64 bits)
+	ewmaValkey, ewmaSource atomic.Uint64
+	autoSkips              atomic.Uint64
+
+	hits, misses, errs, timeouts, corrupt atomic.Uint64
+	dropped, written, writeErrs           atomic.Uint64
+	opened, probes                        atomic.Uint64
+
+	nsMu    sync.Mutex
+	nsCache struct {
+		ns  store.Namespace
+		tag string
+	}
+}
+
+type write struct {
+	key string
+	val []byte
+}
+
+// New starts the tier. It does not fail when Valkey is unreachable: the
+// circuit starts open and the background probe connects when it can.
+func New(cfg config.Valkey, logf func(string, ...any)) (*Tier, error) {
+	if !cfg.Enabled() {
+		return nil, errors.New("no valkey-host or valkey-cluster configured")
+	}
+	t := &Tier{cfg: cfg, logf: logf, queue: make(chan write, cfg.QueueSize), stop: make(chan struct{})}
+	t.circuit.Store(Open)
+	if err := t.connect(); err != nil {
+		t.logf("blockcache: valkey %v unreachable at start (%v); lookups go to SQLite until it answers", cfg.Addrs(), err)
+	} else {
+		t.circuit.Store(Closed)
+	}
+	t.wg.Add(2)
+	go t.writer()
+	go t.prober()
+	return t, nil
+}
+
+func (t *Tier) options() valkey.ClientOption {
+	o := valkey.ClientOption{
+		InitAddress:       t.cfg.Addrs(),
+		Username:          t.cfg.User,
+		Password:          t.cfg.Password,
+		SelectDB:          t.cfg.DB,
+		DisableCache:      true,
+		DisableRetry:      true,
+		ForceSingleClient: len(t.cfg.Cluster) == 0,
+		Dialer:            net.Dialer{Timeout: time.Second},
+		ConnWriteTimeout:  2 * time.Second,
+		ClientName:        "libblockcache",
+	}
+	if t.cfg.TLS {
+		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.cfg.TLSInsecure}
+		if len(t.cfg.Cluster) == 0 {
+			o.TLSConfig.ServerName = t.cfg.Host
+		}
+	}
+	return o
+}
+
+// connect creates the client (valkey-go dials and authenticates here, so a
+// wrong password is reported now) and checks it with a PING.
+func (t *Tier) connect() error {
+	c, err := valkey.NewClient(t.options())
+	if err != nil {
+		return fmt.Errorf("connect %v: %w", t.cfg.Addrs(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
+		c.Close()
+		return fmt.Errorf("ping %v: %w", t.cfg.Addrs(), err)
+	}
+	t.client.Store(&c)
+	return nil
+}
+
+func (t *Tier) ID() verdict.Tier { return verdict.TierValkey }
+
+// Key is the Valkey key of k: prefix, a hash of the namespace, the name.
+// The namespace hash keeps keys short (bytes per key is the cost of a
+// fleet cache) while two list versions still never share a key.
+func (t *Tier) Key(k engine.Key) string {
+	return t.cfg.Prefix + t.nsTag(k.NS) + k.Name
+}
+
+func (t *Tier) nsTag(ns store.Namespace) string {
+	t.nsMu.Lock()
+	defer t.nsMu.Unlock()
+	if t.nsCache.ns != ns || t.nsCache.tag == "" {
+		h := fnv.New64a()
+		h.Write([]byte(ns.ListID))
+		h.Write([]byte{0})
+		h.Write([]byte(strconv.FormatUint(ns.Version, 10)))
+		t.nsCache.ns, t.nsCache.tag = ns, base64.RawURLEncoding.EncodeToString(h.Sum(nil))+":"
+	}
+	return t.nsCache.tag
+}
+
+// Get asks Valkey with the read deadline. Any failure is a miss.
+func (t *Tier) Get(ctx context.Context, k engine.Key) (verdict.Verdict, bool) {
+	if t.circuit.Load() != Closed || t.cfg.Read == config.ReadNever {
+		return verdict.Verdict{}, false
+	}
+	if t.cfg.Read == config.ReadAuto && !t.autoWantsRead() {
+		t.autoSkips.Add(1)
+		return verdict.Verdict{}, false
+	}
+	cp := t.client.Load()
+	if cp == nil {
+		return verdict.Verdict{}, false
+	}
+	c := *cp
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	start := time.Now()
+	b, err := c.Do(ctx, c.B().Get().Key(t.Key(k)).Build()).AsBytes()
+	cancel()
+	t.observe(&t.ewmaValkey, time.Since(start))
+	if err != nil {
+		if valkey.IsValkeyNil(err) {
+			t.fails.Store(0)
+			t.misses.Add(1)
+			return verdict.Verdict{}, false
+		}
+		t.failed(err)
+		return verdict.Verdict{}, false
+	}
+	t.fails.Store(0)
+	v, err := verdict.Decode(b)
+	if err != nil {
+		t.corrupt.Add(1)
+		t.misses.Add(1)
+		t.logf("blockcache: valkey value for %q ignored: %v", k.Name, err)
+		return verdict.Verdict{}, false
+	}
+	t.hits.Add(1)
+	return v, true
+}
+
+func (t *Tier) failed(err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.timeouts.Add(1)
+	} else {
+		t.errs.Add(1)
+	}
+	if int(t.fails.Add(1)) >= t.cfg.CircuitFailures && t.circuit.CompareAndSwap(Closed, Open) {
+		t.opened.Add(1)
+		t.logf("blockcache: valkey circuit open after %d consecutive failures (last: %v); skipping it for now", t.cfg.CircuitFailures, err)
+	}
+}
+
+// Put queues a write; when the queue is full the write is dropped and
+// counted, because a lookup must never wait for Valkey.
+func (t *Tier) Put(k engine.Key, v verdict.Verdict) {
+	if t.circuit.Load() != Closed {
+		t.dropped.Add(1)
+		return
+	}
+	select {
+	case t.queue <- write{key: t.Key(k), val: v.AppendBinary(nil)}:
+	default:
+		t.dropped.Add(1)
+	}
+}
+
+// writer sends queued writes in pipelined batches.
+func (t *Tier) writer() {
+	defer t.wg.Done()
+	batch := make([]write, 0, 256)
+	for {
+		select {
+		case <-t.stop:
+			return
+		case w := <-t.queue:
+			batch = append(batch[:0], w)
+		more:
+			for len(batch) < cap(batch) {
+				select {
+				case w := <-t.queue:
+					batch = append(batch, w)
+				default:
+					break more
+				}
+			}
+			t.flush(batch)
+		}
+	}
+}
+
+func (t *Tier) flush(batch []write) {
+	cp := t.client.Load()
+	if cp == nil || t.circuit.Load() != Closed {
+		t.dropped.Add(uint64(len(batch)))
+		return
+	}
+	c := *cp
+	cmds := make(valkey.Commands, len(batch))
+	for i, w := range batch {
+		cmds[i] = c.B().Set().Key(w.key).Value(valkey.BinaryString(w.val)).ExSeconds(int64(t.cfg.TTL / time.Second)).Build()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var firstErr error
+	for _, r := range c.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil {
+			t.writeErrs.Add(1)
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		t.written.Add(1)
+	}
+	if firstErr != nil {
+		t.failed(firstErr)
+		t.logf("blockcache: valkey write failed: %v", firstErr)
+	}
+}
+
+// Drain waits until the write queue is empty (used by warm-up).
+func (t *Tier) Drain(ctx context.Context) error {
+	for len(t.queue) > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	// the writer may hold a batch in flight; give it one write timeout
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(20 * time.Millisecond):
+	}
+	return nil
+}
+
+// prober reconnects and closes the circuit once Valkey answers a PING.
+func (t *Tier) prober() {
+	defer t.wg.Done()
+	tick := time.NewTicker(t.cfg.CircuitOpen)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		if t.circuit.Load() == Closed {
+			continue
+		}
+		t.probes.Add(1)
+		if err := t.probe(); err != nil {
+			continue
+		}
+		t.fails.Store(0)
+		t.circuit.Store(Closed)
+		t.logf("blockcache: valkey %v answers again; circuit closed", t.cfg.Addrs())
+	}
+}
+
+func (t *Tier) probe() error {
+	cp := t.client.Load()
+	if cp == nil {
+		return t.connect()
+	}
+	c := *cp
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	return c.Do(ctx, c.B().Ping().Build()).Error()
+}
+
+// ObserveSource is called by the engine with the cost of a source lookup;
+// valkey-read=auto compares it with the cost of a Valkey read.
+func (t *Tier) ObserveSource(d time.Duration) { t.observe(&t.ewmaSource, d) }
+
+func (t *Tier) observe(a *atomic.Uint64, d time.Duration) {
+	old := math.Float64frombits(a.Load())
+	x := float64(d)
+	if old != 0 {
+		x = old*0.95 + x*0.05
+	}
+	a.Store(math.Float64bits(x))
+}
+
+// autoWantsRead reads Valkey while it is measured faster than the source,
+// and otherwise still one read in 64 so both figures stay current.
+func (t *Tier) autoWantsRead() bool {
+	v, s := math.Float64frombits(t.ewmaValkey.Load()), math.Float64frombits(t.ewmaSource.Load())
+	if v == 0 || s == 0 || v < s {
+		return true
+	}
+	return t.autoSkips.Load()%64 == 63
+}
+
+// Flush is a no-op: the shared cache is keyed by list version, so there
+// is never anything stale in it to drop.
+func (t *Tier) Flush() {}
+
+func (t *Tier) Stats() engine.TierStats {
+	return engine.TierStats{
+		Tier: verdict.TierValkey, Hits: t.hits.Load(), Misses: t.misses.Load(), Errors: t.errs.Load(),
+		Extra: map[string]uint64{
+			"timeouts": t.timeouts.Load(), "corrupt": t.corrupt.Load(), "dropped_writes": t.dropped.Load(),
+			"written": t.written.Load(), "write_errors": t.writeErrs.Load(), "circuit_open": uint64(t.circuit.Load()),
+			"circuit_opened": t.opened.Load(), "probes": t.probes.Load(), "auto_skips": t.autoSkips.Load(),
+			"ewma_valkey_ns": uint64(math.Float64frombits(t.ewmaValkey.Load())),
+			"ewma_source_ns": uint64(math.Float64frombits(t.ewmaSource.Load())),
+		},
+	}
+}
+
+// CircuitOpen reports whether Valkey is being skipped.
+func (t *Tier) CircuitOpen() bool { return t.circuit.Load() != Closed }
+
+// Client returns the connected client, or nil; used by tooling for stats.
+func (t *Tier) Client() valkey.Client {
+	if cp := t.client.Load(); cp != nil {
+		return *cp
+	}
+	return nil
+}
+
+// Close stops the writer after a short grace period for queued writes.
+func (t *Tier) Close() error {
+	t.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		t.Drain(ctx)
+		cancel()
+		close(t.stop)
+		t.wg.Wait()
+		if c := t.Client(); c != nil {
+			c.Close()
+		}
+	})
+	return nil
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Adds the apt entries this project needs (bookworm-backports for valkey-server,
+# deb-src for `apt-get source dnsmasq`), derived from the machine's own Debian
+# mirror so that no registry host is ever written into the repository, then
+# installs the packages the build, the tests and the demo use.
+# Idempotent; needs root.
+set -euo pipefail
+
+need_root() { [ "$(id -u)" -eq 0 ] || { echo "apt-setup: run as root" >&2; exit 1; }; }
+need_root
+
+# mirror_uri prints the first URI of the main Debian archive configured on
+# this machine, from deb822 .sources files or one-line sources.list entries.
+mirror_uri() {
+	local f uri
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[ -f "$f" ] || continue
+		uri=$(awk '/^URIs:/ {for (i=2;i<=NF;i++) if ($i !~ /security/) {print $i; exit}}' "$f")
+		[ -n "$uri" ] && { echo "$uri"; return; }
+	done
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[ -f "$f" ] || continue
+		uri=$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' "$f")
+		[ -n "$uri" ] && { echo "$uri"; return; }
+	done
+}
+
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+uri=$(mirror_uri)
+[ -n "$uri" ] || { echo "apt-setup: no Debian mirror found in /etc/apt/sources*" >&2; exit 1; }
+
+list=/etc/apt/sources.list.d/libblockcache.sources
+if [ ! -f "$list" ]; then
+	cat >"$list" <<SRC
+Types: deb deb-src
+URIs: $uri
+Suites: ${codename}-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: $uri
+Suites: ${codename} ${codename}-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc >/dev/null
+apt-get install -y -qq --no-install-recommends -t "${codename}-backports" valkey-server valkey-tools >/dev/null
+# Stop the packaged service: tests and the demo start their own servers.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now valkey-server >/dev/null 2>&1 || true; fi
+pkill -x valkey-server 2>/dev/null || true
+echo "apt-setup: ok (valkey $(valkey-server --version | awk '{print $3}'))"
