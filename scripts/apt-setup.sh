@@ -8,6 +8,8 @@ set -euo pipefail
 
 need_root() { [ "$(id -u)" -eq 0 ] || { echo "apt-setup: run as root" >&2; exit 1; }; }
 need_root
+sources_only=0
+[ "${1:-}" = "--sources-only" ] && sources_only=1
 
 # mirror_uri prints the first URI of the main Debian archive configured on
 # this machine, from deb822 .sources files or one-line sources.list entries.
@@ -48,6 +50,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+[ $sources_only = 1 ] && exit 0
 apt-get install -y -qq --no-install-recommends \
 	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc >/dev/null
 apt-get install -y -qq --no-install-recommends -t "${codename}-backports" valkey-server valkey-tools >/dev/null

@@ -65,6 +65,7 @@ type Config struct {
 	LRUSize      int
 	PollInterval time.Duration
 	MmapSize     int64
+	BlockTTL     int    // dnsmasq's; kept so one option list serves both
 	Metrics      string // host:port of the Prometheus endpoint; empty = off
 	Valkey       Valkey
 }
@@ -75,6 +76,7 @@ func Default() Config {
 		BlockIPv4:    netip.IPv4Unspecified(),
 		BlockIPv6:    netip.IPv6Unspecified(),
 		LRUSize:      1 << 20,
+		BlockTTL:     10,
 		PollInterval: 250 * time.Millisecond,
 		Valkey: Valkey{
 			Port: 6379, TTL: time.Hour, Timeout: 5 * time.Millisecond, Prefix: "bc:",
@@ -99,7 +101,11 @@ var options = map[string]option{
 		c.DBFile = v
 		return nil
 	}},
-	"db-block-ipv4": {"default sinkhole IPv4 for blocked names (0.0.0.0)", func(c *Config, v string) error {
+	"db-block-ipv4": {"default sinkhole IPv4 for blocked names (0.0.0.0); none: answer NXDOMAIN", func(c *Config, v string) error {
+		if v == "none" {
+			c.BlockIPv4 = netip.Addr{}
+			return nil
+		}
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.Is4() {
 			return fmt.Errorf("%q is not an IPv4 address", v)
@@ -107,12 +113,25 @@ var options = map[string]option{
 		c.BlockIPv4 = a
 		return nil
 	}},
-	"db-block-ipv6": {"default sinkhole IPv6 for blocked names (::)", func(c *Config, v string) error {
+	"db-block-ipv6": {"default sinkhole IPv6 for blocked names (::); none: answer NXDOMAIN", func(c *Config, v string) error {
+		if v == "none" {
+			c.BlockIPv6 = netip.Addr{}
+			return nil
+		}
 		a, err := netip.ParseAddr(v)
 		if err != nil || !a.Is6() || a.Is4In6() {
 			return fmt.Errorf("%q is not an IPv6 address", v)
 		}
 		c.BlockIPv6 = a
+		return nil
+	}},
+	"db-block-ttl": {"TTL of blocked answers in seconds (10); used by dnsmasq", func(c *Config, v string) error {
+		return intRange(v, 0, 86400, &c.BlockTTL)
+	}},
+	"blockcache-library": {"path of libblockcache.so; used by dnsmasq", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("empty path")
+		}
 		return nil
 	}},
 	"db-lru-size": {"verdicts kept in the in-process cache (1048576; 0 disables it)", func(c *Config, v string) error {

@@ -38,6 +38,9 @@ func TestSet(t *testing.T) {
 			t.Errorf("Set(%q, %q) accepted", kv[0], kv[1])
 		}
 	}
+	if err := c.Set("db-block-ipv6", "none"); err != nil || c.BlockIPv6.IsValid() {
+		t.Errorf("none: %v %v", err, c.BlockIPv6)
+	}
 	if err := c.Set("no-such-option", "1"); !errors.Is(err, ErrUnknown) {
 		t.Errorf("unknown key: %v", err)
 	}
