@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -46,5 +48,24 @@ func TestSet(t *testing.T) {
 	}
 	if err := (&Config{}).Validate(); err == nil {
 		t.Error("Validate accepted a config without db-file")
+	}
+}
+
+func TestLoadDnsmasqConf(t *testing.T) {
+	dir := t.TempDir()
+	inc := dir + "/inc.conf"
+	os.WriteFile(inc, []byte("valkey-host=10.0.0.5\n"), 0o644)
+	main := dir + "/dnsmasq.conf"
+	os.WriteFile(main, []byte("# comment\nserver=1.1.1.1#53\ndb-file=/var/lib/list.db\nlog-queries\nconf-file="+inc+"\nvalkey-port=7000\n"), 0o644)
+	c := Default()
+	if err := c.LoadDnsmasqConf(main); err != nil {
+		t.Fatal(err)
+	}
+	if c.DBFile != "/var/lib/list.db" || c.Valkey.Host != "10.0.0.5" || c.Valkey.Port != 7000 {
+		t.Fatalf("%+v", c)
+	}
+	os.WriteFile(main, []byte("db-file=/x\nvalkey-port=0\n"), 0o644)
+	if err := c.LoadDnsmasqConf(main); err == nil || !strings.Contains(err.Error(), "dnsmasq.conf:2") {
+		t.Fatalf("bad value error: %v", err)
 	}
 }

@@ -78,11 +78,9 @@ func Init(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("schema: %s: %w", firstWords(s), err)
 		}
 	}
-	for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
-		if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
-			return err
-		}
-	}
+	// Triggers first, so that rows rewritten below bump the version, and
+	// an Init that changes nothing leaves the version (and every cache
+	// keyed on it) alone.
 	for _, t := range RuleTables {
 		for _, s := range TriggerDDL(t) {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -90,8 +88,10 @@ func Init(ctx context.Context, db *sql.DB) error {
 			}
 		}
 	}
-	if _, err := tx.ExecContext(ctx, BumpVersion); err != nil {
-		return fmt.Errorf("bump list version: %w", err)
+	for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
+		if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }

@@ -1,0 +1,492 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
+	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/listfile"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+func cmdInit(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() != 0 {
+		return usagef("init takes no arguments")
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	counts, ns, err := w.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s: schema ready, list %s, %d rules\n", c.cfg.DBFile, ns, total(counts))
+	return nil
+}
+
+func total(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// ruleFlags are the flags of import and add.
+type ruleFlags struct {
+	table, ipv4, ipv6, server string
+}
+
+func (r *ruleFlags) register(c *cli) {
+	c.fs.StringVar(&r.table, "table", "", "target table: domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex")
+	c.fs.StringVar(&r.ipv4, "ipv4", "", "per-rule sinkhole IPv4 (block tables; default: db-block-ipv4)")
+	c.fs.StringVar(&r.ipv6, "ipv6", "", "per-rule sinkhole IPv6 (block tables; default: db-block-ipv6)")
+	c.fs.StringVar(&r.server, "server", "", "server \"ip\" or \"ip#port\" (domain_dns_allow, domain_dns_block)")
+}
+
+func (r *ruleFlags) check() (verdict.Table, error) {
+	if r.table == "" {
+		return 0, usagef("--table is required")
+	}
+	t, err := store.TableByName(r.table)
+	if err != nil {
+		return 0, usageError{err.Error()}
+	}
+	forward := t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
+	if forward && r.server == "" {
+		return 0, usagef("--table %s needs --server", r.table)
+	}
+	if !forward && r.server != "" {
+		return 0, usagef("--server only applies to domain_dns_allow and domain_dns_block")
+	}
+	if forward && (r.ipv4 != "" || r.ipv6 != "") {
+		return 0, usagef("--ipv4/--ipv6 do not apply to %s", r.table)
+	}
+	if r.server != "" {
+		if err := verdict.ValidServer(r.server); err != nil {
+			return 0, usageError{err.Error()}
+		}
+	}
+	if r.ipv4 != "" {
+		if a, err := listfileAddr(r.ipv4); err != nil || !a {
+			return 0, usagef("--ipv4 %q is not an IPv4 address", r.ipv4)
+		}
+	}
+	if r.ipv6 != "" {
+		if a, err := listfileAddr(r.ipv6); err != nil || a {
+			return 0, usagef("--ipv6 %q is not an IPv6 address", r.ipv6)
+		}
+	}
+	return t, nil
+}
+
+func cmdImport(ctx context.Context, c *cli, args []string) error {
+	var rf ruleFlags
+	rf.register(c)
+	strict := c.fs.Bool("strict", false, "any rejected line aborts the import with nothing written")
+	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	t, err := rf.check()
+	if err != nil {
+		return err
+	}
+	if c.fs.NArg() == 0 {
+		return usagef("no input files (use - for stdin)")
+	}
+	kind := listfile.Domains
+	if t == verdict.TableRegex {
+		kind = listfile.Patterns
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+
+	files := c.fs.Args()
+	var totalBytes int64
+	for _, f := range files {
+		if f == "-" {
+			continue
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		totalBytes += fi.Size()
+	}
+	prog := newProgress(c.stderr, totalBytes, *quiet)
+	var readers []*listfile.Reader
+	var cur *listfile.Reader
+	var curFile io.Closer
+	idx := 0
+	var doneBytes int64
+	problems := 0
+	next := func() (string, bool, error) {
+		for {
+			if ctx.Err() != nil {
+				return "", false, ctx.Err()
+			}
+			if cur == nil {
+				if idx == len(files) {
+					return "", false, nil
+				}
+				f := files[idx]
+				idx++
+				var in io.Reader = c.stdin
+				if f != "-" {
+					fh, err := os.Open(f)
+					if err != nil {
+						return "", false, fmt.Errorf("input: %w", err)
+					}
+					in, curFile = fh, fh
+				} else {
+					f = "stdin"
+				}
+				cur = listfile.NewReader(bufio.NewReaderSize(in, 1<<20), f, kind)
+				cur.Exact = t == verdict.TableExact
+				readers = append(readers, cur)
+			}
+			e, err := cur.Next()
+			for ; problems < len(cur.Problems); problems++ {
+				p := cur.Problems[problems]
+				if *strict {
+					return "", false, fmt.Errorf("%v (--strict: nothing written)", p)
+				}
+				fmt.Fprintf(c.stderr, "skipped %v\n", p)
+			}
+			if err == io.EOF {
+				doneBytes += cur.Bytes
+				if curFile != nil {
+					curFile.Close()
+					curFile = nil
+				}
+				cur, problems = nil, 0
+				continue
+			}
+			if err != nil {
+				return "", false, err
+			}
+			prog.update(doneBytes + cur.Bytes)
+			return e, true, nil
+		}
+	}
+	start := time.Now()
+	st, err := w.Import(ctx, t, next, store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server}, nil)
+	prog.finish()
+	if curFile != nil {
+		curFile.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("%w; the list is unchanged", err)
+	}
+	rejected, skipped := 0, 0
+	for _, r := range readers {
+		rejected += len(r.Problems)
+		skipped += r.Skipped
+	}
+	_, ns, _ := w.Counts(ctx)
+	el := time.Since(start)
+	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
+		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	return nil
+}
+
+func cmdAdd(ctx context.Context, c *cli, args []string) error {
+	var rf ruleFlags
+	rf.register(c)
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	t, err := rf.check()
+	if err != nil {
+		return err
+	}
+	if c.fs.NArg() == 0 {
+		return usagef("no names given")
+	}
+	var rules []store.Rule
+	for _, a := range c.fs.Args() {
+		k, err := normalizeKey(t, a)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		rules = append(rules, store.Rule{Key: k, IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server})
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := w.Add(ctx, t, rules); err != nil {
+		return err
+	}
+	_, ns, _ := w.Counts(ctx)
+	fmt.Fprintf(c.stdout, "added %d to %s; list %s\n", len(rules), rf.table, ns)
+	return nil
+}
+
+func normalizeKey(t verdict.Table, a string) (string, error) {
+	if t == verdict.TableRegex {
+		if _, err := regexp.Compile(a); err != nil {
+			return "", fmt.Errorf("pattern %q: %w", a, err)
+		}
+		return a, nil
+	}
+	if t != verdict.TableExact {
+		a = strings.TrimPrefix(a, "*.")
+	}
+	return listfile.Normalize(a)
+}
+
+func cmdRm(ctx context.Context, c *cli, args []string) error {
+	table := c.fs.String("table", "", "table to remove from")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	t, err := store.TableByName(*table)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if c.fs.NArg() == 0 {
+		return usagef("no names given")
+	}
+	var keys []string
+	for _, a := range c.fs.Args() {
+		k, err := normalizeKey(t, a)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		keys = append(keys, k)
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	n, err := w.Remove(ctx, t, keys)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "removed %d of %d from %s\n", n, len(keys), *table)
+	return nil
+}
+
+func cmdExport(ctx context.Context, c *cli, args []string) error {
+	table := c.fs.String("table", "", "table to export")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	t, err := store.TableByName(*table)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	out := bufio.NewWriterSize(c.stdout, 1<<16)
+	defer out.Flush()
+	return w.Export(ctx, t, func(r store.Rule) error {
+		_, err := fmt.Fprintln(out, r.Key)
+		return err
+	})
+}
+
+// open starts a library instance like dnsmasq's, without the LRU (it is
+// per process) and with a quiet log.
+func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
+	cfg := c.cfg
+	cfg.LRUSize = 0
+	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
+}
+
+func cmdExplain(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() == 0 {
+		return usagef("no names given")
+	}
+	bc, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer bc.Close()
+	for _, n := range c.fs.Args() {
+		a, err := bc.Explain(ctx, n)
+		if err != nil {
+			fmt.Fprintf(c.stdout, "%s: %v (dnsmasq resolves it normally)\n", n, err)
+			continue
+		}
+		v := a.Verdict
+		fmt.Fprintf(c.stdout, "%s\n  verdict: %s\n  list:    %s\n", a.Name, v.Action, a.NS)
+		if v.Action != verdict.Pass {
+			fmt.Fprintf(c.stdout, "  table:   %s\n  rule:    %s\n", v.Table, v.Rule)
+		}
+		switch v.Action {
+		case verdict.Block:
+			fmt.Fprintf(c.stdout, "  answer:  A %s, AAAA %s\n", addrOr(a.IPv4), addrOr(a.IPv6))
+		case verdict.Forward:
+			fmt.Fprintf(c.stdout, "  server:  %s\n", v.Server)
+		}
+		tier := "sqlite (computed now; the LRU is per dnsmasq process)"
+		if bc.Valkey != nil {
+			if _, ok := bc.Valkey.Get(ctx, engine.Key{NS: a.NS, Name: a.Name}); ok {
+				tier = "valkey (a cached verdict for this list version is there)"
+			} else if bc.Valkey.CircuitOpen() {
+				tier += "; valkey unreachable"
+			} else {
+				tier += "; not cached in valkey yet"
+			}
+		}
+		fmt.Fprintf(c.stdout, "  tier:    %s\n", tier)
+	}
+	return nil
+}
+
+func addrOr(a interface {
+	IsValid() bool
+	String() string
+}) string {
+	if !a.IsValid() {
+		return "none (NXDOMAIN/NODATA)"
+	}
+	return a.String()
+}
+
+func cmdStats(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	counts, ns, err := w.Counts(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "database: %s\nlist:     %s\n", c.cfg.DBFile, ns)
+	for _, t := range store.RuleTables {
+		fmt.Fprintf(c.stdout, "  %-17s %12d\n", verdict.TableNames[t], counts[verdict.TableNames[t]])
+	}
+	var size int64
+	for _, sfx := range []string{"", "-wal", "-shm"} {
+		if fi, err := os.Stat(c.cfg.DBFile + sfx); err == nil {
+			size += fi.Size()
+		}
+	}
+	fmt.Fprintf(c.stdout, "size:     %.1f MiB (with WAL)\n", float64(size)/(1<<20))
+	if !c.cfg.Valkey.Enabled() {
+		fmt.Fprintf(c.stdout, "valkey:   not configured\n")
+		return nil
+	}
+	bc, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer bc.Close()
+	return valkeyStats(ctx, c, bc)
+}
+
+func cmdWarm(ctx context.Context, c *cli, args []string) error {
+	top := c.fs.Int("top", 0, "only the N most frequent names (0: all)")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() == 0 {
+		return usagef("no input files (use - for stdin)")
+	}
+	if !c.cfg.Valkey.Enabled() {
+		return usagef("warm needs Valkey: set valkey-host (--conf or --set valkey-host=...)")
+	}
+	counts := map[string]int{}
+	for _, f := range c.fs.Args() {
+		in := c.stdin
+		if f != "-" {
+			fh, err := os.Open(f)
+			if err != nil {
+				return fmt.Errorf("input: %w", err)
+			}
+			defer fh.Close()
+			in = fh
+		}
+		if err := countNames(in, counts); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	names := make([]string, 0, len(counts))
+	for n := range counts {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if counts[names[i]] != counts[names[j]] {
+			return counts[names[i]] > counts[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	if *top > 0 && len(names) > *top {
+		names = names[:*top]
+	}
+	bc, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer bc.Close()
+	if bc.Valkey.CircuitOpen() {
+		return fmt.Errorf("valkey %v is not reachable", c.cfg.Valkey.Addrs())
+	}
+	stored, invalid, err := bc.Warm(ctx, names)
+	if err != nil {
+		return err
+	}
+	s := bc.Valkey.Stats()
+	fmt.Fprintf(c.stdout, "warmed %d names (%d invalid) into valkey for list %s; %d written, %d dropped\n",
+		stored, invalid, bc.Store.Namespace(), s.Extra["written"], s.Extra["dropped_writes"])
+	if s.Extra["dropped_writes"] > 0 || s.Extra["write_errors"] > 0 {
+		return fmt.Errorf("%d writes dropped, %d failed", s.Extra["dropped_writes"], s.Extra["write_errors"])
+	}
+	return nil
+}
+
+// queryLog matches dnsmasq's log-queries lines: "query[A] name from addr".
+var queryLog = regexp.MustCompile(`query\[[A-Z0-9]+\] (\S+) from `)
+
+// countNames reads a plain list or a dnsmasq query log and counts names.
+func countNames(in io.Reader, counts map[string]int) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if m := queryLog.FindStringSubmatch(line); m != nil {
+			line = m[1]
+		} else if strings.ContainsAny(line, " \t") {
+			continue
+		}
+		counts[strings.ToLower(strings.TrimSuffix(line, "."))]++
+	}
+	return sc.Err()
+}

@@ -1,0 +1,155 @@
+// Command blockcachectl creates, fills, queries and operates blocklists,
+// with the same library code dnsmasq uses, so what it reports is what
+// dnsmasq answers. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+)
+
+// usageError makes main exit with 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+type command struct {
+	name, args, summary, examples string
+	run                           func(ctx context.Context, c *cli, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"init", "", "create a database, or upgrade one made by other tools in place", "blockcachectl init --db /var/lib/blockcache/list.db", cmdInit},
+		{"import", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] [--strict] FILE...", "import plain, hosts, AdBlock or regex lists (- is stdin) in one transaction",
+			"blockcachectl import --db list.db --table domain hosts.txt easylist.txt\n  curl -s URL | blockcachectl import --db list.db --table domain_exact -\n  blockcachectl import --db list.db --table domain_regex patterns.txt\n  blockcachectl import --db list.db --table domain_dns_allow --server 9.9.9.9 allow.txt", cmdImport},
+		{"add", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] NAME...", "add single entries", "blockcachectl add --db list.db --table domain ads.example tracker.example", cmdAdd},
+		{"rm", "--table TABLE NAME...", "remove single entries", "blockcachectl rm --db list.db --table domain ads.example", cmdRm},
+		{"export", "--table TABLE", "write a table back as a list", "blockcachectl export --db list.db --table domain > domains.txt", cmdExport},
+		{"explain", "NAME...", "show the verdict, the rule and table that matched, and which tier answers", "blockcachectl explain --conf /etc/dnsmasq.conf www.ads.example", cmdExplain},
+		{"stats", "", "row counts, list version, database size, Valkey figures", "blockcachectl stats --conf /etc/dnsmasq.conf", cmdStats},
+		{"warm", "[--top N] FILE...", "pre-load Valkey with the verdicts of names (plain list or dnsmasq query log)", "blockcachectl warm --conf /etc/dnsmasq.conf --top 50000 /var/log/dnsmasq.log", cmdWarm},
+	}
+}
+
+// cli holds what every command shares.
+type cli struct {
+	fs     *flag.FlagSet
+	cfg    config.Config
+	db     string
+	conf   string
+	sets   []string
+	stdout io.Writer
+	stderr io.Writer
+	stdin  io.Reader
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		topUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "blockcachectl: unknown command %q\n\n", args[0])
+		topUsage(stderr)
+		return 2
+	}
+	c := &cli{cfg: config.Default(), stdout: stdout, stderr: stderr, stdin: stdin}
+	c.fs = flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	c.fs.SetOutput(stderr)
+	c.fs.StringVar(&c.db, "db", "", "blocklist database (default: db-file from --conf)")
+	c.fs.StringVar(&c.conf, "conf", "", "dnsmasq configuration to read db-file and valkey-* from")
+	c.fs.Var((*multi)(&c.sets), "set", "library option KEY=VALUE, as in dnsmasq.conf (repeatable; overrides --conf)")
+	c.fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: blockcachectl %s [--db FILE | --conf FILE] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
+		c.fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nexamples:\n  %s\n", cmd.examples)
+	}
+	err := cmd.run(ctx, c, args[1:])
+	var ue usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "blockcachectl %s: %v\n", cmd.name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "blockcachectl %s: %v\n", cmd.name, err)
+		return 1
+	}
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprintf(w, "usage: blockcachectl COMMAND [flags] [args]\n\ncommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nEvery command takes --db FILE or --conf /etc/dnsmasq.conf; `blockcachectl COMMAND --help` shows its flags and examples.\nExit codes: 0 ok, 1 runtime error, 2 usage error.\n")
+}
+
+// parse parses flags and resolves the configuration: --conf first, then
+// --set, then --db.
+func (c *cli) parse(args []string) error {
+	if err := c.fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if c.conf != "" {
+		if err := c.cfg.LoadDnsmasqConf(c.conf); err != nil {
+			return err
+		}
+	}
+	for _, kv := range c.sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return usagef("--set %q: want KEY=VALUE", kv)
+		}
+		if err := c.cfg.Set(k, v); err != nil {
+			return usageError{err.Error()}
+		}
+	}
+	if c.db != "" {
+		c.cfg.DBFile = c.db
+	}
+	if c.cfg.DBFile == "" {
+		return usagef("no database: give --db FILE or --conf with a db-file line")
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package listfile reads the blocklist formats operators actually have:
+// plain domain lists, hosts files, AdBlock-style domain rules and regex
+// lists, auto-detected line by line, normalized and validated, with every
+// rejected line reported by file and line number.
+package listfile
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"golang.org/x/net/idna"
+
+	"github.com/libblockcache/libblockcache/libblockcache/name"
+)
+
+// Kind says what the target table holds.
+type Kind int
+
+const (
+	Domains  Kind = iota // domain names (every table but domain_regex)
+	Patterns             // RE2 patterns (domain_regex)
+)
+
+// Problem is one rejected line.
+type Problem struct {
+	File string
+	Line int
+	Text string
+	Err  error
+}
+
+func (p Problem) Error() string {
+	return fmt.Sprintf("%s:%d: %v: %q", p.File, p.Line, p.Err, clip(p.Text))
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}
+
+// Errors a Problem can carry.
+var (
+	ErrName          = errors.New("not a valid domain name")
+	ErrAdblockOption = errors.New("AdBlock rule options are not supported")
+	ErrAdblockRule   = errors.New("AdBlock rule is not a plain domain rule")
+	ErrPattern       = errors.New("pattern does not compile")
+	ErrWildcard      = errors.New("a wildcard does not fit an exact-name table")
+)
+
+// boilerplate names of hosts files that must never be blocked.
+var boilerplate = map[string]bool{
+	"localhost": true, "localhost.localdomain": true, "local": true, "broadcasthost": true,
+	"ip6-localhost": true, "ip6-loopback": true, "ip6-localnet": true, "ip6-mcastprefix": true,
+	"ip6-allnodes": true, "ip6-allrouters": true, "ip6-allhosts": true, "0.0.0.0": true,
+}
+
+// Reader parses one list.
+type Reader struct {
+	Kind  Kind
+	Exact bool // target is domain_exact: "*.x" makes no sense there
+	File  string
+
+	sc       *bufio.Scanner
+	line     int
+	pending  []string
+	Problems []Problem
+	Skipped  int // boilerplate and comments
+	Bytes    int64
+}
+
+// NewReader reads r, which is named file in problem reports.
+func NewReader(r io.Reader, file string, kind Kind) *Reader {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	return &Reader{Kind: kind, File: file, sc: sc}
+}
+
+// Next returns the next normalized entry, or io.EOF.
+func (r *Reader) Next() (string, error) {
+	for {
+		if len(r.pending) > 0 {
+			e := r.pending[0]
+			r.pending = r.pending[1:]
+			return e, nil
+		}
+		if !r.sc.Scan() {
+			if err := r.sc.Err(); err != nil {
+				return "", fmt.Errorf("%s:%d: %w", r.File, r.line+1, err)
+			}
+			return "", io.EOF
+		}
+		r.line++
+		raw := r.sc.Bytes()
+		r.Bytes += int64(len(raw)) + 1
+		if r.line == 1 {
+			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+		}
+		r.parse(strings.TrimSpace(string(raw)))
+	}
+}
+
+func (r *Reader) fail(text string, err error) {
+	r.Problems = append(r.Problems, Problem{File: r.File, Line: r.line, Text: text, Err: err})
+}
+
+func (r *Reader) parse(line string) {
+	if line == "" || line[0] == '#' || line[0] == '!' || line[0] == ';' || strings.HasPrefix(line, "[Adblock") {
+		r.Skipped++
+		return
+	}
+	if r.Kind == Patterns {
+		p := line
+		if len(p) > 2 && p[0] == '/' && p[len(p)-1] == '/' { // AdBlock regex rule
+			p = p[1 : len(p)-1]
+		}
+		if _, err := regexp.Compile(p); err != nil {
+			r.fail(line, fmt.Errorf("%w: %v", ErrPattern, err))
+			return
+		}
+		r.pending = append(r.pending, p)
+		return
+	}
+	if strings.HasPrefix(line, "||") || strings.HasPrefix(line, "@@") || strings.HasPrefix(line, "|") {
+		r.adblock(line)
+		return
+	}
+	if i := strings.IndexByte(line, '#'); i >= 0 { // trailing comment
+		line = strings.TrimSpace(line[:i])
+	}
+	fields := strings.Fields(line)
+	if len(fields) == 0 {
+		r.Skipped++
+		return
+	}
+	if _, err := netip.ParseAddr(fields[0]); err == nil { // hosts file line
+		for _, f := range fields[1:] {
+			r.domain(f, line)
+		}
+		return
+	}
+	if len(fields) > 1 {
+		r.fail(line, fmt.Errorf("%w: several words on a line that is not a hosts entry", ErrName))
+		return
+	}
+	r.domain(fields[0], line)
+}
+
+func (r *Reader) adblock(line string) {
+	if strings.HasPrefix(line, "@@") {
+		r.fail(line, fmt.Errorf("%w: exception rules (@@) are not imported", ErrAdblockRule))
+		return
+	}
+	if !strings.HasPrefix(line, "||") {
+		r.fail(line, ErrAdblockRule)
+		return
+	}
+	body := line[2:]
+	if i := strings.IndexByte(body, '$'); i >= 0 {
+		r.fail(line, fmt.Errorf("%w: %s", ErrAdblockOption, body[i:]))
+		return
+	}
+	body = strings.TrimSuffix(body, "^")
+	body = strings.TrimSuffix(body, "|")
+	if strings.ContainsAny(body, "/*^|") {
+		r.fail(line, ErrAdblockRule)
+		return
+	}
+	r.domain(body, line)
+}
+
+// domain normalizes one name: "*." prefix, IDN, case, trailing dot.
+func (r *Reader) domain(d, line string) {
+	if strings.HasPrefix(d, "*.") {
+		if r.Exact {
+			r.fail(line, ErrWildcard)
+			return
+		}
+		d = d[2:]
+	}
+	n, err := Normalize(d)
+	if err != nil {
+		r.fail(line, err)
+		return
+	}
+	if boilerplate[n] {
+		r.Skipped++
+		return
+	}
+	r.pending = append(r.pending, n)
+}
+
+// Normalize turns one user-typed name (any case, trailing dot, Unicode)
+// into the stored form, or explains why it cannot be a name.
+func Normalize(d string) (string, error) {
+	ascii := true
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if !ascii {
+		p, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrName, err)
+		}
+		d = p
+	}
+	n, err := name.Normalize(d)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrName, err)
+	}
+	if strings.Contains(n, "*") {
+		return "", fmt.Errorf("%w: wildcard inside the name", ErrName)
+	}
+	return n, nil
+}

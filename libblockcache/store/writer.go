@@ -1,0 +1,295 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// Writer changes a blocklist. Every change is one transaction that bumps
+// the list version exactly once, so running engines switch to the new
+// version as a whole or not at all.
+type Writer struct {
+	DB   *sql.DB
+	Path string
+}
+
+// OpenWriter opens path read-write. With create, a missing file is created;
+// the schema is created or upgraded in place either way.
+func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) {
+	if _, err := os.Stat(path); err != nil {
+		if !errors.Is(err, os.ErrNotExist) || !create {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+		}
+	}
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, openError(path, err)
+	}
+	if err := Init(ctx, db); err != nil {
+		db.Close()
+		return nil, openError(path, err)
+	}
+	return &Writer{DB: db, Path: path}, nil
+}
+
+// Close closes the database.
+func (w *Writer) Close() error { return w.DB.Close() }
+
+// Rule is one row to write; IPv4/IPv6 for block tables, Server for forward tables.
+type Rule struct {
+	Key        string // Domain, or Pattern for domain_regex
+	IPv4, IPv6 string
+	Server     string
+}
+
+// TableByName maps a table name to its Table.
+func TableByName(n string) (verdict.Table, error) {
+	for _, t := range RuleTables {
+		if verdict.TableNames[t] == n {
+			return t, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown table %q (want one of domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex)", n)
+}
+
+func keyColumn(t verdict.Table) string {
+	if t == verdict.TableRegex {
+		return "Pattern"
+	}
+	return "Domain"
+}
+
+func isForward(t verdict.Table) bool {
+	return t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
+}
+
+// insertSQL builds a multi-row INSERT for n rows: one statement per batch
+// keeps the per-row cost of database/sql off a 10M-row import.
+func insertSQL(t verdict.Table, n int) string {
+	var b strings.Builder
+	if isForward(t) {
+		fmt.Fprintf(&b, "INSERT OR REPLACE INTO %s (Domain, Server) VALUES ", verdict.TableNames[t])
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?)")
+		}
+		return b.String()
+	}
+	fmt.Fprintf(&b, "INSERT OR REPLACE INTO %s (%s, IPv4, IPv6) VALUES ", verdict.TableNames[t], keyColumn(t))
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?)")
+	}
+	return b.String()
+}
+
+const batchRows = 256
+
+// ImportStats describes one import.
+type ImportStats struct {
+	Rows       int // rows written (after de-duplication)
+	Duplicates int
+}
+
+// Import writes rules in one transaction. next returns the next key or
+// ok=false at the end; it runs inside the transaction, so a failure or a
+// cancelled ctx leaves the list exactly as it was. Keys are sorted and
+// de-duplicated in chunks before they are written, which turns random
+// B-tree inserts into near-sequential ones.
+func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
+	var st ImportStats
+	if isForward(t) {
+		if err := verdict.ValidServer(tmpl.Server); err != nil {
+			return st, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[t], err)
+		}
+	} else if tmpl.Server != "" {
+		return st, fmt.Errorf("%s takes no server", verdict.TableNames[t])
+	}
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return st, fmt.Errorf("begin import: %w", err)
+	}
+	defer tx.Rollback()
+	for _, s := range []string{`PRAGMA cache_size = -262144`} {
+		tx.ExecContext(ctx, s)
+	}
+	// One version bump for the whole import instead of one per row.
+	for _, tr := range TriggerNames(t) {
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+tr); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+	}
+	full, err := tx.PrepareContext(ctx, insertSQL(t, batchRows))
+	if err != nil {
+		return st, fmt.Errorf("prepare import: %w", err)
+	}
+	defer full.Close()
+	const chunk = 1 << 22
+	keys := make([]string, 0, 1<<16)
+	flush := func() error {
+		slices.Sort(keys)
+		uniq := slices.Compact(keys)
+		st.Duplicates += len(keys) - len(uniq)
+		for i := 0; i < len(uniq); i += batchRows {
+			end := min(i+batchRows, len(uniq))
+			args := make([]any, 0, (end-i)*3)
+			for _, k := range uniq[i:end] {
+				if isForward(t) {
+					args = append(args, k, tmpl.Server)
+				} else {
+					args = append(args, k, nullIfEmpty(tmpl.IPv4), nullIfEmpty(tmpl.IPv6))
+				}
+			}
+			var err error
+			if end-i == batchRows {
+				_, err = full.ExecContext(ctx, args...)
+			} else {
+				_, err = tx.ExecContext(ctx, insertSQL(t, end-i), args...)
+			}
+			if err != nil {
+				return fmt.Errorf("import: %w", err)
+			}
+			st.Rows += end - i
+			if progress != nil {
+				progress(st.Rows)
+			}
+		}
+		keys = keys[:0]
+		return nil
+	}
+	for {
+		k, ok, err := next()
+		if err != nil {
+			return st, err
+		}
+		if !ok {
+			break
+		}
+		keys = append(keys, k)
+		if len(keys) >= chunk {
+			if err := flush(); err != nil {
+				return st, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return st, err
+	}
+	for _, s := range append(TriggerDDL(t), BumpVersion) {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return st, fmt.Errorf("commit import: %w", err)
+	}
+	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	return st, nil
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Add inserts or replaces rules (the triggers bump the version).
+func (w *Writer) Add(ctx context.Context, t verdict.Table, rules []Rule) error {
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	for _, r := range rules {
+		var err error
+		if isForward(t) {
+			if err := verdict.ValidServer(r.Server); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, insertSQL(t, 1), r.Key, r.Server)
+		} else {
+			_, err = tx.ExecContext(ctx, insertSQL(t, 1), r.Key, nullIfEmpty(r.IPv4), nullIfEmpty(r.IPv6))
+		}
+		if err != nil {
+			return fmt.Errorf("add %q: %w", r.Key, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Remove deletes rules by key and reports how many existed.
+func (w *Writer) Remove(ctx context.Context, t verdict.Table, keys []string) (int, error) {
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	n := 0
+	for _, k := range keys {
+		res, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s = ?", verdict.TableNames[t], keyColumn(t)), k)
+		if err != nil {
+			return n, fmt.Errorf("remove %q: %w", k, err)
+		}
+		c, _ := res.RowsAffected()
+		n += int(c)
+	}
+	return n, tx.Commit()
+}
+
+// Export calls fn for every rule of t in key order.
+func (w *Writer) Export(ctx context.Context, t verdict.Table, fn func(Rule) error) error {
+	q := fmt.Sprintf("SELECT %s, IPv4, IPv6, NULL FROM %s ORDER BY 1", keyColumn(t), verdict.TableNames[t])
+	if isForward(t) {
+		q = fmt.Sprintf("SELECT Domain, NULL, NULL, Server FROM %s ORDER BY 1", verdict.TableNames[t])
+	}
+	rows, err := w.DB.QueryContext(ctx, q)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", verdict.TableNames[t], err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var a, b, s sql.NullString
+		if err := rows.Scan(&k, &a, &b, &s); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+		if err := fn(Rule{Key: k, IPv4: a.String, IPv6: b.String, Server: s.String}); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Counts returns the rows per table and the list identity.
+func (w *Writer) Counts(ctx context.Context) (map[string]int64, Namespace, error) {
+	out := map[string]int64{}
+	for _, t := range RuleTables {
+		var n int64
+		if err := w.DB.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&n); err != nil {
+			return nil, Namespace{}, fmt.Errorf("count %s: %w", verdict.TableNames[t], err)
+		}
+		out[verdict.TableNames[t]] = n
+	}
+	var ns Namespace
+	var v int64
+	err := w.DB.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&ns.ListID, &v)
+	ns.Version = uint64(v)
+	return out, ns, err
+}
