@@ -1,0 +1,324 @@
+package valkeytier_test
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/internal/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/internal/valkeytest"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// open starts a library instance on db with Valkey at srv and no LRU, so
+// every lookup reaches the Valkey tier.
+func open(t *testing.T, db string, sets ...string) *blockcache.Cache {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DBFile = db
+	cfg.LRUSize = 0
+	cfg.PollInterval = 20 * time.Millisecond
+	cfg.Valkey.CircuitOpen = 200 * time.Millisecond
+	cfg.Valkey.Timeout = 50 * time.Millisecond // generous: CI machines are noisy
+	for i := 0; i+1 < len(sets); i += 2 {
+		if err := cfg.Set(sets[i], sets[i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func withServer(s *valkeytest.Server, sets ...string) []string {
+	return append([]string{"valkey-host", "127.0.0.1", "valkey-port", strconv.Itoa(s.Port)}, sets...)
+}
+
+func lookup(t *testing.T, c *blockcache.Cache, n string) blockcache.Answer {
+	t.Helper()
+	a, err := c.Lookup(context.Background(), n)
+	if err != nil {
+		t.Fatalf("Lookup(%q): %v", n, err)
+	}
+	return a
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func written(c *blockcache.Cache) uint64 { return c.Valkey.Stats().Extra["written"] }
+
+func TestHitMissWriteBackAndSharing(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	a := open(t, db, withServer(srv)...)
+	b := open(t, db, withServer(srv)...)
+	for _, n := range []string{"x.tracker.net", "unlisted.example", "www.family.example"} {
+		first := lookup(t, a, n)
+		if first.Tier != verdict.TierSQLite {
+			t.Fatalf("%s first answered by %v", n, first.Tier)
+		}
+	}
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(a) == 3 })
+	for _, n := range []string{"x.tracker.net", "unlisted.example", "www.family.example"} {
+		want := lookup(t, a, n)
+		got := lookup(t, b, n) // a different engine, same list: served from Valkey
+		if got.Tier != verdict.TierValkey || got.Verdict != want.Verdict || got.IPv4 != want.IPv4 {
+			t.Fatalf("%s from the other node: %+v, want %+v from valkey", n, got, want)
+		}
+	}
+	if s := b.Valkey.Stats(); s.Hits != 3 || s.Misses != 0 {
+		t.Fatalf("node b valkey stats %+v", s)
+	}
+	keys := srv.CLI("--scan", "--pattern", "bc:*")
+	if n := len(strings.Fields(keys)); n != 3 {
+		t.Fatalf("%d keys in valkey, want 3: %s", n, keys)
+	}
+}
+
+func TestTTL(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, withServer(srv, "valkey-ttl", "1")...)
+	lookup(t, c, "x.tracker.net")
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(c) == 1 })
+	key := c.Valkey.Key(engine.Key{NS: c.Store.Namespace(), Name: "x.tracker.net"})
+	if ttl, _ := strconv.Atoi(srv.CLI("pttl", key)); ttl <= 0 || ttl > 1000 {
+		t.Fatalf("PTTL %d, want 1..1000 ms", ttl)
+	}
+	waitFor(t, 3*time.Second, "expiry", func() bool { return srv.CLI("exists", key) == "0" })
+	if a := lookup(t, c, "x.tracker.net"); a.Tier != verdict.TierSQLite {
+		t.Fatalf("expired entry answered by %v", a.Tier)
+	}
+}
+
+// Two nodes on different list versions share one Valkey and never see each
+// other's verdicts.
+func TestVersionNamespacing(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, w := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, withServer(srv)...)
+	if a := lookup(t, c, "soon.example"); a.Verdict.Action != verdict.Pass {
+		t.Fatal(a)
+	}
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(c) == 1 })
+	old := c.Store.Namespace()
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('soon.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, "version change", func() bool { return c.Store.Namespace() != old })
+	if a := lookup(t, c, "soon.example"); a.Verdict.Action != verdict.Block || a.Tier != verdict.TierSQLite {
+		t.Fatalf("after list change: %+v (the old version's pass must not be read)", a)
+	}
+	// Another list (its own list_id) shares nothing, even at equal versions.
+	other, _ := testlist.New(t, testlist.Fixture...)
+	d := open(t, other, withServer(srv)...)
+	if a := lookup(t, d, "soon.example"); a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Pass {
+		t.Fatalf("other list read a foreign verdict: %+v", a)
+	}
+}
+
+func TestCorruptValueIsAMiss(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, withServer(srv)...)
+	key := c.Valkey.Key(engine.Key{NS: c.Store.Namespace(), Name: "x.tracker.net"})
+	srv.CLI("set", key, "\xff\xffgarbage")
+	a := lookup(t, c, "x.tracker.net")
+	if a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Block {
+		t.Fatalf("corrupt value trusted: %+v", a)
+	}
+	if got := c.Valkey.Stats().Extra["corrupt"]; got != 1 {
+		t.Fatalf("corrupt counted %d", got)
+	}
+	// the write-back repairs it
+	waitFor(t, 2*time.Second, "repair", func() bool { return written(c) == 1 })
+	if a := lookup(t, c, "x.tracker.net"); a.Tier != verdict.TierValkey {
+		t.Fatalf("after repair: %v", a.Tier)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	srv := valkeytest.Start(t, "--requirepass", "s3cret")
+	db, _ := testlist.New(t, testlist.Fixture...)
+	good := open(t, db, withServer(srv, "valkey-password", "s3cret")...)
+	if good.Valkey.CircuitOpen() {
+		t.Fatal("right password: circuit open")
+	}
+	lookup(t, good, "x.tracker.net")
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(good) == 1 })
+
+	bad := open(t, db, withServer(srv, "valkey-password", "wrong")...)
+	if !bad.Valkey.CircuitOpen() {
+		t.Fatal("wrong password: circuit closed")
+	}
+	if a := lookup(t, bad, "x.tracker.net"); a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Block {
+		t.Fatalf("wrong password: %+v", a)
+	}
+	none := open(t, db, withServer(srv)...)
+	if !none.Valkey.CircuitOpen() {
+		t.Fatal("no password: circuit closed")
+	}
+
+	// ACL user
+	srv.CLI("-a", "s3cret", "--no-auth-warning", "acl", "setuser", "dns", "on", ">pw", "~bc:*", "+get", "+set", "+ping", "+client", "+hello", "+select")
+	acl := open(t, db, withServer(srv, "valkey-user", "dns", "valkey-password", "pw")...)
+	if acl.Valkey.CircuitOpen() {
+		t.Fatal("ACL user: circuit open")
+	}
+	if a := lookup(t, acl, "x.tracker.net"); a.Tier != verdict.TierValkey {
+		t.Fatalf("ACL user did not read the shared verdict: %v", a.Tier)
+	}
+}
+
+func TestDownAtStartAndRecovery(t *testing.T) {
+	port := valkeytest.FreePort(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, "valkey-host", "127.0.0.1", "valkey-port", strconv.Itoa(port))
+	if !c.Valkey.CircuitOpen() {
+		t.Fatal("circuit closed with nothing listening")
+	}
+	if a := lookup(t, c, "x.tracker.net"); a.Verdict.Action != verdict.Block {
+		t.Fatal(a)
+	}
+	valkeytest.StartOn(t, port)
+	waitFor(t, 5*time.Second, "circuit closes", func() bool { return !c.Valkey.CircuitOpen() })
+	lookup(t, c, "y.tracker.net")
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(c) >= 1 })
+}
+
+// faultRun looks names up continuously while fault() breaks Valkey, and
+// checks that every lookup succeeds with the right verdict and that no
+// call waits much beyond the read deadline.
+func faultRun(t *testing.T, c *blockcache.Cache, d time.Duration) (worst time.Duration, n int) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for i := 0; time.Now().Before(end); i++ {
+		name := "n" + strconv.Itoa(i%500) + ".tracker.net"
+		start := time.Now()
+		a := lookup(t, c, name)
+		if el := time.Since(start); el > worst {
+			worst = el
+		}
+		if a.Verdict.Action != verdict.Block {
+			t.Fatalf("%s: %+v", name, a)
+		}
+		n++
+	}
+	return worst, n
+}
+
+func TestKillAndSIGSTOP(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, withServer(srv)...)
+	faultRun(t, c, 200*time.Millisecond)
+	if c.Valkey.Stats().Hits == 0 {
+		t.Fatal("no valkey hits while healthy")
+	}
+	for _, fault := range []struct {
+		name        string
+		break_, fix func()
+	}{
+		{"kill", srv.Kill, srv.Restart},
+		{"sigstop", srv.Stop, srv.Cont},
+	} {
+		fault.break_()
+		worst, n := faultRun(t, c, 500*time.Millisecond)
+		t.Logf("%s: %d lookups, worst %v", fault.name, n, worst)
+		if !c.Valkey.CircuitOpen() {
+			t.Fatalf("%s: circuit still closed", fault.name)
+		}
+		// Generous bound (the read deadline is 50ms here): a lookup
+		// must never hang on a dead Valkey.
+		if worst > time.Second {
+			t.Fatalf("%s: a lookup took %v", fault.name, worst)
+		}
+		hits := c.Valkey.Stats().Hits
+		fault.fix()
+		waitFor(t, 5*time.Second, fault.name+": circuit closes", func() bool { return !c.Valkey.CircuitOpen() })
+		waitFor(t, 5*time.Second, fault.name+": hits resume", func() bool {
+			faultRun(t, c, 50*time.Millisecond)
+			return c.Valkey.Stats().Hits > hits
+		})
+	}
+}
+
+func TestCluster(t *testing.T) {
+	cl := valkeytest.StartCluster(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	a := open(t, db, "valkey-cluster", cl.Seeds())
+	b := open(t, db, "valkey-cluster", cl.Seeds())
+	names := make([]string, 60)
+	for i := range names {
+		names[i] = "c" + strconv.Itoa(i) + ".tracker.net"
+		lookup(t, a, names[i])
+	}
+	waitFor(t, 3*time.Second, "write-back", func() bool { return written(a) == uint64(len(names)) })
+	for _, n := range names {
+		if got := lookup(t, b, n); got.Tier != verdict.TierValkey {
+			t.Fatalf("%s answered by %v in cluster mode", n, got.Tier)
+		}
+	}
+	spread := 0
+	for _, n := range cl.Nodes {
+		if k, _ := strconv.Atoi(n.CLI("dbsize")); k > 0 {
+			spread++
+		}
+	}
+	if spread < 2 {
+		t.Fatalf("keys on %d masters only", spread)
+	}
+	cl.Nodes[0].Kill()
+	worst, n := faultRun(t, b, 500*time.Millisecond)
+	t.Logf("one master down: %d lookups, worst %v", n, worst)
+	if worst > time.Second {
+		t.Fatalf("a lookup took %v with one master down", worst)
+	}
+}
+
+func TestReadModes(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, _ := testlist.New(t, testlist.Fixture...)
+	never := open(t, db, withServer(srv, "valkey-read", "never")...)
+	lookup(t, never, "x.tracker.net")
+	waitFor(t, 2*time.Second, "write-back in never mode", func() bool { return written(never) == 1 })
+	if a := lookup(t, never, "x.tracker.net"); a.Tier != verdict.TierSQLite {
+		t.Fatalf("never mode read valkey: %v", a.Tier)
+	}
+
+	auto := open(t, db, withServer(srv, "valkey-read", "auto")...)
+	if a := lookup(t, auto, "x.tracker.net"); a.Tier != verdict.TierValkey {
+		t.Fatalf("auto mode without measurements: %v", a.Tier)
+	}
+	// SQLite measured far faster than the Valkey round trip: auto stops
+	// reading Valkey, but still samples it now and then.
+	for i := 0; i < 200; i++ {
+		auto.Valkey.ObserveSource(time.Nanosecond)
+	}
+	sqlite := 0
+	for i := 0; i < 256; i++ {
+		if lookup(t, auto, "x.tracker.net").Tier == verdict.TierSQLite {
+			sqlite++
+		}
+	}
+	if sqlite < 200 || sqlite == 256 {
+		t.Fatalf("auto mode answered %d of 256 from SQLite; want most, but not all", sqlite)
+	}
+}
