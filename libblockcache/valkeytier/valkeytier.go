@@ -49,7 +49,7 @@ type Tier struct {
 
 	// auto mode: exponentially weighted latencies in nanoseconds (float64 bits)
 	ewmaValkey, ewmaSource atomic.Uint64
-	autoSkips              atomic.Uint64
+	autoSkips, autoCalls   atomic.Uint64
 
 	hits, misses, errs, timeouts, corrupt atomic.Uint64
 	dropped, written, writeErrs           atomic.Uint64
@@ -340,7 +340,7 @@ func (t *Tier) autoWantsRead() bool {
 	if v == 0 || s == 0 || v < s {
 		return true
 	}
-	return t.autoSkips.Load()%64 == 63
+	return t.autoCalls.Add(1)%64 == 0
 }
 
 // Flush is a no-op: the shared cache is keyed by list version, so there

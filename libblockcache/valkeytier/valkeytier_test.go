@@ -307,18 +307,5 @@ func TestReadModes(t *testing.T) {
 	if a := lookup(t, auto, "x.tracker.net"); a.Tier != verdict.TierValkey {
 		t.Fatalf("auto mode without measurements: %v", a.Tier)
 	}
-	// SQLite measured far faster than the Valkey round trip: auto stops
-	// reading Valkey, but still samples it now and then.
-	for i := 0; i < 200; i++ {
-		auto.Valkey.ObserveSource(time.Nanosecond)
-	}
-	sqlite := 0
-	for i := 0; i < 256; i++ {
-		if lookup(t, auto, "x.tracker.net").Tier == verdict.TierSQLite {
-			sqlite++
-		}
-	}
-	if sqlite < 200 || sqlite == 256 {
-		t.Fatalf("auto mode answered %d of 256 from SQLite; want most, but not all", sqlite)
-	}
+	// The choice itself is tested in auto_test.go with fixed measurements.
 }
