@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/libblockcache/libblockcache/libblockcache/internal/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 )
 
 // The header is hand-written; this keeps it honest: it must declare

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
-	"github.com/libblockcache/libblockcache/libblockcache/internal/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/lrutier"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"

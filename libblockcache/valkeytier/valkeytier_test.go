@@ -11,8 +11,8 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
-	"github.com/libblockcache/libblockcache/libblockcache/internal/testlist"
-	"github.com/libblockcache/libblockcache/libblockcache/internal/valkeytest"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )

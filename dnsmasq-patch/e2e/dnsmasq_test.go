@@ -1,0 +1,381 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
+)
+
+// summary renders a response as "RCODE [answers...] [EDE n]".
+func summary(r *dns.Msg) string {
+	parts := []string{dns.RcodeToString[r.Rcode]}
+	var ans []string
+	for _, rr := range r.Answer {
+		switch v := rr.(type) {
+		case *dns.A:
+			ans = append(ans, "A "+v.A.String())
+		case *dns.AAAA:
+			ans = append(ans, "AAAA "+v.AAAA.String())
+		case *dns.TXT:
+			ans = append(ans, "TXT "+strings.Join(v.Txt, " "))
+		default:
+			ans = append(ans, dns.TypeToString[rr.Header().Rrtype])
+		}
+	}
+	sort.Strings(ans)
+	parts = append(parts, ans...)
+	if o := r.IsEdns0(); o != nil {
+		for _, e := range o.Option {
+			if ede, ok := e.(*dns.EDNS0_EDE); ok {
+				parts = append(parts, fmt.Sprintf("EDE %d", ede.InfoCode))
+			}
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestAnswersUDPAndTCP(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter,
+		extra: []string{"--db-block-ipv4=10.1.1.1", "--db-block-ttl=7"}})
+	cases := []struct {
+		name  string
+		qtype uint16
+		want  string
+	}{
+		{"exact.example", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
+		{"exact.example", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
+		{"exact.example", dns.TypeMX, "NOERROR EDE 15"},
+		{"exact.example", dns.TypeTXT, "NOERROR EDE 15"},
+		{"exact.example", dns.TypeANY, "NOERROR A 10.1.1.1 AAAA :: EDE 15"},
+		{"sub.exact.example", dns.TypeA, "NOERROR A 192.0.2.1"}, // exact is exact
+		{"ip.exact.example", dns.TypeANY, "NOERROR A 10.0.0.9 AAAA fd00::9 EDE 15"},
+		{"tracker.net", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
+		{"a.b.tracker.net", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
+		{"Mixed.Case.Tracker.NET", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
+		{"x.deep.tracker.net", dns.TypeA, "NOERROR A 10.0.0.2 EDE 15"},
+		{"nottracker.net", dns.TypeA, "NOERROR A 192.0.2.1"},
+		{"ads1.example.org", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
+		{"ads1.example.org", dns.TypeTXT, "NOERROR EDE 15"},
+		{"allowed.tracker.net", dns.TypeA, "NOERROR A 198.51.100.7"},
+		{"www.allowed.tracker.net", dns.TypeTXT, "NOERROR TXT upstream 198.51.100.7"},
+		{"family.example", dns.TypeA, "NOERROR A 198.51.100.7"},
+		{"unconfigured.example", dns.TypeA, "NOERROR A 192.0.2.1"}, // no server= for it: forwarded normally
+		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},
+		{"unlisted.example", dns.TypeMX, "NOERROR"},
+	}
+	for _, c := range cases {
+		for _, network := range []string{"udp", "tcp"} {
+			r := d.mustQuery(t, network, c.name, c.qtype)
+			if got := summary(r); got != c.want {
+				t.Errorf("%s %s %s = %q, want %q", network, c.name, dns.TypeToString[c.qtype], got, c.want)
+			}
+			if strings.Contains(c.want, "EDE 15") {
+				for _, rr := range r.Answer {
+					if rr.Header().Ttl != 7 {
+						t.Errorf("%s %s: TTL %d, want db-block-ttl 7", network, c.name, rr.Header().Ttl)
+					}
+				}
+			}
+		}
+	}
+	if n := up.count("a.b.tracker.net"); n != 0 {
+		t.Errorf("blocked name reached upstream %d times", n)
+	}
+	if n := filter.count("allowed.tracker.net"); n == 0 {
+		t.Error("dns_allow name did not reach its server")
+	}
+	if n := up.count("allowed.tracker.net"); n != 0 {
+		t.Error("dns_allow name went to the default upstream")
+	}
+	d.waitLog(t, 2*time.Second, "blockcache/domain", "a.b.tracker.net is 10.1.1.1")
+	d.waitLog(t, 2*time.Second, "no server=127.0.0.1#1 configured")
+	// Malformed and over-long names never crash it.
+	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".example"
+	for _, n := range []string{long, "bad\\032name.example", "_srv._tcp.tracker.net"} {
+		if _, err := d.query(t, "udp", n, dns.TypeA); err != nil {
+			t.Errorf("query %q: %v", n, err)
+		}
+	}
+	if r := d.mustQuery(t, "udp", "_srv._tcp.tracker.net", dns.TypeSRV); summary(r) != "NOERROR EDE 15" {
+		t.Errorf("SRV under a blocked domain: %s", summary(r))
+	}
+}
+
+func TestNXDOMAINWithoutSinkhole(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--db-block-ipv4=none", "--db-block-ipv6=none"}})
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		want  string
+	}{
+		{"x.tracker.net", dns.TypeA, "NXDOMAIN EDE 15"},
+		{"x.tracker.net", dns.TypeMX, "NXDOMAIN EDE 15"},
+		{"ip.exact.example", dns.TypeA, "NOERROR A 10.0.0.9 EDE 15"},   // per-rule address still answers
+		{"ip.exact.example", dns.TypeMX, "NOERROR EDE 15"},             // and makes other types NODATA
+		{"x.deep.tracker.net", dns.TypeAAAA, "NOERROR EDE 15"},         // has an IPv4 only
+	} {
+		for _, network := range []string{"udp", "tcp"} {
+			if got := summary(d.mustQuery(t, network, c.name, c.qtype)); got != c.want {
+				t.Errorf("%s %s %s = %q, want %q", network, c.name, dns.TypeToString[c.qtype], got, c.want)
+			}
+		}
+	}
+}
+
+// A name listed with the sqlite3 shell is blocked within 2 s, even though
+// dnsmasq's own cache still holds the upstream answer.
+func TestListChangeBeatsDnsmasqCache(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	if got := summary(d.mustQuery(t, "udp", "soon.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+		t.Fatalf("before: %s", got)
+	}
+	d.mustQuery(t, "udp", "soon.example", dns.TypeA) // now in dnsmasq's cache (TTL 300)
+	if up.count("soon.example") != 1 {
+		t.Fatalf("second query not answered from dnsmasq's cache")
+	}
+	sqlite3(t, db, "INSERT INTO domain VALUES ('soon.example', NULL, NULL)")
+	start := time.Now()
+	for {
+		got := summary(d.mustQuery(t, "udp", "www.soon.example", dns.TypeA))
+		if got2 := summary(d.mustQuery(t, "udp", "soon.example", dns.TypeA)); got2 == "NOERROR A 0.0.0.0 EDE 15" && got == got2 {
+			break
+		}
+		if time.Since(start) > 2*time.Second {
+			t.Fatalf("still answered %q %v after the insert", got, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("blocked %v after the commit", time.Since(start))
+	// TCP children see the change too.
+	if got := summary(d.mustQuery(t, "tcp", "soon.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("tcp after change: %s", got)
+	}
+	sqlite3(t, db, "DELETE FROM domain WHERE Domain = 'soon.example'")
+	start = time.Now()
+	for summary(d.mustQuery(t, "udp", "soon.example", dns.TypeA)) != "NOERROR A 192.0.2.1" {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("still blocked 2 s after the delete")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDaemonMode(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up, daemon: true})
+	if d.pid == d.cmd.Process.Pid {
+		t.Fatal("did not daemonize")
+	}
+	for _, network := range []string{"udp", "tcp", "tcp", "udp"} {
+		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("daemon %s: %s", network, got)
+		}
+	}
+	// several TCP connections at once: each is a forked child asking the parent
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			r, err := d.query(t, "tcp", fmt.Sprintf("c%d.tracker.net", i), dns.TypeA)
+			if err == nil && summary(r) != "NOERROR A 0.0.0.0 EDE 15" {
+				err = fmt.Errorf("c%d: %s", i, summary(r))
+			}
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// A failed load or db_init stops startup with a message and a non-zero
+// exit: on the starting process's stderr when daemonizing (through
+// dnsmasq's error pipe) or in debug mode, in the log with -k (where
+// dnsmasq points stderr at /dev/null, as for its own late errors).
+func TestStartupFailures(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, []byte(strings.Repeat("not a database ", 100)), 0o644)
+	b := buildDir(t)
+	lib := "--blockcache-library=" + filepath.Join(b, "libblockcache.so")
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing db", []string{lib, "--db-file=" + filepath.Join(dir, "missing.db")}, "database file not found"},
+		{"not sqlite", []string{lib, "--db-file=" + junk}, "not an SQLite blocklist database"},
+		{"missing library", []string{"--db-file=" + junk, "--blockcache-library=" + filepath.Join(dir, "nope.so")}, "cannot load blockcache library"},
+		{"bad option value for the library", []string{lib, "--db-file=" + junk, "--valkey-prefix=" + strings.Repeat("p", 40)}, "valkey-prefix"},
+	} {
+		for _, mode := range []string{"daemon", "-d", "-k"} {
+			port := freeUDPPort(t)
+			logf := filepath.Join(dir, "log-"+strconv.Itoa(port))
+			args := []string{"--port=" + strconv.Itoa(port), "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
+				"--user=root", "--pid-file=" + filepath.Join(dir, "pid"), fmt.Sprintf("--server=127.0.0.1#%d", up.port)}
+			if mode != "daemon" {
+				args = append(args, mode)
+			}
+			if mode == "-k" {
+				args = append(args, "--log-facility="+logf)
+			}
+			cmd := exec.Command(filepath.Join(b, "dnsmasq"), append(args, c.args...)...)
+			done := make(chan struct{})
+			var out []byte
+			var err error
+			go func() { out, err = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%s (%s): dnsmasq kept running", c.name, mode)
+			}
+			if mode == "-k" {
+				out, _ = os.ReadFile(logf)
+			}
+			if err == nil || !strings.Contains(string(out), c.want) {
+				t.Errorf("%s (%s): err %v, output %q; want a failure mentioning %q", c.name, mode, err, out, c.want)
+			}
+		}
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	b := buildDir(t)
+	conf := filepath.Join(t.TempDir(), "dnsmasq.conf")
+	os.WriteFile(conf, []byte("port=5353\ndb-file=/x.db\nvalkey-read=sometimes\n"), 0o644)
+	out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", "-C", conf).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "bad value for valkey-read at line 3") {
+		t.Errorf("conf error: %v %q", err, out)
+	}
+	for _, bad := range []string{"--valkey-port=0", "--db-block-ipv4=::1", "--db-block-ipv6=1.2.3.4", "--valkey-cluster=nohostport", "--db-lru-size=-1", "--db-block-ttl=x"} {
+		out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", bad).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "bad") {
+			t.Errorf("%s accepted: %q", bad, out)
+		}
+	}
+	os.WriteFile(conf, []byte("db-file=/x.db\ndb-block-ipv4=10.0.0.1\nvalkey-cluster=127.0.0.1:7000,127.0.0.1:7001\n"), 0o644)
+	if out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", "-C", conf).CombinedOutput(); err != nil {
+		t.Errorf("good conf rejected: %v %q", err, out)
+	}
+}
+
+// Every library option is a dnsmasq option, documented in --help.
+func TestHelpListsEveryOption(t *testing.T) {
+	out, err := exec.Command(filepath.Join(buildDir(t), "dnsmasq"), "--help").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range config.Keys() {
+		if !strings.Contains(string(out), "--"+kv[0]+"=") {
+			t.Errorf("dnsmasq --help lacks --%s", kv[0])
+		}
+	}
+}
+
+func TestWithoutDBFileIsStock(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	d := startDnsmasq(t, opts{upstream: up})
+	if got := summary(d.mustQuery(t, "udp", "x.tracker.net", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+		t.Fatalf("%s", got)
+	}
+	maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", d.pid))
+	if strings.Contains(string(maps), "libblockcache") {
+		t.Fatal("library loaded without db-file")
+	}
+}
+
+func TestSignalsAndMemory(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	for i := 0; i < 1000; i++ {
+		d.mustQuery(t, "udp", fmt.Sprintf("w%d.tracker.net", i%500), dns.TypeA)
+	}
+	syscall.Kill(d.pid, syscall.SIGUSR1)
+	// 500 names twice, plus the startup probe
+	line := d.waitLog(t, 2*time.Second, "blockcache: list", "lru hits 500 misses 501 entries 501")
+	t.Log(line)
+	syscall.Kill(d.pid, syscall.SIGHUP)
+	d.waitLogN(t, 2*time.Second, 2, "cleared cache") // the first is from startup
+	syscall.Kill(d.pid, syscall.SIGUSR1)
+	d.waitLog(t, 2*time.Second, "blockcache: list", "entries 0 ")
+
+	// 10,000 queries in a row leave RSS bounded: unique names fill the
+	// LRU, which is bounded by db-lru-size.
+	before := d.rssKiB(t)
+	for i := 0; i < 10000; i++ {
+		if _, err := d.query(t, "udp", fmt.Sprintf("r%d.tracker.net", i), dns.TypeA); err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+	}
+	after := d.rssKiB(t)
+	t.Logf("RSS %d KiB -> %d KiB after 10,000 queries", before, after)
+	if after-before > 64*1024 {
+		t.Fatalf("RSS grew by %d KiB over 10,000 queries", after-before)
+	}
+	syscall.Kill(d.pid, syscall.SIGTERM)
+	d.waitLog(t, 3*time.Second, "exiting on receipt of SIGTERM")
+}
+
+func TestValkeyTierThroughDnsmasq(t *testing.T) {
+	srv := valkeytest.Start(t)
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	vk := []string{"--valkey-host=127.0.0.1", "--valkey-port=" + strconv.Itoa(srv.Port), "--valkey-timeout-ms=50"}
+	a := startDnsmasq(t, opts{db: db, upstream: up, extra: vk})
+	b := startDnsmasq(t, opts{db: db, upstream: up, extra: vk})
+	a.mustQuery(t, "udp", "shared.tracker.net", dns.TypeA)
+	deadline := time.Now().Add(3 * time.Second)
+	for len(strings.Fields(srv.CLI("--scan", "--pattern", "bc:*"))) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("verdict not written to valkey")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := summary(b.mustQuery(t, "tcp", "shared.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("node b: %s", got)
+	}
+	syscall.Kill(b.pid, syscall.SIGUSR1)
+	line := b.waitLog(t, 2*time.Second, "blockcache: list", "valkey hits")
+	var hits int
+	fmt.Sscanf(line[strings.Index(line, "valkey hits"):], "valkey hits %d", &hits)
+	if hits < 1 {
+		t.Fatalf("node b served nothing from valkey: %s", line)
+	}
+	// Valkey dies: dnsmasq keeps answering from SQLite.
+	srv.Kill()
+	for i := 0; i < 50; i++ {
+		if got := summary(a.mustQuery(t, "udp", fmt.Sprintf("k%d.tracker.net", i), dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("valkey down: %s", got)
+		}
+	}
+	a.waitLog(t, 3*time.Second, "valkey circuit open")
+}

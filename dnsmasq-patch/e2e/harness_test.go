@@ -1,0 +1,301 @@
+// Package e2e tests the patched dnsmasq as operators run it: a real
+// process, real UDP and TCP queries, a real SQLite list, a real Valkey and
+// small local upstream servers.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
+)
+
+// buildDir holds build/dnsmasq and build/libblockcache.so (make dnsmasq lib).
+func buildDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("BLOCKCACHE_BUILD")
+	if dir == "" {
+		dir, _ = filepath.Abs("../../build")
+	}
+	for _, f := range []string{"dnsmasq", "libblockcache.so"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("%s/%s missing: run `make lib dnsmasq` first (or set BLOCKCACHE_BUILD)", dir, f)
+		}
+	}
+	return dir
+}
+
+// upstream is a tiny authoritative-for-everything DNS server that answers
+// A with its own address and records what it was asked.
+type upstream struct {
+	port  int
+	a     net.IP
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func startUpstream(t testing.TB, a string) *upstream {
+	t.Helper()
+	u := &upstream{a: net.ParseIP(a), asked: map[string]int{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.port = pc.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", u.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		u.mu.Lock()
+		u.asked[strings.ToLower(q.Name)]++
+		u.mu.Unlock()
+		switch q.Qtype {
+		case dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: u.a})
+		case dns.TypeAAAA:
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::53")})
+		case dns.TypeTXT:
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: []string{"upstream " + u.a.String()}})
+		}
+		w.WriteMsg(m)
+	})
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+		s := s
+		go s.ActivateAndServe()
+		t.Cleanup(func() { s.Shutdown() })
+	}
+	return u
+}
+
+func (u *upstream) count(name string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.asked[dns.Fqdn(strings.ToLower(name))]
+}
+
+// daemon is one patched dnsmasq process.
+type daemon struct {
+	t       testing.TB
+	port    int
+	cmd     *exec.Cmd
+	log     string
+	pidFile string
+	pid     int
+}
+
+type opts struct {
+	db       string
+	extra    []string
+	upstream *upstream
+	filter   *upstream // the server of forward rules, configured for a private domain only
+	daemon   bool      // daemonize (no -k): TCP children fork either way
+}
+
+// startDnsmasq runs build/dnsmasq on a free loopback port and waits until
+// it answers.
+func startDnsmasq(t testing.TB, o opts) *daemon {
+	t.Helper()
+	dir := t.TempDir()
+	d := &daemon{t: t, port: freeUDPPort(t), log: filepath.Join(dir, "dnsmasq.log"), pidFile: filepath.Join(dir, "dnsmasq.pid")}
+	args := d.args(t, o)
+	if !o.daemon {
+		args = append(args, "-k")
+	}
+	d.cmd = exec.Command(filepath.Join(buildDir(t), "dnsmasq"), args...)
+	out, _ := os.Create(filepath.Join(dir, "stderr"))
+	d.cmd.Stdout, d.cmd.Stderr = out, out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if o.daemon {
+		if err := d.cmd.Wait(); err != nil {
+			b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			t.Fatalf("dnsmasq did not start: %v\n%s", err, b)
+		}
+		b, err := os.ReadFile(d.pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	} else {
+		d.pid = d.cmd.Process.Pid
+	}
+	t.Cleanup(d.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := d.query(t, "udp", "startup.probe.invalid", dns.TypeA); err == nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(d.log)
+			t.Fatalf("dnsmasq not answering after 10s; log:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *daemon) args(t testing.TB, o opts) []string {
+	b := buildDir(t)
+	args := []string{
+		"--port=" + strconv.Itoa(d.port), "--listen-address=127.0.0.1", "--bind-interfaces",
+		"--no-resolv", "--no-hosts", "--user=root", "--log-queries", "--log-facility=" + d.log,
+		"--pid-file=" + d.pidFile, "--cache-size=1000",
+		"--blockcache-library=" + filepath.Join(b, "libblockcache.so"),
+	}
+	if o.upstream != nil {
+		args = append(args, fmt.Sprintf("--server=127.0.0.1#%d", o.upstream.port))
+	}
+	if o.filter != nil {
+		args = append(args, fmt.Sprintf("--server=/filter.invalid/127.0.0.1#%d", o.filter.port))
+	}
+	if o.db != "" {
+		args = append(args, "--db-file="+o.db, "--db-poll-ms=50")
+	}
+	return append(args, o.extra...)
+}
+
+func (d *daemon) stop() {
+	if d.pid > 0 {
+		syscall.Kill(d.pid, syscall.SIGTERM)
+		deadline := time.Now().Add(5 * time.Second)
+		for syscall.Kill(d.pid, 0) == nil && time.Now().Before(deadline) {
+			if d.cmd.ProcessState == nil && d.cmd.Process.Pid == d.pid {
+				d.cmd.Wait()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		syscall.Kill(d.pid, syscall.SIGKILL)
+		d.pid = 0
+	}
+}
+
+func (d *daemon) query(t testing.TB, network, name string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.SetEdns0(1232, false)
+	r, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", d.port))
+	return r, err
+}
+
+func (d *daemon) mustQuery(t testing.TB, network, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	r, err := d.query(t, network, name, qtype)
+	if err != nil {
+		t.Fatalf("%s %s %s: %v", network, name, dns.TypeToString[qtype], err)
+	}
+	return r
+}
+
+// waitLog waits up to within for a log line containing every part and
+// returns the latest such line.
+func (d *daemon) waitLog(t testing.TB, within time.Duration, parts ...string) string {
+	t.Helper()
+	return d.waitLogN(t, within, 1, parts...)
+}
+
+// waitLogN waits until at least n log lines contain every part.
+func (d *daemon) waitLogN(t testing.TB, within time.Duration, n int, parts ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var last string
+		found := 0
+		if f, err := os.Open(d.log); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				ok := true
+				for _, p := range parts {
+					if !strings.Contains(sc.Text(), p) {
+						ok = false
+						break
+					}
+				}
+				if ok {
+					found++
+					last = sc.Text()
+				}
+			}
+			f.Close()
+		}
+		if found >= n {
+			return last
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(d.log)
+			t.Fatalf("fewer than %d log lines with %q within %v; log:\n%s", n, parts, within, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (d *daemon) rssKiB(t testing.TB) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	for i := 0; i < 50; i++ {
+		p := valkeytest.FreePort(t)
+		if pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			pc.Close()
+			return p
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// list builds the test blocklist; forward rules point at filter.
+func list(t testing.TB, filter *upstream) (string, *sql.DB) {
+	t.Helper()
+	srv := fmt.Sprintf("127.0.0.1#%d", filter.port)
+	return testlist.New(t,
+		`INSERT INTO domain_exact VALUES ('exact.example', NULL, NULL), ('ip.exact.example', '10.0.0.9', 'fd00::9')`,
+		`INSERT INTO domain VALUES ('tracker.net', NULL, NULL), ('deep.tracker.net', '10.0.0.2', NULL)`,
+		`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL)`,
+		fmt.Sprintf(`INSERT INTO domain_dns_allow VALUES ('allowed.tracker.net', '%s')`, srv),
+		fmt.Sprintf(`INSERT INTO domain_dns_block VALUES ('family.example', '%s')`, srv),
+		`INSERT INTO domain_dns_block VALUES ('unconfigured.example', '127.0.0.1#1')`,
+	)
+}
+
+func sqlite3(t testing.TB, db, stmt string) {
+	t.Helper()
+	if out, err := exec.Command("sqlite3", db, stmt).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3 %q: %v\n%s", stmt, err, out)
+	}
+}
+
+var _ = context.Background
