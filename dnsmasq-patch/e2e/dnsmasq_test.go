@@ -128,9 +128,9 @@ func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	}{
 		{"x.tracker.net", dns.TypeA, "NXDOMAIN EDE 15"},
 		{"x.tracker.net", dns.TypeMX, "NXDOMAIN EDE 15"},
-		{"ip.exact.example", dns.TypeA, "NOERROR A 10.0.0.9 EDE 15"},   // per-rule address still answers
-		{"ip.exact.example", dns.TypeMX, "NOERROR EDE 15"},             // and makes other types NODATA
-		{"x.deep.tracker.net", dns.TypeAAAA, "NOERROR EDE 15"},         // has an IPv4 only
+		{"ip.exact.example", dns.TypeA, "NOERROR A 10.0.0.9 EDE 15"}, // per-rule address still answers
+		{"ip.exact.example", dns.TypeMX, "NOERROR EDE 15"},           // and makes other types NODATA
+		{"x.deep.tracker.net", dns.TypeAAAA, "NOERROR EDE 15"},       // has an IPv4 only
 	} {
 		for _, network := range []string{"udp", "tcp"} {
 			if got := summary(d.mustQuery(t, network, c.name, c.qtype)); got != c.want {

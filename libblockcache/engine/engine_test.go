@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
-	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/lrutier"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 

@@ -11,9 +11,9 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
-	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
