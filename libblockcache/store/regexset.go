@@ -19,7 +19,7 @@ type regexRule struct {
 // regexSet matches a name against thousands of patterns without running
 // thousands of matchers. Go's RE2 has no DFA, so one giant alternation is
 // still slow; instead every pattern that must contain a literal of three
-// or more bytes is indexed by the first trigram of that literal, and a
+// or more bytes is indexed by one trigram of that literal, and a
 // lookup runs only the patterns whose trigram occurs in the name. Patterns
 // without such a literal are few in real lists; they are run one by one.
 type regexSet struct {
@@ -53,8 +53,15 @@ func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
 	if s.byTri == nil {
 		s.byTri = make(map[uint32][]int32)
 	}
-	t := trigram(lit, 0)
-	s.byTri[t] = append(s.byTri[t], idx)
+	// Any trigram of the literal will do; the least used one so far keeps
+	// buckets small when many patterns share a common part ("\.example").
+	best := trigram(lit, 0)
+	for i := 1; i+3 <= len(lit); i++ {
+		if t := trigram(lit, i); len(s.byTri[t]) < len(s.byTri[best]) {
+			best = t
+		}
+	}
+	s.byTri[best] = append(s.byTri[best], idx)
 }
 
 // match returns the first rule (in table order) that matches n.
