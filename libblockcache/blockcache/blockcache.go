@@ -39,7 +39,7 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 	}
 	c := &Cache{Config: cfg, Log: log}
 	st, err := store.Open(ctx, store.Options{
-		Path: cfg.DBFile, PollInterval: cfg.PollInterval, MmapSize: cfg.MmapSize, Logf: log.Logf,
+		Path: cfg.DBFile, PollInterval: cfg.PollInterval, MmapSize: cfg.MmapSize, NoFilter: cfg.NoFilter, Logf: log.Logf,
 	})
 	if err != nil {
 		return nil, err

@@ -65,6 +65,7 @@ type Config struct {
 	LRUSize      int
 	PollInterval time.Duration
 	MmapSize     int64
+	NoFilter     bool   // db-filter=off
 	BlockTTL     int    // dnsmasq's; kept so one option list serves both
 	Metrics      string // host:port of the Prometheus endpoint; empty = off
 	Valkey       Valkey
@@ -139,6 +140,17 @@ var options = map[string]option{
 	}},
 	"db-poll-ms": {"how often to look for list changes, in milliseconds (250)", func(c *Config, v string) error {
 		return durationMS(v, 10, 60000, &c.PollInterval)
+	}},
+	"db-filter": {"on (default): keep a membership filter of listed names so unlisted ones skip SQL; off", func(c *Config, v string) error {
+		switch v {
+		case "on":
+			c.NoFilter = false
+		case "off":
+			c.NoFilter = true
+		default:
+			return fmt.Errorf("%q: want on or off", v)
+		}
+		return nil
 	}},
 	"db-mmap-size": {"SQLite mmap_size in bytes per connection (0: off)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -41,6 +41,7 @@ type Options struct {
 	MmapSize     int64         // PRAGMA mmap_size per connection; 0 leaves SQLite's default (off)
 	BusyTimeout  time.Duration // bound on a lookup waiting for a writer's lock (rollback-journal DBs only)
 	MaxConns     int           // reader connections; default 4
+	NoFilter     bool          // do not build the membership filter of listed names
 	Logf         func(format string, args ...any)
 }
 
@@ -55,6 +56,9 @@ type Stats struct {
 	HasMeta        bool
 	LoadedAt       time.Time
 	VersionRetries uint64
+	FilterSkips    uint64 // lookups answered without SQL thanks to the filter
+	FilterBuilds   uint64
+	FilterBytes    int64 // 0 while no filter is ready for the current version
 }
 
 // Store reads the blocklist. All methods are safe for concurrent use.
@@ -71,6 +75,7 @@ type Store struct {
 	localListID     string
 
 	lookups, errs, reloads, retries atomic.Uint64
+	filterSkips, filterBuilds       atomic.Uint64
 
 	stop chan struct{}
 	done chan struct{}
@@ -84,6 +89,7 @@ type snapshot struct {
 	regex    *regexSet
 	q        *queries
 	loadedAt time.Time
+	filter   atomic.Pointer[filter] // set once built for exactly this version
 }
 
 // ErrNotFound and ErrNotDatabase let callers print a precise message.
@@ -237,7 +243,85 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	if cur != nil && cur.q != next.q {
 		cur.q.close()
 	}
+	if next.hasMeta && !s.opts.NoFilter {
+		go s.buildFilter(next)
+	}
 	return nil
+}
+
+// buildFilter fills the membership filter for snap in the background;
+// lookups use SQL until it is ready. It reads in one transaction whose
+// list version must be snap's, so the filter, the regex rules and the
+// version always belong together; a build overtaken by a newer version
+// stops and leaves the work to the newer snapshot's build.
+func (s *Store) buildFilter(snap *snapshot) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var v int64
+		if err := tx.QueryRowContext(ctx, `SELECT Value FROM `+MetaTable+` WHERE Key = 'version'`).Scan(&v); err != nil {
+			return err
+		}
+		if uint64(v) != snap.ns.Version {
+			return nil // overtaken
+		}
+		var n int64
+		tables := []string{}
+		for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
+			if !snap.tables[t] {
+				continue
+			}
+			var c int64
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&c); err != nil {
+				return err
+			}
+			n += c
+			tables = append(tables, verdict.TableNames[t])
+		}
+		f := newFilter(n)
+		added := 0
+		for _, tbl := range tables {
+			rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
+			if err != nil {
+				return err
+			}
+			var d sql.RawBytes
+			for rows.Next() {
+				if err := rows.Scan(&d); err != nil {
+					rows.Close()
+					return err
+				}
+				f.add(string(d))
+				if added++; added&0xffff == 0 && s.snap.Load() != snap {
+					rows.Close()
+					return nil // overtaken
+				}
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+		}
+		if s.snap.Load() == snap {
+			snap.filter.Store(f)
+			s.filterBuilds.Add(1)
+		}
+		return nil
+	}()
+	if err != nil && ctx.Err() == nil {
+		s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
+	}
 }
 
 // load reads the meta row, the table set and the regex rules in one read
@@ -333,6 +417,13 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 	s.lookups.Add(1)
 	for attempt := 0; ; attempt++ {
 		snap := s.snap.Load()
+		if f := snap.filter.Load(); f != nil && !f.anySuffix(n) {
+			s.filterSkips.Add(1)
+			if r, ok := snap.regex.match(n); ok {
+				return verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}, snap.ns, nil
+			}
+			return verdict.Verdict{}, snap.ns, nil
+		}
 		v, ver, err := s.queryTables(ctx, snap, n)
 		if err != nil {
 			s.errs.Add(1)
@@ -412,12 +503,16 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	snap := s.snap.Load()
-	return Stats{
+	st := Stats{
 		Lookups: s.lookups.Load(), Errors: s.errs.Load(), Reloads: s.reloads.Load(),
 		RegexPatterns: len(snap.regex.rules), RegexSkipped: len(snap.regex.skipped),
 		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
-		VersionRetries: s.retries.Load(),
+		VersionRetries: s.retries.Load(), FilterSkips: s.filterSkips.Load(), FilterBuilds: s.filterBuilds.Load(),
 	}
+	if f := snap.filter.Load(); f != nil {
+		st.FilterBytes = f.bytes()
+	}
+	return st
 }
 
 // Close stops the version watcher and closes the database.
@@ -480,26 +575,28 @@ func (q *queries) close() {
 }
 
 // lookupSQL builds the one statement that probes every present rule table
-// for a name of k labels: ?1 is the full name, ?1..?k its suffixes. Each
-// IN list is k primary-key point lookups; nothing scans.
+// for a name of k labels: ?1 is the full name, ?1..?k its suffixes. Every
+// probe is its own primary-key point lookup joined by UNION ALL: an IN
+// list would make SQLite build an ephemeral index on every execution,
+// which costs more than the lookups themselves.
 func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta bool, k int) (text string, nargs int) {
-	in := make([]string, k)
-	for i := range in {
-		in[i] = fmt.Sprintf("?%d", i+1)
-	}
-	set := "(" + strings.Join(in, ",") + ")"
 	var parts []string
+	each := func(sel, table string) {
+		for i := 1; i <= k; i++ {
+			parts = append(parts, fmt.Sprintf("%s FROM %s WHERE Domain = ?%d", sel, table, i))
+		}
+	}
 	if tables[verdict.TableDNSAllow] {
-		parts = append(parts, "SELECT 1, Domain, Server, NULL, NULL FROM domain_dns_allow WHERE Domain IN "+set)
+		each("SELECT 1, Domain, Server, NULL, NULL", "domain_dns_allow")
 	}
 	if tables[verdict.TableDNSBlock] {
-		parts = append(parts, "SELECT 2, Domain, Server, NULL, NULL FROM domain_dns_block WHERE Domain IN "+set)
+		each("SELECT 2, Domain, Server, NULL, NULL", "domain_dns_block")
 	}
 	if tables[verdict.TableExact] {
 		parts = append(parts, "SELECT 3, Domain, NULL, IPv4, IPv6 FROM domain_exact WHERE Domain = ?1")
 	}
 	if tables[verdict.TableDomain] {
-		parts = append(parts, "SELECT 4, Domain, NULL, IPv4, IPv6 FROM domain WHERE Domain IN "+set)
+		each("SELECT 4, Domain, NULL, IPv4, IPv6", "domain")
 	}
 	if len(parts) == 0 && !hasMeta {
 		return "", 0

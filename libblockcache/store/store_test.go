@@ -65,11 +65,27 @@ var fixture = []string{
 	`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL), ('(^|\.)doubleclick\.', '10.0.0.3', NULL), ('bad(regex', NULL, NULL), ('[0-9]{4}telemetry', NULL, '::3')`,
 }
 
+// The same answers with and without the membership filter: the filter may
+// only ever skip SQL for names that are not listed.
 func TestPrecedenceAndMatching(t *testing.T) {
+	for _, withFilter := range []bool{false, true} {
+		t.Run(fmt.Sprintf("filter=%v", withFilter), func(t *testing.T) { testPrecedence(t, withFilter) })
+	}
+}
+
+func testPrecedence(t *testing.T, withFilter bool) {
 	path, _ := newDB(t, fixture...)
 	var logged []string
 	var mu sync.Mutex
-	s := open(t, path, func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() })
+	s, err := Open(context.Background(), Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter,
+		Logf: func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if withFilter {
+		waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	}
 	ip := func(s string) string { return s }
 	cases := []struct {
 		name   string
@@ -123,6 +139,9 @@ func TestPrecedenceAndMatching(t *testing.T) {
 	st := s.Stats()
 	if st.RegexPatterns != 3 || st.RegexSkipped != 1 {
 		t.Errorf("regex stats %+v", st)
+	}
+	if withFilter != (st.FilterSkips > 0) {
+		t.Errorf("filter=%v but %d lookups skipped SQL", withFilter, st.FilterSkips)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -214,6 +233,7 @@ func TestOpenErrors(t *testing.T) {
 func TestUpdatesVisible(t *testing.T) {
 	path, db := newDB(t, fixture...)
 	s := open(t, path, nil)
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
 	v0 := s.Namespace()
 	if resolve(t, s, "later.example").Action != verdict.Pass {
 		t.Fatal("listed before insert")

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+)
+
+// benchDB is a list made by bench/gen.sh (BLOCKCACHE_BENCH_DB), or a small
+// generated one.
+func benchDB(b *testing.B) string {
+	if p := os.Getenv("BLOCKCACHE_BENCH_DB"); p != "" {
+		return p
+	}
+	stmts := []string{}
+	for i := 0; i < 10000; i += 500 {
+		q := "INSERT INTO domain VALUES "
+		for j := i; j < i+500; j++ {
+			if j > i {
+				q += ","
+			}
+			q += fmt.Sprintf("('d%d.bench.example', NULL, NULL)", j)
+		}
+		stmts = append(stmts, q)
+	}
+	path, _ := newDB(b, stmts...)
+	return path
+}
+
+func BenchmarkResolveUnlisted4Labels(b *testing.B) {
+	s := open(b, benchDB(b), nil)
+	ctx := context.Background()
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%d.site%d.cdn%d.example", i, i%100, i)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := s.Resolve(ctx, names[i%len(names)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkResolveListedWildcard(b *testing.B) {
+	s := open(b, benchDB(b), nil)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := s.Resolve(ctx, fmt.Sprintf("www.d%d.bench.example", i%5000)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
