@@ -38,7 +38,12 @@ type Tier struct {
 	cfg  config.Valkey
 	logf func(string, ...any)
 
-	client  atomic.Pointer[valkey.Client] // nil until the first connection succeeds
+	// Reads and writes use separate clients: valkey-go serves a client used
+	// by one goroutine at a time on the caller's goroutine, but once a second
+	// one (the background writer) shares it, every read is handed to its
+	// pipelining goroutines, which costs thread wake-ups per lookup.
+	client  atomic.Pointer[valkey.Client] // reads; nil until the first connection succeeds
+	wclient atomic.Pointer[valkey.Client] // writes
 	circuit atomic.Int32
 	fails   atomic.Int32 // consecutive read/write failures
 
@@ -121,6 +126,12 @@ func (t *Tier) connect() error {
 		c.Close()
 		return fmt.Errorf("ping %v: %w", t.cfg.Addrs(), err)
 	}
+	w, err := valkey.NewClient(t.options())
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("connect %v: %w", t.cfg.Addrs(), err)
+	}
+	t.wclient.Store(&w)
 	t.client.Store(&c)
 	return nil
 }
@@ -238,7 +249,7 @@ func (t *Tier) writer() {
 }
 
 func (t *Tier) flush(batch []write) {
-	cp := t.client.Load()
+	cp := t.wclient.Load()
 	if cp == nil || t.circuit.Load() != Closed {
 		t.dropped.Add(uint64(len(batch)))
 		return
@@ -381,6 +392,9 @@ func (t *Tier) Close() error {
 		t.wg.Wait()
 		if c := t.Client(); c != nil {
 			c.Close()
+		}
+		if w := t.wclient.Load(); w != nil {
+			(*w).Close()
 		}
 	})
 	return nil

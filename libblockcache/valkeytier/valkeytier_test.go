@@ -21,6 +21,11 @@ import (
 // every lookup reaches the Valkey tier.
 func open(t *testing.T, db string, sets ...string) *blockcache.Cache {
 	t.Helper()
+	return openB(t, db, sets...)
+}
+
+func openB(t testing.TB, db string, sets ...string) *blockcache.Cache {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DBFile = db
 	cfg.LRUSize = 0

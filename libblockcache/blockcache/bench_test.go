@@ -1,0 +1,49 @@
+package blockcache
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+)
+
+func benchCache(b *testing.B, lru int) *Cache {
+	cfg := config.Default()
+	cfg.DBFile, _ = testlist.New(b, testlist.Fixture...)
+	cfg.LRUSize = lru
+	c, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 1, time.Minute))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+// BenchmarkLRUHitZipf: Zipf (s=1.01) over 1M cached names, as in the
+// issue's target (median under 300 ns through the C ABI).
+func BenchmarkLRUHitZipf(b *testing.B) {
+	const n = 1 << 20
+	c := benchCache(b, n)
+	ctx := context.Background()
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%d.site%d.example", i, i%997)
+		c.Lookup(ctx, names[i])
+	}
+	z := rand.NewZipf(rand.New(rand.NewSource(1)), 1.01, 1, n-1)
+	seq := make([]string, 1<<16)
+	for i := range seq {
+		seq[i] = names[z.Uint64()]
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Lookup(ctx, seq[i&(len(seq)-1)])
+	}
+}
