@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -378,4 +380,59 @@ func TestValkeyTierThroughDnsmasq(t *testing.T) {
 		}
 	}
 	a.waitLog(t, 3*time.Second, "valkey circuit open")
+}
+
+func scrape(t *testing.T, port int) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(l, ' ')
+		v, err := strconv.ParseFloat(l[i+1:], 64)
+		if err == nil {
+			out[l[:i]] = v
+		}
+	}
+	return out
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	mport := valkeytest.FreePort(t)
+	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{fmt.Sprintf("--blockcache-metrics=127.0.0.1:%d", mport)}})
+	before := scrape(t, mport)
+	for i := 0; i < 5; i++ {
+		d.mustQuery(t, "udp", fmt.Sprintf("m%d.tracker.net", i), dns.TypeA)
+	}
+	for i := 0; i < 40; i++ { // enough for the 1-in-16 latency sample to see LRU hits
+		d.mustQuery(t, "udp", fmt.Sprintf("m%d.tracker.net", i%5), dns.TypeA)
+	}
+	d.mustQuery(t, "udp", "unlisted-metrics.example", dns.TypeA)
+	after := scrape(t, mport)
+	for key, want := range map[string]float64{
+		`blockcache_lookups_total{tier="sqlite",verdict="block"}`: 5,
+		`blockcache_lookups_total{tier="lru",verdict="block"}`:    40,
+		`blockcache_lookups_total{tier="sqlite",verdict="pass"}`:  1,
+		`blockcache_tier_hits_total{tier="lru"}`:                  40,
+	} {
+		if got := after[key] - before[key]; got != want {
+			t.Errorf("%s moved by %v, want %v", key, got, want)
+		}
+	}
+	if after[`blockcache_list_version`] < 1 || after[`blockcache_lru_entries`] < 6 {
+		t.Errorf("gauges: version %v, lru entries %v", after[`blockcache_list_version`], after[`blockcache_lru_entries`])
+	}
+	if _, ok := after[`blockcache_lookup_duration_seconds_count{tier="lru"}`]; !ok {
+		t.Errorf("no latency histogram for the lru tier")
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
 	"github.com/libblockcache/libblockcache/libblockcache/lrutier"
+	"github.com/libblockcache/libblockcache/libblockcache/metrics"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytier"
@@ -63,6 +64,15 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 		tiers = append(tiers, c.Valkey)
 	}
 	c.Engine = engine.New(st, tiers...)
+	if cfg.Metrics != "" {
+		m, err := metrics.Start(cfg.Metrics, c.metricsSample)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.Engine.SetLatencyObserver(m.Observe)
+		c.closers = append([]io.Closer{m}, c.closers...)
+	}
 	return c, nil
 }
 

@@ -3,6 +3,9 @@ package blockcache
 import (
 	"fmt"
 
+	"github.com/libblockcache/libblockcache/libblockcache/metrics"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 )
 
@@ -15,12 +18,13 @@ type Stats struct {
 	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
 	ValkeyTimeouts, ValkeyDropped, ValkeyCorrupt uint64
 	Store                                        store.Stats
+	Answered                                     [verdict.Forward + 1][verdict.TierSQLite + 1]uint64 // by action, tier
 }
 
 // Stats returns a snapshot of every counter.
 func (c *Cache) Stats() Stats {
 	es := c.Engine.Stats()
-	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats()}
+	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats(), Answered: es.Answered}
 	if c.LRU != nil {
 		ts := c.LRU.Stats()
 		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
@@ -50,4 +54,24 @@ func (s Stats) String() string {
 			s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
 	}
 	return line
+}
+
+// metricsSample feeds a Prometheus scrape.
+func (c *Cache) metricsSample() metrics.Sample {
+	s := c.Stats()
+	m := metrics.Sample{
+		Answered: s.Answered, Invalid: s.Invalid, Errors: s.SourceErrors,
+		TierHits:      map[verdict.Tier]uint64{verdict.TierLRU: s.LRUHits},
+		TierMisses:    map[verdict.Tier]uint64{verdict.TierLRU: s.LRUMisses},
+		ValkeyEnabled: s.ValkeyEnabled, ValkeyErrors: s.ValkeyErrors, ValkeyTimeouts: s.ValkeyTimeouts,
+		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
+		LRUEntries: s.LRUEntries, LRUEvictions: s.LRUEvictions,
+		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads,
+		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
+		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
+	}
+	if s.ValkeyEnabled {
+		m.TierHits[verdict.TierValkey], m.TierMisses[verdict.TierValkey] = s.ValkeyHits, s.ValkeyMisses
+	}
+	return m
 }

@@ -62,7 +62,19 @@ type Engine struct {
 	src   Source
 
 	lookups, invalid, srcErrors atomic.Uint64
+	// answered counts lookups by action and by the tier that answered.
+	answered [verdict.Forward + 1][verdict.TierSQLite + 1]atomic.Uint64
+	// observe, when set, receives the latency of one lookup in
+	// SampleEvery, with the tier that answered: sampling keeps the clock
+	// reads off most lookups.
+	observe func(verdict.Tier, time.Duration)
 }
+
+// SampleEvery is the latency sampling period of SetLatencyObserver.
+const SampleEvery = 16
+
+// SetLatencyObserver installs f (before lookups start).
+func (e *Engine) SetLatencyObserver(f func(verdict.Tier, time.Duration)) { e.observe = f }
 
 // New builds an engine; tiers are in the order they are asked.
 func New(src Source, tiers ...Tier) *Engine {
@@ -77,6 +89,16 @@ var ErrInvalidName = errors.New("invalid name")
 // error, and is not cached, so dnsmasq fails open (resolves normally)
 // rather than failing the query.
 func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
+	if e.observe != nil && e.lookups.Load()%SampleEvery == 0 {
+		start := time.Now()
+		r, err := e.lookup(ctx, raw)
+		e.observe(r.Tier, time.Since(start))
+		return r, err
+	}
+	return e.lookup(ctx, raw)
+}
+
+func (e *Engine) lookup(ctx context.Context, raw string) (Result, error) {
 	e.lookups.Add(1)
 	n, err := name.Normalize(raw)
 	if err != nil {
@@ -89,6 +111,7 @@ func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
 			for _, faster := range e.tiers[:i] {
 				faster.Put(k, v)
 			}
+			e.answered[v.Action][t.ID()].Add(1)
 			return Result{Verdict: v, Tier: t.ID(), NS: k.NS, Name: n}, nil
 		}
 	}
@@ -117,6 +140,7 @@ func (e *Engine) resolve(ctx context.Context, n string) (Result, error) {
 		}
 		t.Put(k, v)
 	}
+	e.answered[v.Action][verdict.TierSQLite].Add(1)
 	return Result{Verdict: v, Tier: verdict.TierSQLite, NS: ns, Name: n}, nil
 }
 
@@ -151,12 +175,19 @@ func (e *Engine) Flush() {
 // Stats are the engine's counters and each tier's.
 type Stats struct {
 	Lookups, Invalid, SourceErrors uint64
-	Tiers                          []TierStats
+	// Answered[action][tier]: lookups answered, by verdict and tier.
+	Answered [verdict.Forward + 1][verdict.TierSQLite + 1]uint64
+	Tiers    []TierStats
 }
 
 // Stats returns a snapshot of the counters.
 func (e *Engine) Stats() Stats {
 	s := Stats{Lookups: e.lookups.Load(), Invalid: e.invalid.Load(), SourceErrors: e.srcErrors.Load()}
+	for a := range e.answered {
+		for t := range e.answered[a] {
+			s.Answered[a][t] = e.answered[a][t].Load()
+		}
+	}
 	for _, t := range e.tiers {
 		s.Tiers = append(s.Tiers, t.Stats())
 	}

@@ -1,0 +1,158 @@
+// Package metrics serves the library's counters to Prometheus from its own
+// goroutines: nothing is computed on the lookup path beyond the counters
+// the tiers keep anyway and a latency sample of one lookup in sixteen.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// Sample is what a scrape reports; the caller fills it from its counters.
+type Sample struct {
+	Answered        [verdict.Forward + 1][verdict.TierSQLite + 1]uint64
+	Invalid, Errors uint64
+	TierHits        map[verdict.Tier]uint64
+	TierMisses      map[verdict.Tier]uint64
+	ValkeyEnabled   bool
+	ValkeyErrors    uint64
+	ValkeyTimeouts  uint64
+	ValkeyDropped   uint64
+	ValkeyCorrupt   uint64
+	ValkeyCircuit   bool
+	LRUEntries      uint64
+	LRUEvictions    uint64
+	ListVersion     uint64
+	ListLoaded      time.Time
+	ListReloads     uint64
+	FilterSkips     uint64
+	FilterBytes     int64
+	RegexPatterns   int
+	RegexSkipped    int
+}
+
+// Server is a running endpoint.
+type Server struct {
+	srv     *http.Server
+	latency *prometheus.HistogramVec
+}
+
+// Start listens on addr and serves /metrics. sample is called on every scrape.
+func Start(addr string, sample func() Sample) (*Server, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	s := &Server{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "blockcache_lookup_duration_seconds",
+			Help:    "Latency of a sample of lookups (one in 16), by the tier that answered.",
+			Buckets: []float64{250e-9, 500e-9, 1e-6, 2e-6, 5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3},
+		}, []string{"tier"}),
+	}
+	reg.MustRegister(s.latency, &collector{sample: sample}, prometheus.NewGoCollector())
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err // the listener is gone; nothing else to do from here
+		}
+	}()
+	return s, nil
+}
+
+// Observe records one sampled lookup latency.
+func (s *Server) Observe(t verdict.Tier, d time.Duration) {
+	s.latency.WithLabelValues(t.String()).Observe(d.Seconds())
+}
+
+// Close stops the endpoint.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+var (
+	descLookups  = prometheus.NewDesc("blockcache_lookups_total", "Lookups answered, by verdict and by the tier that answered.", []string{"verdict", "tier"}, nil)
+	descInvalid  = prometheus.NewDesc("blockcache_invalid_names_total", "Names that cannot be DNS names (answered pass).", nil, nil)
+	descErrors   = prometheus.NewDesc("blockcache_lookup_errors_total", "Lookups that failed in SQLite (answered pass).", nil, nil)
+	descHits     = prometheus.NewDesc("blockcache_tier_hits_total", "Cache tier hits.", []string{"tier"}, nil)
+	descMisses   = prometheus.NewDesc("blockcache_tier_misses_total", "Cache tier misses.", []string{"tier"}, nil)
+	descVErrors  = prometheus.NewDesc("blockcache_valkey_errors_total", "Valkey read errors other than timeouts.", nil, nil)
+	descVTimeout = prometheus.NewDesc("blockcache_valkey_timeouts_total", "Valkey reads that hit valkey-timeout-ms.", nil, nil)
+	descVDropped = prometheus.NewDesc("blockcache_valkey_dropped_writes_total", "Valkey writes dropped (queue full or circuit open).", nil, nil)
+	descVCorrupt = prometheus.NewDesc("blockcache_valkey_corrupt_values_total", "Valkey values that did not decode (treated as misses).", nil, nil)
+	descVCircuit = prometheus.NewDesc("blockcache_valkey_circuit_open", "1 while Valkey is skipped after consecutive failures.", nil, nil)
+	descLRU      = prometheus.NewDesc("blockcache_lru_entries", "Verdicts in the in-process cache.", nil, nil)
+	descEvict    = prometheus.NewDesc("blockcache_lru_evictions_total", "Verdicts evicted from the in-process cache.", nil, nil)
+	descVersion  = prometheus.NewDesc("blockcache_list_version", "Version of the blocklist lookups are answered from.", nil, nil)
+	descLoaded   = prometheus.NewDesc("blockcache_list_loaded_timestamp_seconds", "When that version was loaded.", nil, nil)
+	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
+	descSkips    = prometheus.NewDesc("blockcache_filter_skips_total", "Lookups the membership filter answered without SQL.", nil, nil)
+	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
+	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
+)
+
+type collector struct{ sample func() Sample }
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descSkips, descFilter, descRegex} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.sample()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for a := verdict.Pass; a <= verdict.Forward; a++ {
+		for t := verdict.TierLRU; t <= verdict.TierSQLite; t++ {
+			counter(descLookups, s.Answered[a][t], a.String(), t.String())
+		}
+	}
+	counter(descInvalid, s.Invalid)
+	counter(descErrors, s.Errors)
+	for t, v := range s.TierHits {
+		counter(descHits, v, t.String())
+	}
+	for t, v := range s.TierMisses {
+		counter(descMisses, v, t.String())
+	}
+	if s.ValkeyEnabled {
+		counter(descVErrors, s.ValkeyErrors)
+		counter(descVTimeout, s.ValkeyTimeouts)
+		counter(descVDropped, s.ValkeyDropped)
+		counter(descVCorrupt, s.ValkeyCorrupt)
+		open := 0.0
+		if s.ValkeyCircuit {
+			open = 1
+		}
+		gauge(descVCircuit, open)
+	}
+	gauge(descLRU, float64(s.LRUEntries))
+	counter(descEvict, s.LRUEvictions)
+	gauge(descVersion, float64(s.ListVersion))
+	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
+	counter(descReloads, s.ListReloads)
+	counter(descSkips, s.FilterSkips)
+	gauge(descFilter, float64(s.FilterBytes))
+	gauge(descRegex, float64(s.RegexPatterns), "active")
+	gauge(descRegex, float64(s.RegexSkipped), "skipped")
+}
