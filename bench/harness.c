@@ -30,7 +30,7 @@ static struct {
   const char *lib, *db, *csv, *configs, *regimes;
   long rows, universe, queries, warmup;
   double zipf_s, listed, wild_frac, regex_frac, exact_frac;
-  int valkey_port, regex_patterns, check;
+  int valkey_port, regex_patterns, check, filter;
   const char *lru_size;
   long seed;
 } opt = {
@@ -39,7 +39,7 @@ static struct {
   .regimes = "warm,cold",
   .rows = 0, .universe = 1000000, .queries = 1000000, .warmup = -1,
   .zipf_s = 1.0, .listed = 0.2, .wild_frac = 0.6, .regex_frac = 0.1, .exact_frac = 0.3,
-  .valkey_port = 0, .regex_patterns = 1000, .check = 1, .lru_size = "1048576", .seed = 1,
+  .valkey_port = 0, .regex_patterns = 1000, .check = 1, .filter = 1, .lru_size = "1048576", .seed = 1,
 };
 
 static void usage(FILE *f)
@@ -74,6 +74,7 @@ static void usage(FILE *f)
 "  --lru-size N        db-lru-size for the lru configurations (1048576)\n"
 "  --csv FILE          also write the results as CSV\n"
 "  --no-check          do not check verdicts against the generator's scheme\n"
+"  --no-filter         db-filter=off: every lookup that misses the caches runs SQL\n"
 "  --seed N            random seed (1)\n");
 }
 
@@ -240,11 +241,13 @@ static void run_one(const char *config, const char *regime, int outfd)
       _exit(2);
     }
   SYM(blockcache_set_option) SYM(blockcache_last_error) SYM(db_init) SYM(blockcache_lookup) SYM(db_cleanup)
+  SYM(blockcache_stats)
 
 #define SET(k, val) if (blockcache_set_option_p(k, val) != 0) { fprintf(stderr, "harness: %s: %s\n", k, blockcache_last_error_p()); _exit(2); }
   SET("db-file", opt.db);
   SET("db-lru-size", lru ? opt.lru_size : "0");
   SET("db-poll-ms", "1000");
+  SET("db-filter", opt.filter ? "on" : "off");
   if (valkey)
     {
       snprintf(port, sizeof port, "%d", opt.valkey_port);
@@ -257,6 +260,17 @@ static void run_one(const char *config, const char *regime, int outfd)
     {
       fprintf(stderr, "harness: db_init: %s\n", blockcache_last_error_p());
       _exit(2);
+    }
+  /* measure the steady state: wait until the membership filter is built */
+  if (opt.filter)
+    {
+      struct blockcache_stats st;
+      for (i = 0; i < 1200; i++)
+	{
+	  if (blockcache_stats_p(&st) == 0 && st.filter_bytes > 0)
+	    break;
+	  usleep(100000);
+	}
     }
 
   /* the query stream, drawn before timing starts */
@@ -348,7 +362,7 @@ int main(int argc, char **argv)
     { "universe", 1, 0, 'u' }, { "queries", 1, 0, 'q' }, { "warmup", 1, 0, 'w' }, { "zipf", 1, 0, 'z' },
     { "listed", 1, 0, 'L' }, { "exact", 1, 0, 'E' }, { "wild", 1, 0, 'W' }, { "regex-share", 1, 0, 'R' },
     { "configs", 1, 0, 'c' }, { "regimes", 1, 0, 'r' }, { "valkey-port", 1, 0, 'p' }, { "lru-size", 1, 0, 's' },
-    { "csv", 1, 0, 'o' }, { "no-check", 0, 0, 'N' }, { "seed", 1, 0, 'S' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+    { "csv", 1, 0, 'o' }, { "no-check", 0, 0, 'N' }, { "no-filter", 0, 0, 'F' }, { "seed", 1, 0, 'S' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
   };
   int c;
   char *configs, *regimes, *cfg, *reg, *sp1, *sp2;
@@ -376,6 +390,7 @@ int main(int argc, char **argv)
       case 's': opt.lru_size = optarg; break;
       case 'o': opt.csv = optarg; break;
       case 'N': opt.check = 0; break;
+      case 'F': opt.filter = 0; break;
       case 'S': opt.seed = atol(optarg); break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return 2;

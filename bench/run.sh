@@ -26,5 +26,9 @@ if command -v valkey-server >/dev/null; then
 	trap 'kill $vpid 2>/dev/null; wait $vpid 2>/dev/null || true' EXIT
 	for _ in $(seq 100); do valkey-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
 	vargs=(--valkey-port "$port")
+	# The floor for the Valkey tier, measured in the same run.
+	valkey-cli -p "$port" set k v >/dev/null
+	valkey-benchmark -p "$port" -c 1 -P 1 -n 20000 -t get --csv 2>/dev/null |
+		awk -F'"' 'NR==2 {printf "# valkey-benchmark -c 1 -P 1 GET: p50 %.0f us, avg %.0f us, p99 %.0f us\n", $10*1000, $6*1000, $14*1000}'
 fi
 build/bench --lib build/libblockcache.so --db "$db" --rows "$n" --regex 1000 "${vargs[@]}" "$@"

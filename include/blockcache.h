@@ -75,6 +75,8 @@ struct blockcache_stats {
   uint64_t list_version;
   uint64_t list_reloads;
   uint64_t regex_patterns, regex_skipped;
+  uint64_t filter_bytes;      /* membership filter of listed names; 0 while building */
+  uint64_t filter_skips;      /* lookups the filter answered without SQL */
 };
 
 /* Child socket wire format (blockcache_serve_child).

@@ -52,14 +52,22 @@ type upstream struct {
 func startUpstream(t testing.TB, a string) *upstream {
 	t.Helper()
 	u := &upstream{a: net.ParseIP(a), asked: map[string]int{}}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.port = pc.LocalAddr().(*net.UDPAddr).Port
-	l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", u.port))
-	if err != nil {
-		t.Fatal(err)
+	// UDP and TCP on one port: retry when the TCP side is taken.
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		u.port = pc.LocalAddr().(*net.UDPAddr).Port
+		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", u.port)); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)

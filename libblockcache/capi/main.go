@@ -181,6 +181,7 @@ func blockcache_stats(out *C.struct_blockcache_stats) C.int {
 		sqlite_lookups: C.uint64_t(s.Store.Lookups), sqlite_errors: C.uint64_t(s.Store.Errors),
 		list_version: C.uint64_t(s.Store.Namespace.Version), list_reloads: C.uint64_t(s.Store.Reloads),
 		regex_patterns: C.uint64_t(s.Store.RegexPatterns), regex_skipped: C.uint64_t(s.Store.RegexSkipped),
+		filter_bytes: C.uint64_t(s.Store.FilterBytes), filter_skips: C.uint64_t(s.Store.FilterSkips),
 	}
 	return 0
 }

@@ -31,7 +31,7 @@ func TestSet(t *testing.T) {
 	bad := [][2]string{
 		{"db-block-ipv4", "::1"}, {"db-block-ipv4", "300.1.1.1"}, {"db-block-ipv6", "1.2.3.4"},
 		{"db-block-ipv6", "::ffff:1.2.3.4"}, {"valkey-port", "0"}, {"valkey-port", "70000"},
-		{"valkey-port", "http"}, {"valkey-ttl", "-1"}, {"valkey-read", "sometimes"},
+		{"valkey-port", "http"}, {"valkey-ttl", "-1"}, {"valkey-ttl", "2592001"}, {"valkey-read", "sometimes"},
 		{"valkey-cluster", "127.0.0.1"}, {"db-lru-size", "-5"}, {"db-file", ""},
 		{"blockcache-metrics", "9153"}, {"valkey-tls", "maybe"},
 	}

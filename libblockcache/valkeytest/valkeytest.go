@@ -5,6 +5,7 @@
 package valkeytest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valkey-io/valkey-go"
 )
 
 // Server is one valkey-server process.
@@ -107,6 +110,29 @@ func (s *Server) CLI(args ...string) string {
 		s.t.Fatalf("valkey-cli %v: %v: %s", args, err, out)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// Do runs one command with a Go client, for arguments valkey-cli cannot
+// carry (keys are binary and may hold NUL bytes), and returns the reply as
+// text ("" for nil).
+func (s *Server) Do(args ...string) string {
+	s.t.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, ForceSingleClient: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	r := c.Do(context.Background(), c.B().Arbitrary(args[0]).Args(args[1:]...).Build())
+	if v, err := r.ToString(); err == nil {
+		return v
+	}
+	if n, err := r.AsInt64(); err == nil {
+		return strconv.FormatInt(n, 10)
+	}
+	if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+		s.t.Fatalf("%v: %v", args, err)
+	}
+	return ""
 }
 
 // WaitPort waits until something accepts connections on port.

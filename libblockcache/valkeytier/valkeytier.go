@@ -8,7 +8,6 @@ package valkeytier
 import (
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -138,9 +137,10 @@ func (t *Tier) connect() error {
 
 func (t *Tier) ID() verdict.Tier { return verdict.TierValkey }
 
-// Key is the Valkey key of k: prefix, a hash of the namespace, the name.
-// The namespace hash keeps keys short (bytes per key is the cost of a
-// fleet cache) while two list versions still never share a key.
+// Key is the Valkey key of k: prefix, 6 bytes of a hash of the namespace,
+// the name. Bytes per key are the cost of a fleet cache, so the namespace is
+// a binary hash rather than text (two list versions colliding in 48 bits is
+// a 1 in 2^48 event per pair); the name stays readable for operators.
 func (t *Tier) Key(k engine.Key) string {
 	return t.cfg.Prefix + t.nsTag(k.NS) + k.Name
 }
@@ -153,7 +153,7 @@ func (t *Tier) nsTag(ns store.Namespace) string {
 		h.Write([]byte(ns.ListID))
 		h.Write([]byte{0})
 		h.Write([]byte(strconv.FormatUint(ns.Version, 10)))
-		t.nsCache.ns, t.nsCache.tag = ns, base64.RawURLEncoding.EncodeToString(h.Sum(nil))+":"
+		t.nsCache.ns, t.nsCache.tag = ns, string(h.Sum(nil)[:6])
 	}
 	return t.nsCache.tag
 }
@@ -257,7 +257,11 @@ func (t *Tier) flush(batch []write) {
 	c := *cp
 	cmds := make(valkey.Commands, len(batch))
 	for i, w := range batch {
-		cmds[i] = c.B().Set().Key(w.key).Value(valkey.BinaryString(w.val)).ExSeconds(int64(t.cfg.TTL / time.Second)).Build()
+		if t.cfg.TTL > 0 {
+			cmds[i] = c.B().Set().Key(w.key).Value(valkey.BinaryString(w.val)).ExSeconds(int64(t.cfg.TTL / time.Second)).Build()
+		} else { // valkey-ttl=0: no expiry, Valkey's maxmemory policy evicts
+			cmds[i] = c.B().Set().Key(w.key).Value(valkey.BinaryString(w.val)).Build()
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
