@@ -436,3 +436,15 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Errorf("no latency histogram for the lru tier")
 	}
 }
+
+// dnsmasq changes to / when it starts; a relative db-file keeps meaning
+// what it meant where dnsmasq was started.
+func TestRelativeDBPath(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, dir: filepath.Dir(db), extra: []string{"--db-file=" + filepath.Base(db)}})
+	if got := summary(d.mustQuery(t, "udp", "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("%s", got)
+	}
+}

@@ -116,6 +116,7 @@ type opts struct {
 	upstream *upstream
 	filter   *upstream // the server of forward rules, configured for a private domain only
 	daemon   bool      // daemonize (no -k): TCP children fork either way
+	dir      string    // working directory of the starting process
 }
 
 // startDnsmasq runs build/dnsmasq on a free loopback port and waits until
@@ -129,6 +130,7 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 		args = append(args, "-k")
 	}
 	d.cmd = exec.Command(filepath.Join(buildDir(t), "dnsmasq"), args...)
+	d.cmd.Dir = o.dir
 	out, _ := os.Create(filepath.Join(dir, "stderr"))
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	if err := d.cmd.Start(); err != nil {

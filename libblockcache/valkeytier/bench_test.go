@@ -49,3 +49,32 @@ func BenchmarkTierHit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCircuitOpen compares a lookup (no LRU, so every lookup reaches
+// the Valkey tier) with Valkey configured but down, against no Valkey at
+// all, in one run: the open circuit must cost next to nothing.
+func BenchmarkCircuitOpen(b *testing.B) {
+	db, _ := testlist.New(b, testlist.Fixture...)
+	names := make([]string, 1024)
+	for i := range names {
+		names[i] = "u" + strconv.Itoa(i) + ".site.cdn.example"
+	}
+	for _, mode := range []string{"no-valkey", "valkey-down"} {
+		b.Run(mode, func(b *testing.B) {
+			var sets []string
+			if mode == "valkey-down" {
+				sets = []string{"valkey-host", "127.0.0.1", "valkey-port", strconv.Itoa(valkeytest.FreePort(b))}
+			}
+			c := openB(b, db, sets...)
+			if c.Valkey != nil && !c.Valkey.CircuitOpen() {
+				b.Fatal("circuit closed")
+			}
+			time.Sleep(100 * time.Millisecond) // the filter is built
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c.Lookup(ctx, names[i&1023])
+			}
+		})
+	}
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# dnsperf against stock dnsmasq (1M address= lines) and the patched dnsmasq
+# (the same 1M names in a blocklist, LRU warmed by a first pass), same query
+# files, same run: listed names, their subdomains, and unlisted names
+# forwarded to a local upstream (a third dnsmasq answering everything).
+# Usage: bench/dnsperf.sh [N] [SECONDS]      (defaults 1000000, 10)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+n=${1:-1000000} secs=${2:-10}
+command -v dnsperf >/dev/null || { echo "dnsperf: apt-get install dnsperf" >&2; exit 1; }
+make -s lib ctl dnsmasq >/dev/null
+[ -x build/dnsmasq-stock ] || scripts/build-dnsmasq.sh --stock build >/dev/null
+data=build/bench-data
+out=bench/out
+mkdir -p "$data" "$out"
+db=$data/list-$n.db
+[ -f "$db" ] || bench/gen.sh "$db" "$n" 1000 >/dev/null
+conf=$data/address-$n.conf
+[ -f "$conf" ] || awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "address=/d%d.bench.example/0.0.0.0\n", i }' >"$conf"
+q=100000
+awk -v n="$n" -v q="$q" 'BEGIN { srand(1); for (i = 0; i < q; i++) printf "d%d.bench.example A\n", int(rand() * n) }' >"$data/q-listed.txt"
+awk -v n="$n" -v q="$q" 'BEGIN { srand(2); for (i = 0; i < q; i++) printf "www.d%d.bench.example A\n", int(rand() * n) }' >"$data/q-sub.txt"
+awk -v q="$q" 'BEGIN { for (i = 0; i < q; i++) printf "u%d.site%d.example A\n", i, i % 1000 }' >"$data/q-unlisted.txt"
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_dns() { for _ in $(seq 600); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
+
+up=$(port)
+build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 &
+pids+=($!)
+wait_dns "$up"
+
+# start BINARY ARGS...: runs a dnsmasq on a free port; sets P, PID, STARTUP.
+start() {
+	local t0 t1
+	P=$(port)
+	t0=$(date +%s.%N)
+	"$@" "${common[@]}" --port="$P" --server="127.0.0.1#$up" &
+	PID=$!
+	pids+=("$PID")
+	wait_dns "$P"
+	t1=$(date +%s.%N)
+	STARTUP=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+perf() { # port file
+	dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$secs" -q 200 2>&1 |
+		awk '/Queries lost:/ {lost=$3} /Queries per second:/ {qps=$4} /Average Latency/ {lat=$4} END {printf "%10.0f qps  avg %6.3f ms  lost %s", qps, lat*1000, lost}'
+}
+
+echo "# dnsperf -l $secs -q 200, $q distinct queries per file, list of $n names; $(nproc) cores; $(date -u +%F)"
+start build/dnsmasq-stock --conf-file="$conf"
+sp=$P spid=$PID
+echo "stock, $n address= lines: startup ${STARTUP}s, RSS $(rss "$spid") MiB"
+start build/dnsmasq --db-file="$db" --blockcache-library="$top/build/libblockcache.so"
+pp=$P ppid=$PID
+echo "patched, $n-row list: startup ${STARTUP}s, RSS $(rss "$ppid") MiB"
+start build/dnsmasq-stock
+np=$P
+for f in listed sub unlisted; do
+	dnsperf -s 127.0.0.1 -p "$pp" -d "$data/q-$f.txt" -l 3 -q 200 >/dev/null 2>&1 || true # warm the LRU
+done
+for f in listed sub unlisted; do
+	echo "stock   $f: $(perf "$sp" "$data/q-$f.txt")"
+	echo "patched $f: $(perf "$pp" "$data/q-$f.txt")"
+done
+echo "stock, no list, unlisted: $(perf "$np" "$data/q-unlisted.txt")"
+echo "RSS after: stock $(rss "$spid") MiB, patched $(rss "$ppid") MiB"
