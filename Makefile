@@ -26,7 +26,7 @@ $(BUILD)/blockcachectl: $(GOFILES)
 
 dnsmasq: $(BUILD)/dnsmasq
 $(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch) include/blockcache.h scripts/build-dnsmasq.sh
-	scripts/build-dnsmasq.sh $(BUILD)
+	PREFIX=$(PREFIX) scripts/build-dnsmasq.sh $(BUILD)
 
 bench: $(BUILD)/bench
 $(BUILD)/bench: bench/harness.c include/blockcache.h
@@ -49,11 +49,15 @@ fuzz:
 	$(GO) test -run XXX -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./libblockcache/verdict
 
 install: all dnsmasq
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin \
+		$(DESTDIR)$(PREFIX)/share/doc/libblockcache/examples
 	install -m 0755 $(BUILD)/libblockcache.so $(DESTDIR)$(PREFIX)/lib/libblockcache.so
 	install -m 0644 include/blockcache.h $(DESTDIR)$(PREFIX)/include/blockcache.h
 	install -m 0755 $(BUILD)/dnsmasq $(DESTDIR)$(PREFIX)/sbin/dnsmasq-blockcache
 	install -m 0755 $(BUILD)/blockcachectl $(DESTDIR)$(PREFIX)/bin/blockcachectl
+	install -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/libblockcache/README.md
+	install -m 0644 dnsmasq-patch/README.md $(DESTDIR)$(PREFIX)/share/doc/libblockcache/dnsmasq-options.md
+	install -m 0644 scripts/packaging/* $(DESTDIR)$(PREFIX)/share/doc/libblockcache/examples/
 
 demo: all dnsmasq
 	scripts/demo.sh

@@ -448,3 +448,55 @@ func TestRelativeDBPath(t *testing.T) {
 		t.Fatalf("%s", got)
 	}
 }
+
+// make install into a temporary DESTDIR, then run what was installed:
+// blockcachectl makes a list and the installed dnsmasq answers from it.
+func TestInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and installs")
+	}
+	dest := t.TempDir()
+	top, _ := filepath.Abs("../..")
+	cmd := exec.Command("make", "-s", "install", "DESTDIR="+dest, "PREFIX=/usr/local")
+	cmd.Dir = top
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	root := filepath.Join(dest, "usr/local")
+	for _, f := range []string{"lib/libblockcache.so", "include/blockcache.h", "sbin/dnsmasq-blockcache", "bin/blockcachectl",
+		"share/doc/libblockcache/examples/dnsmasq-blockcache.service", "share/doc/libblockcache/examples/valkey-blockcache.conf"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("not installed: %s", f)
+		}
+	}
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl := filepath.Join(root, "bin/blockcachectl")
+	if out, err := exec.Command(ctl, "add", "--db", db, "--table", "domain", "installed.example").CombinedOutput(); err != nil {
+		t.Fatalf("installed blockcachectl: %v\n%s", err, out)
+	}
+	up := startUpstream(t, "192.0.2.1")
+	port := freeUDPPort(t)
+	dnsmasq := exec.Command(filepath.Join(root, "sbin/dnsmasq-blockcache"), "-k", "--port="+strconv.Itoa(port),
+		"--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
+		fmt.Sprintf("--server=127.0.0.1#%d", up.port), "--db-file="+db,
+		"--blockcache-library="+filepath.Join(root, "lib/libblockcache.so"))
+	if err := dnsmasq.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { dnsmasq.Process.Kill(); dnsmasq.Wait() }()
+	d := &daemon{t: t, port: port}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := d.query(t, "udp", "www.installed.example", dns.TypeA)
+		if err == nil {
+			if got := summary(r); got != "NOERROR A 0.0.0.0 EDE 15" {
+				t.Fatalf("installed dnsmasq: %s", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("installed dnsmasq does not answer: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
