@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"runtime"
+	"strings"
 	"testing"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -72,5 +74,25 @@ func BenchmarkTierGet(b *testing.B) {
 				t.Get(ctx, engine.Key{NS: ns, Name: seq[i&(len(seq)-1)]})
 			}
 		})
+	}
+}
+
+// BenchmarkMemoryPerEntry reports the Go heap held per cached verdict with
+// 1M entries (names of ~30 bytes, as in bench/harness.c).
+func BenchmarkMemoryPerEntry(b *testing.B) {
+	names := benchNames()
+	ns := store.Namespace{ListID: "0123456789abcdef", Version: 7}
+	var before, after runtime.MemStats
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		t, _ := New(benchN)
+		for _, n := range names {
+			t.Put(engine.Key{NS: ns, Name: strings.Clone(n)}, verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain})
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/benchN, "bytes/entry")
+		runtime.KeepAlive(t)
 	}
 }
