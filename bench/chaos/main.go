@@ -172,6 +172,15 @@ func (c *checker) bad(kind string) {
 	v.(*atomic.Int64).Add(1)
 }
 
+// dial opens one client socket to the server under test.
+func (c *checker) dial() *dns.Conn {
+	conn, err := net.Dial("udp", c.server)
+	if err != nil {
+		panic(err)
+	}
+	return &dns.Conn{Conn: conn}
+}
+
 // run sends at rate from several sockets; each query waits up to 1 s.
 func (c *checker) run(rate int, stop chan struct{}) {
 	c.started = time.Now()
@@ -182,12 +191,8 @@ func (c *checker) run(rate int, stop chan struct{}) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			conn, err := net.Dial("udp", c.server)
-			if err != nil {
-				panic(err)
-			}
-			defer conn.Close()
-			co := &dns.Conn{Conn: conn}
+			co := c.dial()
+			defer co.Close()
 			next := time.Now().Add(time.Duration(w) * per / workers)
 			for {
 				select {
@@ -233,12 +238,8 @@ func (c *checker) maxRate(d time.Duration) int {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			conn, err := net.Dial("udp", c.server)
-			if err != nil {
-				panic(err)
-			}
-			defer conn.Close()
-			co := &dns.Conn{Conn: conn}
+			co := c.dial()
+			defer co.Close()
 			for i := w; time.Now().Before(stop); i += 64 {
 				name, _ := c.name(uint64(i))
 				m := new(dns.Msg)

@@ -95,20 +95,30 @@ func (r *ruleFlags) check() (verdict.Table, error) {
 	return t, nil
 }
 
+// parse parses the flags of a command that writes rules and checks
+// them and that arguments were given.
+func (r *ruleFlags) parse(c *cli, args []string, none string) (verdict.Table, error) {
+	if err := c.parse(args); err != nil {
+		return 0, err
+	}
+	t, err := r.check()
+	if err != nil {
+		return 0, err
+	}
+	if c.fs.NArg() == 0 {
+		return 0, usagef("%s", none)
+	}
+	return t, nil
+}
+
 func cmdImport(ctx context.Context, c *cli, args []string) error {
 	var rf ruleFlags
 	rf.register(c)
 	strict := c.fs.Bool("strict", false, "any rejected line aborts the import with nothing written")
 	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	t, err := rf.check()
+	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
 		return err
-	}
-	if c.fs.NArg() == 0 {
-		return usagef("no input files (use - for stdin)")
 	}
 	kind := listfile.Domains
 	if t == verdict.TableRegex {
@@ -212,15 +222,9 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 func cmdAdd(ctx context.Context, c *cli, args []string) error {
 	var rf ruleFlags
 	rf.register(c)
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	t, err := rf.check()
+	t, err := rf.parse(c, args, "no names given")
 	if err != nil {
 		return err
-	}
-	if c.fs.NArg() == 0 {
-		return usagef("no names given")
 	}
 	var rules []store.Rule
 	for _, a := range c.fs.Args() {

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// ctl runs the CLI in-process and returns its exit code and output.
+func ctl(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func count(t *testing.T, db, table string) int {
+	t.Helper()
+	h, err := sql.Open("sqlite3", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var n int
+	if err := h.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func version(t *testing.T, db string) string {
+	t.Helper()
+	h, _ := sql.Open("sqlite3", db)
+	defer h.Close()
+	var v string
+	h.QueryRow(`SELECT Value FROM blockcache_meta WHERE Key = 'version'`).Scan(&v)
+	return v
+}
+
+const awkward = "\xef\xbb\xbfAds.Example.COM.\r\n" +
+	"# comment\r\n" +
+	"\t0.0.0.0\ttracker.example  other.example # trailing\n" +
+	"127.0.0.1 localhost\n" +
+	"||adblock.example^\n" +
+	"||opt.example^$third-party\n" +
+	"bücher.example\n" +
+	"ads.example.com\n" + // duplicate after normalization
+	"this-label-is-way-too-long-this-label-is-way-too-long-this-label-is-way-too-long.example\n" +
+	"\n"
+
+func TestImportLenientAndStrict(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	code, out, errs := ctl(t, awkward, "import", "--db", db, "--table", "domain", "-")
+	if code != 0 {
+		t.Fatalf("lenient import: %d %s %s", code, out, errs)
+	}
+	if n := count(t, db, "domain"); n != 5 {
+		t.Fatalf("%d rows, want 5 (ads.example.com tracker other adblock xn--bcher-kva)", n)
+	}
+	for _, want := range []string{"stdin:6:", "AdBlock rule options", "stdin:9:"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("report lacks %q:\n%s", want, errs)
+		}
+	}
+	if !strings.Contains(out, "1 duplicates, 2 lines rejected") {
+		t.Errorf("summary: %s", out)
+	}
+	v := version(t, db)
+	code, _, errs = ctl(t, awkward, "import", "--db", db, "--table", "domain_exact", "--strict", "-")
+	if code != 1 || !strings.Contains(errs, "nothing written") {
+		t.Fatalf("strict import: %d %s", code, errs)
+	}
+	if count(t, db, "domain_exact") != 0 || version(t, db) != v {
+		t.Fatal("a failed strict import changed the list")
+	}
+	// every command bumps the version
+	ctl(t, "", "add", "--db", db, "--table", "domain_exact", "x.example")
+	if version(t, db) == v {
+		t.Fatal("add did not bump the version")
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	for _, c := range []struct {
+		args []string
+		code int
+	}{
+		{nil, 2},
+		{[]string{"frobnicate"}, 2},
+		{[]string{"import", "--db", db, "-"}, 2}, // no --table
+		{[]string{"import", "--db", db, "--table", "nope", "-"}, 2},                  // unknown table
+		{[]string{"add", "--db", db, "--table", "domain_dns_allow", "x.example"}, 2}, // no --server
+		{[]string{"add", "--db", db, "--table", "domain", "--ipv4", "::1", "x.example"}, 2},
+		{[]string{"add", "--db", db, "--table", "domain", "bad name"}, 2},
+		{[]string{"rm", "--db", filepath.Join(t.TempDir(), "missing.db"), "--table", "domain", "x.example"}, 1},
+		{[]string{"import", "--db", db, "--table", "domain", "/nonexistent/list.txt"}, 1},
+		{[]string{"stats", "--help"}, 0},
+		{[]string{"--help"}, 0},
+	} {
+		if code, out, errs := ctl(t, "", c.args...); code != c.code {
+			t.Errorf("%v: exit %d, want %d\n%s%s", c.args, code, c.code, out, errs)
+		}
+	}
+}
+
+func TestExplainExportConf(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	conf := filepath.Join(dir, "dnsmasq.conf")
+	os.WriteFile(conf, []byte("port=53\ndb-file="+db+"\ndb-block-ipv4=10.9.9.9\n"), 0o644)
+	if code, _, errs := ctl(t, "", "add", "--conf", conf, "--table", "domain", "Tracker.NET"); code != 0 {
+		t.Fatal(errs)
+	}
+	ctl(t, "", "add", "--conf", conf, "--table", "domain_dns_allow", "--server", "9.9.9.9#53", "ok.tracker.net")
+	code, out, _ := ctl(t, "", "explain", "--conf", conf, "a.tracker.net", "x.ok.tracker.net", "other.example")
+	for _, want := range []string{"verdict: block", "table:   domain", "rule:    tracker.net", "A 10.9.9.9", "verdict: forward", "server:  9.9.9.9#53", "verdict: pass"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("explain lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = ctl(t, "", "export", "--conf", conf, "--table", "domain")
+	if code != 0 || out != "tracker.net\n" {
+		t.Errorf("export: %d %q", code, out)
+	}
+	code, out, _ = ctl(t, "", "stats", "--conf", conf)
+	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") {
+		t.Errorf("stats:\n%s", out)
+	}
+	if code, _, _ := ctl(t, "", "rm", "--conf", conf, "--table", "domain", "tracker.net"); code != 0 || count(t, db, "domain") != 0 {
+		t.Error("rm")
+	}
+}
+
+// buildCtl builds the CLI binary for tests that need a separate process.
+func buildCtl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "blockcachectl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func bigList(t *testing.T, n int) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "big.txt")
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "big%d.example\n", i)
+	}
+	os.WriteFile(p, []byte(b.String()), 0o644)
+	return p
+}
+
+// kill -9 during an import leaves the list as it was, and openable.
+func TestImportKilled(t *testing.T) {
+	bin := buildCtl(t)
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
+	v := version(t, db)
+	cmd := exec.Command(bin, "import", "--quiet", "--db", db, "--table", "domain", bigList(t, 3000000))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// kill once it is writing (the WAL grows)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("import never started writing")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	h, _ := sql.Open("sqlite3", db)
+	defer h.Close()
+	var ok string
+	if err := h.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
+		t.Fatalf("integrity_check: %q %v", ok, err)
+	}
+	if n := count(t, db, "domain"); n != 1 || version(t, db) != v {
+		t.Fatalf("after kill -9: %d rows, version %s (was %s)", n, version(t, db), v)
+	}
+	s, err := store.Open(context.Background(), store.Options{Path: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+}
+
+// An import runs while an engine answers lookups: no lookup fails, the old
+// list answers until the commit, and the new one within 2 s after.
+func TestImportWhileLookups(t *testing.T) {
+	bin := buildCtl(t)
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
+	s, err := store.Open(context.Background(), store.Options{Path: db, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var lookups, failures atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v, _, err := s.Resolve(context.Background(), "x.before.example")
+			lookups.Add(1)
+			if err != nil || v.Action != verdict.Block {
+				failures.Add(1)
+			}
+		}
+	}()
+	out, err := exec.Command(bin, "import", "--quiet", "--db", db, "--table", "domain", bigList(t, 300000)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	committed := time.Now()
+	for {
+		v, _, err := s.Resolve(context.Background(), "www.big299999.example")
+		if err == nil && v.Action == verdict.Block {
+			break
+		}
+		if time.Since(committed) > 2*time.Second {
+			t.Fatal("imported names not blocked 2 s after the commit")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	if failures.Load() != 0 || lookups.Load() < 100 {
+		t.Fatalf("%d of %d lookups failed during the import", failures.Load(), lookups.Load())
+	}
+	t.Logf("%d lookups during the import, none failed", lookups.Load())
+}
