@@ -4,7 +4,10 @@
 # file), same query
 # files, same run: listed names, their subdomains, and unlisted names
 # forwarded to a local upstream (a third dnsmasq answering everything).
-# Usage: bench/dnsperf.sh [N] [SECONDS]      (defaults 1000000, 10)
+# The patched dnsmasq runs in the harness's four tier configurations (SQLite
+# only, Valkey + SQLite, LRU + SQLite, LRU + Valkey + SQLite); Valkey is a
+# valkey-server this script starts on a free port.
+# Usage: [CONFIGS="lru+sqlite ..."] bench/dnsperf.sh [N] [SECONDS]      (defaults: all four, 1000000, 10)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -28,7 +31,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_dns() { for _ in $(seq 600); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+wait_dns() { for _ in $(seq 2400); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
 common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
 
 up=$(port)
@@ -58,18 +61,35 @@ echo "# dnsperf -l $secs -q 200, $q distinct queries per file, list of $n names;
 start build/dnsmasq-stock --conf-file="$conf"
 sp=$P spid=$PID
 echo "stock, $n address= lines: startup ${STARTUP}s, RSS $(rss "$spid") MiB"
-start build/dnsmasq --db-file="$db" --blockcache-library="$top/build/libblockcache.so"
-pp=$P ppid=$PID
-echo "patched, $n-row list: startup ${STARTUP}s, RSS $(rss "$ppid") MiB"
 start build/dnsmasq-stock
 np=$P
-for f in listed sub unlisted; do
-	# one pass over each file first: every measured query is then an LRU hit
-	dnsperf -s 127.0.0.1 -p "$pp" -d "$data/q-$f.txt" -n 1 -q 200 >/dev/null 2>&1 || true
-done
+vport=$(port)
+valkey-server --port "$vport" --bind 127.0.0.1 --save '' --appendonly no --maxmemory 2gb --maxmemory-policy allkeys-lru >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do valkey-cli -p "$vport" ping >/dev/null 2>&1 && break; sleep 0.05; done
 for f in listed sub unlisted; do
 	echo "stock   $f: $(perf "$sp" "$data/q-$f.txt")"
-	echo "patched $f: $(perf "$pp" "$data/q-$f.txt")"
+done
+declare -A cfg=(
+	[sqlite]="--db-lru-size=0"
+	[valkey+sqlite]="--db-lru-size=0 --valkey-host=127.0.0.1 --valkey-port=$vport"
+	[lru+sqlite]=""
+	[lru+valkey+sqlite]="--valkey-host=127.0.0.1 --valkey-port=$vport"
+)
+for c in ${CONFIGS:-sqlite valkey+sqlite lru+sqlite lru+valkey+sqlite}; do
+	valkey-cli -p "$vport" flushall >/dev/null
+	# shellcheck disable=SC2086
+	start build/dnsmasq --db-file="$db" --blockcache-library="$top/build/libblockcache.so" ${cfg[$c]}
+	echo "patched $c: startup ${STARTUP}s, RSS $(rss "$PID") MiB"
+	for f in listed sub unlisted; do
+		# one pass over each file first: every name has been seen once
+		dnsperf -s 127.0.0.1 -p "$P" -d "$data/q-$f.txt" -n 1 -q 200 >/dev/null 2>&1 || true
+	done
+	for f in listed sub unlisted; do
+		echo "patched $c $f: $(perf "$P" "$data/q-$f.txt")"
+	done
+	echo "patched $c: RSS after $(rss "$PID") MiB"
+	kill "$PID"
 done
 echo "stock, no list, unlisted: $(perf "$np" "$data/q-unlisted.txt")"
-echo "RSS after: stock $(rss "$spid") MiB, patched $(rss "$ppid") MiB"
+echo "RSS after: stock $(rss "$spid") MiB"
