@@ -35,7 +35,7 @@ $(BUILD)/bench: bench/harness.c include/blockcache.h
 
 vet:
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l libblockcache)" || { gofmt -l libblockcache; exit 1; }
+	@test -z "$$(gofmt -l libblockcache dnsmasq-patch bench)" || { gofmt -l libblockcache dnsmasq-patch bench; exit 1; }
 
 # Every test: Go unit tests (real SQLite), the C ABI test, the Valkey tier
 # against real valkey-server processes, and the patched dnsmasq end to end.

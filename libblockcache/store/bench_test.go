@@ -1,10 +1,12 @@
-package store
+package store_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 )
 
 // benchDB is a list made by bench/gen.sh (BLOCKCACHE_BENCH_DB), or a small
@@ -24,7 +26,7 @@ func benchDB(b *testing.B) string {
 		}
 		stmts = append(stmts, q)
 	}
-	path, _ := newDB(b, stmts...)
+	path, _ := testlist.New(b, stmts...)
 	return path
 }
 

@@ -1,46 +1,24 @@
-package store
+package store_test
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
-// newDB creates a database with our schema and the given statements.
-func newDB(t testing.TB, stmts ...string) (string, *sql.DB) {
+func open(t testing.TB, path string, logf func(string, ...any)) *store.Store {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "list.db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := Init(context.Background(), db); err != nil {
-		t.Fatal(err)
-	}
-	exec(t, db, stmts...)
-	return path, db
-}
-
-func exec(t testing.TB, db *sql.DB, stmts ...string) {
-	t.Helper()
-	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
-func open(t testing.TB, path string, logf func(string, ...any)) *Store {
-	t.Helper()
-	s, err := Open(context.Background(), Options{Path: path, PollInterval: 20 * time.Millisecond, Logf: logf})
+	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, Logf: logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +26,7 @@ func open(t testing.TB, path string, logf func(string, ...any)) *Store {
 	return s
 }
 
-func resolve(t testing.TB, s *Store, n string) verdict.Verdict {
+func resolve(t testing.TB, s *store.Store, n string) verdict.Verdict {
 	t.Helper()
 	v, _, err := s.Resolve(context.Background(), n)
 	if err != nil {
@@ -74,10 +52,10 @@ func TestPrecedenceAndMatching(t *testing.T) {
 }
 
 func testPrecedence(t *testing.T, withFilter bool) {
-	path, _ := newDB(t, fixture...)
+	path, _ := testlist.New(t, fixture...)
 	var logged []string
 	var mu sync.Mutex
-	s, err := Open(context.Background(), Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter,
+	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter,
 		Logf: func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -147,31 +125,13 @@ func testPrecedence(t *testing.T, withFilter bool) {
 	defer mu.Unlock()
 	found := false
 	for _, l := range logged {
-		if containsAll(l, "bad(regex", "skipped") {
+		if strings.Contains(l, "bad(regex") && strings.Contains(l, "skipped") {
 			found = true
 		}
 	}
 	if !found {
 		t.Errorf("bad pattern not logged with its text: %q", logged)
 	}
-}
-
-func containsAll(s string, parts ...string) bool {
-	for _, p := range parts {
-		if !contains(s, p) {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 // A database made by other tools: rowid tables, no meta table, only some
@@ -183,7 +143,7 @@ func TestLegacyDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	exec(t, db,
+	testlist.Exec(t, db,
 		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('legacy.example', '1.2.3.4', NULL)`,
 	)
@@ -195,11 +155,11 @@ func TestLegacyDatabase(t *testing.T) {
 		t.Fatalf("legacy miss = %+v", v)
 	}
 	ns := s.Namespace()
-	exec(t, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "new.example").Action == verdict.Block })
 	waitFor(t, 2*time.Second, func() bool { return s.Namespace() != ns })
 	// A table created later is picked up too.
-	exec(t, db, `CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+	testlist.Exec(t, db, `CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain_exact VALUES ('late.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "late.example").Table == verdict.TableExact })
 }
@@ -207,7 +167,7 @@ func TestLegacyDatabase(t *testing.T) {
 func TestNoTables(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "empty.db")
 	db, _ := sql.Open("sqlite3", path)
-	exec(t, db, `CREATE TABLE unrelated (x)`)
+	testlist.Exec(t, db, `CREATE TABLE unrelated (x)`)
 	db.Close()
 	s := open(t, path, nil)
 	if v := resolve(t, s, "a.example"); v.Action != verdict.Pass {
@@ -217,21 +177,21 @@ func TestNoTables(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Open(context.Background(), Options{Path: filepath.Join(dir, "missing.db")}); err == nil || !contains(err.Error(), "not found") {
+	if _, err := store.Open(context.Background(), store.Options{Path: filepath.Join(dir, "missing.db")}); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("missing file: %v", err)
 	}
 	junk := filepath.Join(dir, "junk.db")
 	writeFile(t, junk, "this is not a database, just some text that is long enough to look like a header......................................")
-	if _, err := Open(context.Background(), Options{Path: junk}); err == nil || !contains(err.Error(), "not an SQLite") {
+	if _, err := store.Open(context.Background(), store.Options{Path: junk}); err == nil || !strings.Contains(err.Error(), "not an SQLite") {
 		t.Errorf("junk file: %v", err)
 	}
-	if _, err := Open(context.Background(), Options{Path: dir}); err == nil {
+	if _, err := store.Open(context.Background(), store.Options{Path: dir}); err == nil {
 		t.Error("directory accepted")
 	}
 }
 
 func TestUpdatesVisible(t *testing.T) {
-	path, db := newDB(t, fixture...)
+	path, db := testlist.New(t, fixture...)
 	s := open(t, path, nil)
 	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
 	v0 := s.Namespace()
@@ -239,17 +199,17 @@ func TestUpdatesVisible(t *testing.T) {
 		t.Fatal("listed before insert")
 	}
 	start := time.Now()
-	exec(t, db, `INSERT INTO domain_exact VALUES ('later.example', NULL, NULL)`)
+	testlist.Exec(t, db, `INSERT INTO domain_exact VALUES ('later.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version > v0.Version })
 	t.Logf("version change seen after %v", time.Since(start))
 	if v := resolve(t, s, "later.example"); v.Action != verdict.Block {
 		t.Fatalf("after insert: %+v", v)
 	}
-	exec(t, db, `INSERT INTO domain_regex VALUES ('^later2\.', NULL, NULL)`)
+	testlist.Exec(t, db, `INSERT INTO domain_regex VALUES ('^later2\.', NULL, NULL)`)
 	// The regex set must follow the version even when a lookup sees the
 	// new version before the watcher does.
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "later2.example").Action == verdict.Block })
-	exec(t, db, `DELETE FROM domain WHERE Domain = 'tracker.net'`)
+	testlist.Exec(t, db, `DELETE FROM domain WHERE Domain = 'tracker.net'`)
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.tracker.net").Action == verdict.Pass })
 }
 
@@ -259,13 +219,13 @@ func TestUpdatesVisible(t *testing.T) {
 // comes from the snapshot's version, which the watcher advances within
 // db-poll-ms: TestUpdatesVisible.)
 func TestNoMixedVersions(t *testing.T) {
-	path, db := newDB(t)
-	s, err := Open(context.Background(), Options{Path: path, PollInterval: time.Hour, NoFilter: true})
+	path, db := testlist.New(t)
+	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: time.Hour, NoFilter: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	exec(t, db, `INSERT INTO domain_regex VALUES ('^mixed\.', NULL, NULL)`)
+	testlist.Exec(t, db, `INSERT INTO domain_regex VALUES ('^mixed\.', NULL, NULL)`)
 	v, ns, err := s.Resolve(context.Background(), "mixed.example")
 	if err != nil || v.Action != verdict.Block {
 		t.Fatalf("regex of the new version not applied: %+v %v", v, err)
@@ -276,7 +236,7 @@ func TestNoMixedVersions(t *testing.T) {
 }
 
 func TestConcurrentWriter(t *testing.T) {
-	path, db := newDB(t, fixture...)
+	path, db := testlist.New(t, fixture...)
 	s := open(t, path, nil)
 	stop := make(chan struct{})
 	var lookups, failures atomic.Int64
@@ -300,7 +260,7 @@ func TestConcurrentWriter(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 200; i++ {
-		exec(t, db, fmt.Sprintf(`INSERT INTO domain VALUES ('w%d.example', NULL, NULL)`, i))
+		testlist.Exec(t, db, fmt.Sprintf(`INSERT INTO domain VALUES ('w%d.example', NULL, NULL)`, i))
 	}
 	close(stop)
 	wg.Wait()
@@ -314,16 +274,16 @@ func TestInitUpgradesInPlace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "old.db")
 	db, _ := sql.Open("sqlite3", path)
 	defer db.Close()
-	exec(t, db,
+	testlist.Exec(t, db,
 		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('Upper.Example.', NULL, NULL), ('keep.example', '1.1.1.1', NULL)`,
 		`CREATE TABLE domain_regex (Pattern TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain_regex VALUES ('^x\.', NULL, NULL)`,
 	)
-	if err := Init(context.Background(), db); err != nil {
+	if err := store.Init(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
-	if err := Init(context.Background(), db); err != nil {
+	if err := store.Init(context.Background(), db); err != nil {
 		t.Fatalf("second init: %v", err)
 	}
 	var n int
