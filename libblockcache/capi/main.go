@@ -56,13 +56,20 @@ func setErr(err error) C.int {
 	return -1
 }
 
-// goName copies a C name into Go memory (the LRU keeps it), reading at most
-// 1 KiB so that an unterminated buffer cannot run away.
-func goName(p *C.char) string {
+// cName views a C name as a Go string without copying it, reading at most
+// 1 KiB so that an unterminated buffer cannot run away. The view is only
+// valid during the call: the engine copies a name before it caches it
+// (engine.Lookup's contract), so Go never keeps C memory.
+func cName(p *C.char) string {
 	if p == nil {
 		return ""
 	}
-	return C.GoStringN(p, C.int(C.strnlen(p, 1024)))
+	b := unsafe.Slice((*byte)(unsafe.Pointer(p)), 1024)
+	n := 0
+	for n < len(b) && b[n] != 0 {
+		n++
+	}
+	return unsafe.String(&b[0], n)
 }
 
 //export blockcache_abi_version
@@ -118,7 +125,7 @@ func db_check_termination(name *C.char) C.int {
 	if c == nil {
 		return -1
 	}
-	a, _ := c.Lookup(context.Background(), goName(name))
+	a, _ := c.Lookup(context.Background(), cName(name))
 	if a.Verdict.Action == verdict.Block {
 		return 1
 	}
@@ -135,7 +142,7 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	if c == nil {
 		return -1
 	}
-	a, err := c.Lookup(context.Background(), goName(name))
+	a, err := c.Lookup(context.Background(), cName(name))
 	out.action = C.int(a.Verdict.Action)
 	out.table = C.int(a.Verdict.Table)
 	out.tier = C.int(a.Tier)

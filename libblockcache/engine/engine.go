@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -87,7 +88,9 @@ var ErrInvalidName = errors.New("invalid name")
 // Lookup returns the verdict for a raw name. A name that cannot be a DNS
 // name gets Pass and ErrInvalidName; a source failure gets Pass and the
 // error, and is not cached, so dnsmasq fails open (resolves normally)
-// rather than failing the query.
+// rather than failing the query. raw may be a view of memory the caller
+// reuses (the C export layer passes C memory): Lookup copies the name
+// before any tier keeps it, and Result.Name is only valid as long as raw.
 func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
 	if e.observe != nil && e.lookups.Load()%SampleEvery == 0 {
 		start := time.Now()
@@ -108,6 +111,9 @@ func (e *Engine) lookup(ctx context.Context, raw string) (Result, error) {
 	k := Key{NS: e.src.Namespace(), Name: n}
 	for i, t := range e.tiers {
 		if v, ok := t.Get(ctx, k); ok {
+			if i > 0 {
+				k.Name = strings.Clone(k.Name)
+			}
 			for _, faster := range e.tiers[:i] {
 				faster.Put(k, v)
 			}
@@ -133,7 +139,7 @@ func (e *Engine) resolve(ctx context.Context, n string) (Result, error) {
 		return Result{Name: n, NS: ns}, err
 	}
 	d := time.Since(start)
-	k := Key{NS: ns, Name: n}
+	k := Key{NS: ns, Name: strings.Clone(n)}
 	for _, t := range e.tiers {
 		if o, ok := t.(SourceObserver); ok {
 			o.ObserveSource(d)
