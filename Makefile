@@ -8,7 +8,7 @@ DESTDIR ?=
 BUILD   := build
 GOFILES := $(shell find libblockcache -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all lib ctl dnsmasq bench test test-go fuzz vet install clean demo
+.PHONY: all lib ctl dnsmasq bench test race fuzz vet install clean demo
 
 all: lib ctl
 
@@ -41,7 +41,12 @@ vet:
 # against real valkey-server processes, and the patched dnsmasq end to end.
 test: all dnsmasq bench vet
 	BLOCKCACHE_BUILD=$(CURDIR)/$(BUILD) $(GO) test -count=1 -timeout 30m ./...
-	$(MAKE) fuzz
+	$(MAKE) race fuzz
+
+# The concurrent parts again under the race detector.
+race:
+	$(GO) test -race -count=1 ./libblockcache/store ./libblockcache/engine ./libblockcache/valkeytier \
+		./libblockcache/ratelog ./libblockcache/cmd/...
 
 FUZZTIME ?= 10s
 fuzz:
