@@ -231,10 +231,10 @@ func TestKillAndSIGSTOP(t *testing.T) {
 	srv := valkeytest.Start(t)
 	db, _ := testlist.New(t, testlist.Fixture...)
 	c := open(t, db, withServer(srv)...)
-	faultRun(t, c, 200*time.Millisecond)
-	if c.Valkey.Stats().Hits == 0 {
-		t.Fatal("no valkey hits while healthy")
-	}
+	waitFor(t, 5*time.Second, "valkey hits while healthy", func() bool {
+		faultRun(t, c, 100*time.Millisecond)
+		return c.Valkey.Stats().Hits > 0
+	})
 	for _, fault := range []struct {
 		name        string
 		break_, fix func()
