@@ -35,7 +35,6 @@ func main() {}
 var lib = struct {
 	mu      sync.Mutex
 	cfg     config.Config
-	cache   *blockcache.Cache
 	log     *ratelog.Logger
 	lastErr *C.char
 }{cfg: config.Default(), log: ratelog.New(os.Stderr, 5, time.Minute)}
@@ -48,11 +47,15 @@ func get() *blockcache.Cache { return current.Load() }
 
 func setErr(err error) C.int {
 	lib.mu.Lock()
+	defer lib.mu.Unlock()
+	return setErrLocked(err)
+}
+
+func setErrLocked(err error) C.int {
 	if lib.lastErr != nil {
 		C.free(unsafe.Pointer(lib.lastErr))
 	}
 	lib.lastErr = C.CString(err.Error())
-	lib.mu.Unlock()
 	return -1
 }
 
@@ -110,10 +113,7 @@ func db_init() C.int {
 	defer cancel()
 	c, err := blockcache.Open(ctx, lib.cfg, lib.log)
 	if err != nil {
-		lib.mu.Unlock()
-		setErr(err)
-		lib.mu.Lock()
-		return -1
+		return setErrLocked(err)
 	}
 	current.Store(c)
 	return 0
