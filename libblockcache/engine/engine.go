@@ -49,7 +49,8 @@ type TierStats struct {
 	Extra  map[string]uint64 // tier-specific counters (timeouts, dropped writes, ...)
 }
 
-// Result is one answered lookup.
+// Result is one answered lookup. Verdict.Rule is set only when the source
+// answered: cache tiers keep the decision, not the rule that made it.
 type Result struct {
 	Verdict verdict.Verdict
 	Tier    verdict.Tier

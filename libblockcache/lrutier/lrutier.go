@@ -18,10 +18,31 @@ import (
 // entry remembers the list version a verdict belongs to. The LRU is keyed
 // by name alone and an entry of another version is a miss: a list change
 // then costs one recomputation per name as it is asked again, instead of a
-// purge that would send every name to the slower tiers at once.
+// purge that would send every name to the slower tiers at once. The
+// verdict is kept in its compact encoding (one byte for most verdicts,
+// shared, so no allocation): a Verdict value is over 100 bytes, and the
+// cache holds a million of them.
 type entry struct {
-	ns store.Namespace
-	v  verdict.Verdict
+	ns  store.Namespace
+	enc string
+}
+
+// oneByte holds every 1-byte encoding, so that caching a pass or a plain
+// block verdict allocates nothing.
+var oneByte = func() (t [256]string) {
+	for i := range t {
+		t[i] = string([]byte{byte(i)})
+	}
+	return t
+}()
+
+func encode(v verdict.Verdict) string {
+	var buf [1 + 4 + 16 + verdict.MaxServerLen]byte
+	b := v.AppendBinary(buf[:0])
+	if len(b) == 1 {
+		return oneByte[b[0]]
+	}
+	return string(b)
 }
 
 // Tier is the LRU tier.
@@ -55,12 +76,19 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
 	}
+	v, err := verdict.DecodeString(e.enc)
+	if err != nil { // cannot happen: Put wrote it
+		t.misses.Add(1)
+		return verdict.Verdict{}, false
+	}
 	t.hits.Add(1)
-	return e.v, true
+	return v, true
 }
 
+// Put caches v. Verdict.Rule is not kept: only tooling reads it, and
+// tooling asks the source (engine.Explain).
 func (t *Tier) Put(k engine.Key, v verdict.Verdict) {
-	t.c.Add(k.Name, entry{ns: k.NS, v: v})
+	t.c.Add(k.Name, entry{ns: k.NS, enc: encode(v)})
 }
 
 // Flush drops every entry (dnsmasq's SIGHUP).

@@ -138,7 +138,13 @@ func (v Verdict) AppendBinary(b []byte) []byte {
 
 // Decode parses the compact encoding, rejecting anything that could not
 // have been produced by AppendBinary.
-func Decode(b []byte) (Verdict, error) {
+func Decode(b []byte) (Verdict, error) { return decode(b) }
+
+// DecodeString is Decode for an encoding kept as a string (the LRU keeps
+// verdicts that way), without converting it.
+func DecodeString(s string) (Verdict, error) { return decode(s) }
+
+func decode[T string | []byte](b T) (Verdict, error) {
 	var v Verdict
 	if len(b) == 0 {
 		return v, fmt.Errorf("%w: empty", ErrCorrupt)
@@ -164,14 +170,18 @@ func Decode(b []byte) (Verdict, error) {
 		if len(b) < 4 {
 			return v, fmt.Errorf("%w: short IPv4", ErrCorrupt)
 		}
-		v.IPv4 = netip.AddrFrom4([4]byte(b[:4]))
+		v.IPv4 = netip.AddrFrom4([4]byte{b[0], b[1], b[2], b[3]})
 		b = b[4:]
 	}
 	if h&flag6 != 0 {
 		if len(b) < 16 {
 			return v, fmt.Errorf("%w: short IPv6", ErrCorrupt)
 		}
-		v.IPv6 = netip.AddrFrom16([16]byte(b[:16]))
+		var a [16]byte
+		for i := range a {
+			a[i] = b[i]
+		}
+		v.IPv6 = netip.AddrFrom16(a)
 		b = b[16:]
 	}
 	if v.Action == Forward {

@@ -67,6 +67,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Verdict{Action: Block, Table: TableDomain, IPv4: netip.MustParseAddr("1.2.3.4"), IPv6: netip.MustParseAddr("::2")}.AppendBinary(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := Decode(b)
+		if vs, errs := DecodeString(string(b)); vs != v || (errs == nil) != (err == nil) {
+			t.Fatalf("Decode and DecodeString disagree on %x: %+v %v / %+v %v", b, v, err, vs, errs)
+		}
 		if err != nil {
 			return
 		}
