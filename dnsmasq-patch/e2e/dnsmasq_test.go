@@ -500,3 +500,40 @@ func TestInstall(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// As packaged: dnsmasq started as root drops to nobody, then loads the
+// library, which must open a list owned by that user (WAL readers need to
+// write the -shm file) and answer over UDP and TCP.
+func TestPrivilegeDrop(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to drop privileges")
+	}
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	src, _ := list(t, filter)
+	dir, err := os.MkdirTemp("", "blockcache-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	db := filepath.Join(dir, "list.db")
+	if out, err := exec.Command("sqlite3", src, ".backup "+db).CombinedOutput(); err != nil {
+		t.Fatalf("copy list: %v %s", err, out)
+	}
+	os.Chmod(dir, 0o755)
+	for _, p := range []string{dir, db} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + db, "--user=nobody"}})
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid))
+	if !strings.Contains(string(status), "Uid:\t65534") {
+		t.Fatalf("dnsmasq did not drop to nobody:\n%s", status)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("%s as nobody: %s", network, got)
+		}
+	}
+}

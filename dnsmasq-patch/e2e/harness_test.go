@@ -167,7 +167,7 @@ func (d *daemon) args(t testing.TB, o opts) []string {
 	b := buildDir(t)
 	args := []string{
 		"--port=" + strconv.Itoa(d.port), "--listen-address=127.0.0.1", "--bind-interfaces",
-		"--no-resolv", "--no-hosts", "--user=root", "--log-queries", "--log-facility=" + d.log,
+		"--no-resolv", "--no-hosts", "--log-queries", "--log-facility=" + d.log,
 		"--pid-file=" + d.pidFile, "--cache-size=1000",
 		"--blockcache-library=" + filepath.Join(b, "libblockcache.so"),
 	}
@@ -179,6 +179,15 @@ func (d *daemon) args(t testing.TB, o opts) []string {
 	}
 	if o.db != "" {
 		args = append(args, "--db-file="+o.db, "--db-poll-ms=50")
+	}
+	user := "--user=root"
+	for _, e := range o.extra {
+		if strings.HasPrefix(e, "--user=") {
+			user = ""
+		}
+	}
+	if user != "" {
+		args = append(args, user)
 	}
 	return append(args, o.extra...)
 }
