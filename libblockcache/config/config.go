@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 // ReadMode is valkey-read.
@@ -107,24 +109,18 @@ var options = map[string]option{
 			c.BlockIPv4 = netip.Addr{}
 			return nil
 		}
-		a, err := netip.ParseAddr(v)
-		if err != nil || !a.Is4() {
-			return fmt.Errorf("%q is not an IPv4 address", v)
-		}
+		a, err := verdict.ParseIPv4(v)
 		c.BlockIPv4 = a
-		return nil
+		return err
 	}},
 	"db-block-ipv6": {"default sinkhole IPv6 for blocked names (::); none: answer NXDOMAIN", func(c *Config, v string) error {
 		if v == "none" {
 			c.BlockIPv6 = netip.Addr{}
 			return nil
 		}
-		a, err := netip.ParseAddr(v)
-		if err != nil || !a.Is6() || a.Is4In6() {
-			return fmt.Errorf("%q is not an IPv6 address", v)
-		}
+		a, err := verdict.ParseIPv6(v)
 		c.BlockIPv6 = a
-		return nil
+		return err
 	}},
 	"db-block-ttl": {"TTL of blocked answers in seconds (10); used by dnsmasq", func(c *Config, v string) error {
 		return intRange(v, 0, 86400, &c.BlockTTL)

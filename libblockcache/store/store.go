@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -391,14 +392,14 @@ func (s *Store) load(ctx context.Context) (*snapshot, error) {
 // replaced by the global default rather than failing the whole rule.
 func (s *Store) parseIPs(table, rule, v4, v6 string) (a4, a6 netip.Addr) {
 	if v4 = strings.TrimSpace(v4); v4 != "" {
-		if a, err := netip.ParseAddr(v4); err == nil && a.Is4() {
+		if a, err := verdict.ParseIPv4(v4); err == nil {
 			a4 = a
 		} else {
 			s.opts.Logf("blockcache: %s %q: IPv4 %q is not an IPv4 address; using the default", table, rule, v4)
 		}
 	}
 	if v6 = strings.TrimSpace(v6); v6 != "" {
-		if a, err := netip.ParseAddr(v6); err == nil && a.Is6() && !a.Is4In6() {
+		if a, err := verdict.ParseIPv6(v6); err == nil {
 			a6 = a
 		} else {
 			s.opts.Logf("blockcache: %s %q: IPv6 %q is not an IPv6 address; using the default", table, rule, v6)
@@ -470,9 +471,9 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 			return best, 0, fmt.Errorf("lookup %q: %w", n, err)
 		}
 		if t == 0 { // the meta row: the version of this very snapshot
-			var x uint64
-			fmt.Sscan(v4.String, &x)
-			ver = x
+			if ver, err = strconv.ParseUint(v4.String, 10, 64); err != nil {
+				return best, 0, fmt.Errorf("lookup %q: list version %q: %w", n, v4.String, err)
+			}
 			continue
 		}
 		tb := verdict.Table(t)

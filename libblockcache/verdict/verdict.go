@@ -200,6 +200,26 @@ func decode[T string | []byte](b T) (Verdict, error) {
 	return v, nil
 }
 
+// ParseIPv4 and ParseIPv6 are the one definition of a sinkhole address,
+// for the global defaults, per-rule columns and the CLI alike: an IPv6
+// option must not quietly hold an IPv4-mapped address.
+func ParseIPv4(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 address", s)
+	}
+	return a, nil
+}
+
+// ParseIPv6 is ParseIPv4 for IPv6.
+func ParseIPv6(s string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is6() || a.Is4In6() {
+		return netip.Addr{}, fmt.Errorf("%q is not an IPv6 address", s)
+	}
+	return a, nil
+}
+
 // ValidServer checks the "ip" or "ip#port" form dnsmasq uses for servers,
 // so that a bad row in a forward table is refused instead of handed to C.
 func ValidServer(s string) error {

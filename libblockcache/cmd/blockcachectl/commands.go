@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"sort"
@@ -83,13 +84,13 @@ func (r *ruleFlags) check() (verdict.Table, error) {
 		}
 	}
 	if r.ipv4 != "" {
-		if a, err := listfileAddr(r.ipv4); err != nil || !a {
-			return 0, usagef("--ipv4 %q is not an IPv4 address", r.ipv4)
+		if _, err := verdict.ParseIPv4(r.ipv4); err != nil {
+			return 0, usagef("--ipv4: %v", err)
 		}
 	}
 	if r.ipv6 != "" {
-		if a, err := listfileAddr(r.ipv6); err != nil || a {
-			return 0, usagef("--ipv6 %q is not an IPv6 address", r.ipv6)
+		if _, err := verdict.ParseIPv6(r.ipv6); err != nil {
+			return 0, usagef("--ipv6: %v", err)
 		}
 	}
 	return t, nil
@@ -367,10 +368,7 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func addrOr(a interface {
-	IsValid() bool
-	String() string
-}) string {
+func addrOr(a netip.Addr) string {
 	if !a.IsValid() {
 		return "none (NXDOMAIN/NODATA)"
 	}

@@ -4,25 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 )
-
-// listfileAddr parses an address and reports whether it is IPv4.
-func listfileAddr(s string) (bool, error) {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return false, err
-	}
-	if a.Is4In6() {
-		return false, fmt.Errorf("%s: IPv4-mapped", s)
-	}
-	return a.Is4(), nil
-}
 
 // progress draws a bar with rate and ETA on a terminal; nothing in pipes.
 type progress struct {
