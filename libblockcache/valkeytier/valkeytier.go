@@ -46,10 +46,11 @@ type Tier struct {
 	circuit atomic.Int32
 	fails   atomic.Int32 // consecutive read/write failures
 
-	queue chan write
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	queue   chan write
+	pending atomic.Int64 // queued or being written; Drain waits for 0
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	// auto mode: exponentially weighted latencies in nanoseconds (float64 bits)
 	ewmaValkey, ewmaSource atomic.Uint64
@@ -217,9 +218,11 @@ func (t *Tier) Put(k engine.Key, v verdict.Verdict) {
 		t.dropped.Add(1)
 		return
 	}
+	t.pending.Add(1)
 	select {
 	case t.queue <- write{key: t.Key(k), val: v.AppendBinary(nil)}:
 	default:
+		t.pending.Add(-1)
 		t.dropped.Add(1)
 	}
 }
@@ -244,6 +247,7 @@ func (t *Tier) writer() {
 				}
 			}
 			t.flush(batch)
+			t.pending.Add(-int64(len(batch)))
 		}
 	}
 }
@@ -282,20 +286,15 @@ func (t *Tier) flush(batch []write) {
 	}
 }
 
-// Drain waits until the write queue is empty (used by warm-up).
+// Drain waits until every queued write has been sent or dropped (used by
+// warm-up, and by Close for a short grace period).
 func (t *Tier) Drain(ctx context.Context) error {
-	for len(t.queue) > 0 {
+	for t.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(2 * time.Millisecond):
 		}
-	}
-	// the writer may hold a batch in flight; give it one write timeout
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(20 * time.Millisecond):
 	}
 	return nil
 }
