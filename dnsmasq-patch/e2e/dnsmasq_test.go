@@ -275,7 +275,7 @@ func TestConfigErrors(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "bad value for valkey-read at line 3") {
 		t.Errorf("conf error: %v %q", err, out)
 	}
-	for _, bad := range []string{"--valkey-port=0", "--db-block-ipv4=::1", "--db-block-ipv6=1.2.3.4", "--valkey-cluster=nohostport", "--db-lru-size=-1", "--db-block-ttl=x"} {
+	for _, bad := range []string{"--valkey-port=0", "--db-block-ipv4=::1", "--db-block-ipv6=1.2.3.4", "--valkey-cluster=nohostport", "--db-lru-size=-1", "--db-block-ttl=x", "--db-yield-ms=10"} {
 		out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", bad).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "bad") {
 			t.Errorf("%s accepted: %q", bad, out)

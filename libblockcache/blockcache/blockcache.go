@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/libblockcache/libblockcache/libblockcache/cgopace"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
 	"github.com/libblockcache/libblockcache/libblockcache/lrutier"
@@ -23,12 +24,15 @@ import (
 
 // Cache is one open library instance.
 type Cache struct {
-	Config  config.Config
-	Engine  *engine.Engine
-	Store   *store.Store
-	LRU     *lrutier.Tier    // nil when db-lru-size=0
-	Valkey  *valkeytier.Tier // nil when no Valkey is configured
-	Log     *ratelog.Logger
+	Config config.Config
+	Engine *engine.Engine
+	Store  *store.Store
+	LRU    *lrutier.Tier    // nil when db-lru-size=0
+	Valkey *valkeytier.Tier // nil when no Valkey is configured
+	Log    *ratelog.Logger
+	// Pacer is for callers on C threads (the export layer), which call
+	// Pacer.Enter before each lookup; Go callers leave it alone.
+	Pacer   *cgopace.Pacer
 	closers []io.Closer
 }
 
@@ -38,7 +42,7 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{Config: cfg, Log: log}
+	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield)}
 	st, err := store.Open(ctx, store.Options{
 		Path: cfg.DBFile, PollInterval: cfg.PollInterval, MmapSize: cfg.MmapSize, NoFilter: cfg.NoFilter, Logf: log.Logf,
 	})

@@ -125,6 +125,7 @@ func db_check_termination(name *C.char) C.int {
 	if c == nil {
 		return -1
 	}
+	c.Pacer.Enter()
 	a, _ := c.Lookup(context.Background(), cName(name))
 	if a.Verdict.Action == verdict.Block {
 		return 1
@@ -142,6 +143,7 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	if c == nil {
 		return -1
 	}
+	c.Pacer.Enter()
 	a, err := c.Lookup(context.Background(), cName(name))
 	out.action = C.int(a.Verdict.Action)
 	out.table = C.int(a.Verdict.Table)

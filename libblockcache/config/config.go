@@ -67,9 +67,10 @@ type Config struct {
 	LRUSize      int
 	PollInterval time.Duration
 	MmapSize     int64
-	NoFilter     bool   // db-filter=off
-	BlockTTL     int    // dnsmasq's; kept so one option list serves both
-	Metrics      string // host:port of the Prometheus endpoint; empty = off
+	NoFilter     bool          // db-filter=off
+	Yield        time.Duration // db-yield-ms; see package cgopace
+	BlockTTL     int           // dnsmasq's; kept so one option list serves both
+	Metrics      string        // host:port of the Prometheus endpoint; empty = off
 	Valkey       Valkey
 }
 
@@ -81,6 +82,7 @@ func Default() Config {
 		LRUSize:      1 << 20,
 		BlockTTL:     10,
 		PollInterval: 250 * time.Millisecond,
+		Yield:        8 * time.Millisecond,
 		Valkey: Valkey{
 			Port: 6379, TTL: time.Hour, Timeout: 5 * time.Millisecond, Prefix: "bc:",
 			QueueSize: 65536, CircuitFailures: 3, CircuitOpen: 2 * time.Second,
@@ -147,6 +149,9 @@ var options = map[string]option{
 			return fmt.Errorf("%q: want on or off", v)
 		}
 		return nil
+	}},
+	"db-yield-ms": {"while queries keep coming, yield to Go's scheduler this often so its monitor thread stays asleep (8; 0: off; at most 9)", func(c *Config, v string) error {
+		return durationMS(v, 0, 9, &c.Yield)
 	}},
 	"db-mmap-size": {"SQLite mmap_size in bytes per connection (0: off)", func(c *Config, v string) error {
 		n, err := strconv.ParseInt(v, 10, 64)

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ func TestSet(t *testing.T) {
 		{"db-lru-size", "0"}, {"valkey-host", "127.0.0.1"}, {"valkey-port", "6380"},
 		{"valkey-ttl", "60"}, {"valkey-read", "auto"}, {"valkey-cluster", "127.0.0.1:7000, 127.0.0.1:7001"},
 		{"valkey-tls", "insecure"}, {"valkey-timeout-ms", "3"}, {"blockcache-metrics", "127.0.0.1:9153"},
+		{"db-yield-ms", "8"},
 	}
 	for _, kv := range good {
 		if err := c.Set(kv[0], kv[1]); err != nil {
@@ -22,7 +24,7 @@ func TestSet(t *testing.T) {
 		}
 	}
 	if c.BlockIPv4.String() != "10.0.0.1" || c.Valkey.Port != 6380 || c.Valkey.TTL != time.Minute ||
-		c.Valkey.Read != ReadAuto || len(c.Valkey.Cluster) != 2 || !c.Valkey.TLSInsecure || c.Valkey.Timeout != 3*time.Millisecond {
+		c.Valkey.Read != ReadAuto || len(c.Valkey.Cluster) != 2 || !c.Valkey.TLSInsecure || c.Valkey.Timeout != 3*time.Millisecond || c.Yield != 8*time.Millisecond {
 		t.Errorf("config not applied: %+v", c)
 	}
 	if got := c.Valkey.Addrs(); got[1] != "127.0.0.1:7001" {
@@ -34,6 +36,7 @@ func TestSet(t *testing.T) {
 		{"valkey-port", "http"}, {"valkey-ttl", "-1"}, {"valkey-ttl", "2592001"}, {"valkey-read", "sometimes"},
 		{"valkey-cluster", "127.0.0.1"}, {"db-lru-size", "-5"}, {"db-file", ""},
 		{"blockcache-metrics", "9153"}, {"valkey-tls", "maybe"},
+		{"db-yield-ms", "10"}, {"db-yield-ms", "-1"},
 	}
 	for _, kv := range bad {
 		if err := c.Set(kv[0], kv[1]); err == nil {
@@ -67,5 +70,42 @@ func TestLoadDnsmasqConf(t *testing.T) {
 	os.WriteFile(main, []byte("db-file=/x\nvalkey-port=0\n"), 0o644)
 	if err := c.LoadDnsmasqConf(main); err == nil || !strings.Contains(err.Error(), "dnsmasq.conf:2") {
 		t.Fatalf("bad value error: %v", err)
+	}
+}
+
+// dnsmasq checks option values at parse time from its own table
+// (blockcache-opts.h, in the patch) and the library checks them again at
+// startup; the two lists must name the same options, and an integer range
+// dnsmasq accepts must be one the library accepts too.
+func TestPatchOptionTableMatchesLibrary(t *testing.T) {
+	patch, err := os.ReadFile("../../dnsmasq-patch/0001-blockcache.patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`(?m)^\+BC_OPT\(\d+,\s*"([^"]+)",\s*(\w+),\s*(-?\d+),\s*(-?\d+),`)
+	inPatch := map[string]bool{}
+	for _, m := range line.FindAllStringSubmatch(string(patch), -1) {
+		name, typ, lo, hi := m[1], m[2], m[3], m[4]
+		inPatch[name] = true
+		c := Default()
+		if err := c.Set(name, "x"); errors.Is(err, ErrUnknown) {
+			t.Errorf("dnsmasq option %s is unknown to the library", name)
+			continue
+		}
+		if typ == "BC_INT" {
+			for _, v := range []string{lo, hi} {
+				if err := c.Set(name, v); err != nil {
+					t.Errorf("%s=%s: dnsmasq accepts it, the library says %v", name, v, err)
+				}
+			}
+		}
+	}
+	if len(inPatch) < 20 {
+		t.Fatalf("found %d options in the patch; the table format changed?", len(inPatch))
+	}
+	for _, kv := range Keys() {
+		if !inPatch[kv[0]] {
+			t.Errorf("library option %s has no dnsmasq option", kv[0])
+		}
 	}
 }
