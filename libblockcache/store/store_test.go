@@ -315,3 +315,45 @@ func waitFor(t testing.TB, d time.Duration, ok func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A cache outside Go (capi/memo.c) serves only answers tagged with the
+// namespace OnSwitch announced last, so the announcement must come before
+// any lookup can be answered from the new snapshot, for the first
+// snapshot too; and two versions must never share an Ident.
+func TestOnSwitchAnnouncesBeforeServing(t *testing.T) {
+	path, db := testlist.New(t, fixture...)
+	var (
+		mu     sync.Mutex
+		s      *store.Store
+		seen   []store.Namespace
+		served []store.Namespace // what lookups saw while each was announced
+	)
+	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond,
+		OnSwitch: func(ns store.Namespace) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, ns)
+			if s != nil {
+				served = append(served, s.Namespace())
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mu.Lock()
+	if len(seen) != 1 || seen[0] != s.Namespace() {
+		t.Fatalf("first snapshot announced as %v, serving %v", seen, s.Namespace())
+	}
+	mu.Unlock()
+	testlist.Exec(t, db, `INSERT INTO domain_exact VALUES ('switch.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(served) != 1 || served[0] != seen[0] || seen[1] == seen[0] {
+		t.Fatalf("announced %v while lookups saw %v; want the new one announced while the old one was served", seen, served)
+	}
+	if seen[0].Ident() == seen[1].Ident() || seen[1].Ident() == 0 {
+		t.Fatalf("Ident %x for both %v and %v", seen[0].Ident(), seen[0], seen[1])
+	}
+}
