@@ -10,6 +10,7 @@ package main
 #include <stdlib.h>
 #include <string.h>
 #include "blockcache.h"
+#include "memo.h"
 */
 import "C"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/childsock"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -111,8 +113,19 @@ func db_init() C.int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := blockcache.Open(ctx, lib.cfg, lib.log)
+	if C.bc_memo_configure(C.size_t(lib.cfg.MemoSize)) != 0 {
+		return setErrLocked(fmt.Errorf("db-memo-size=%d: out of memory", lib.cfg.MemoSize))
+	}
+	c, err := blockcache.Open(ctx, lib.cfg, lib.log, blockcache.Hooks{
+		OnSwitch: func(ns store.Namespace) { C.bc_memo_publish(C.uint64_t(ns.Ident())) },
+		MemoCounts: func() (uint64, uint64) {
+			var h, m C.uint64_t
+			C.bc_memo_counts(&h, &m)
+			return uint64(h), uint64(m)
+		},
+	})
 	if err != nil {
+		C.bc_memo_publish(0)
 		return setErrLocked(err)
 	}
 	current.Store(c)
@@ -133,8 +146,12 @@ func db_check_termination(name *C.char) C.int {
 	return 0
 }
 
-//export blockcache_lookup
-func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
+// blockcache_lookup_go answers for blockcache_lookup (memo.c) when its
+// memo cannot, and reports the identity of the list version the answer
+// came from in *ident (0 when there is none); ident may be NULL.
+//
+//export blockcache_lookup_go
+func blockcache_lookup_go(name *C.char, out *C.struct_blockcache_verdict, ident *C.uint64_t) C.int {
 	if out == nil {
 		return -1
 	}
@@ -149,6 +166,9 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	out.table = C.int(a.Verdict.Table)
 	out.tier = C.int(a.Tier)
 	out.list_version = C.uint64_t(a.NS.Version)
+	if ident != nil && a.Name != "" {
+		*ident = C.uint64_t(a.NS.Ident())
+	}
 	if a.IPv4.Is4() {
 		out.has_ipv4 = 1
 		b := a.IPv4.As4()
@@ -191,6 +211,7 @@ func blockcache_stats(out *C.struct_blockcache_stats) C.int {
 		list_version: C.uint64_t(s.Store.Namespace.Version), list_reloads: C.uint64_t(s.Store.Reloads),
 		regex_patterns: C.uint64_t(s.Store.RegexPatterns), regex_skipped: C.uint64_t(s.Store.RegexSkipped),
 		filter_bytes: C.uint64_t(s.Store.FilterBytes), filter_skips: C.uint64_t(s.Store.FilterSkips),
+		memo_hits: C.uint64_t(s.MemoHits), memo_misses: C.uint64_t(s.MemoMisses),
 	}
 	return 0
 }
@@ -223,6 +244,7 @@ func blockcache_flush() C.int {
 	if c == nil {
 		return -1
 	}
+	C.bc_memo_flush()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Flush(ctx); err != nil {
@@ -263,6 +285,7 @@ func db_cleanup() {
 	lib.mu.Lock()
 	defer lib.mu.Unlock()
 	if c := current.Swap(nil); c != nil {
+		C.bc_memo_publish(0)
 		c.Close()
 	}
 }
