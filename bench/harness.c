@@ -32,7 +32,6 @@ static struct {
   double zipf_s, listed, wild_frac, regex_frac, exact_frac;
   int valkey_port, regex_patterns, check, filter;
   const char *lru_size;
-  const char *memo_size;
   long seed;
 } opt = {
   .lib = "build/libblockcache.so", .db = NULL, .csv = NULL,
@@ -40,7 +39,7 @@ static struct {
   .regimes = "warm,cold",
   .rows = 0, .universe = 1000000, .queries = 1000000, .warmup = -1,
   .zipf_s = 1.0, .listed = 0.2, .wild_frac = 0.6, .regex_frac = 0.1, .exact_frac = 0.3,
-  .valkey_port = 0, .regex_patterns = 1000, .check = 1, .filter = 1, .lru_size = "1048576", .memo_size = "0", .seed = 1,
+  .valkey_port = 0, .regex_patterns = 1000, .check = 1, .filter = 1, .lru_size = "1048576", .seed = 1,
 };
 
 static void usage(FILE *f)
@@ -73,8 +72,6 @@ static void usage(FILE *f)
 "  --valkey-port P     Valkey on 127.0.0.1:P for the valkey configurations\n"
 "                      (flushed before each run); without it they are skipped\n"
 "  --lru-size N        db-lru-size for the lru configurations (1048576)\n"
-"  --memo-size N       db-memo-size for every configuration (0, so that each tier\n"
-"                      is measured; the library's default is 65536)\n"
 "  --csv FILE          also write the results as CSV\n"
 "  --no-check          do not check verdicts against the generator's scheme\n"
 "  --no-filter         db-filter=off: every lookup that misses the caches runs SQL\n"
@@ -229,12 +226,12 @@ static void run_one(const char *config, const char *regime, int outfd)
   int lru = strstr(config, "lru") != NULL || strcmp(config, "auto") == 0;
   int valkey = strstr(config, "valkey") != NULL || strcmp(config, "auto") == 0;
   long i, total = opt.warmup + opt.queries, wrong = 0;
-  static uint32_t *lat[5];
-  long nlat[5] = { 0 };
+  static uint32_t *lat[4];
+  long nlat[4] = { 0 };
   char name[300], port[16];
   struct blockcache_verdict v;
   double t0, t1, start = now_ns(), elapsed, sum = 0;
-  const char *tiers[5] = { "none", "lru", "valkey", "sqlite", "memo" };
+  const char *tiers[4] = { "none", "lru", "valkey", "sqlite" };
   long *members;
   int *kinds;
 
@@ -249,7 +246,6 @@ static void run_one(const char *config, const char *regime, int outfd)
 #define SET(k, val) if (blockcache_set_option_p(k, val) != 0) { fprintf(stderr, "harness: %s: %s\n", k, blockcache_last_error_p()); _exit(2); }
   SET("db-file", opt.db);
   SET("db-lru-size", lru ? opt.lru_size : "0");
-  SET("db-memo-size", opt.memo_size);
   SET("db-poll-ms", "1000");
   SET("db-filter", opt.filter ? "on" : "off");
   if (valkey)
@@ -283,7 +279,7 @@ static void run_one(const char *config, const char *regime, int outfd)
   rng_state = (uint64_t)opt.seed * 12345;
   for (i = 0; i < total; i++)
     members[i] = zipf_next();
-  for (i = 0; i < 5; i++)
+  for (i = 0; i < 4; i++)
     lat[i] = malloc(sizeof(uint32_t) * opt.queries);
 
   for (i = 0; i < total; i++)
@@ -304,7 +300,7 @@ static void run_one(const char *config, const char *regime, int outfd)
 	wrong++;
       if (i >= opt.warmup)
 	{
-	  int t = v.tier >= 0 && v.tier < 5 ? v.tier : 0;
+	  int t = v.tier >= 0 && v.tier < 4 ? v.tier : 0;
 	  double d = t1 - t0;
 	  lat[t][nlat[t]++] = d > 4e9 ? 4000000000u : (uint32_t)d;
 	  sum += d;
@@ -312,7 +308,7 @@ static void run_one(const char *config, const char *regime, int outfd)
     }
   elapsed = now_ns() - start;
 
-  for (i = 0; i < 5; i++)
+  for (i = 0; i < 4; i++)
     {
       struct row r;
       if (nlat[i] == 0)
@@ -336,7 +332,7 @@ static void run_one(const char *config, const char *regime, int outfd)
     long n = 0, j;
     struct row r;
     all = malloc(sizeof(uint32_t) * opt.queries);
-    for (i = 0; i < 5; i++)
+    for (i = 0; i < 4; i++)
       for (j = 0; j < nlat[i]; j++)
 	all[n++] = lat[i][j];
     qsort(all, n, sizeof(uint32_t), cmp_u32);
@@ -366,7 +362,7 @@ int main(int argc, char **argv)
     { "universe", 1, 0, 'u' }, { "queries", 1, 0, 'q' }, { "warmup", 1, 0, 'w' }, { "zipf", 1, 0, 'z' },
     { "listed", 1, 0, 'L' }, { "exact", 1, 0, 'E' }, { "wild", 1, 0, 'W' }, { "regex-share", 1, 0, 'R' },
     { "configs", 1, 0, 'c' }, { "regimes", 1, 0, 'r' }, { "valkey-port", 1, 0, 'p' }, { "lru-size", 1, 0, 's' },
-    { "memo-size", 1, 0, 'm' }, { "csv", 1, 0, 'o' }, { "no-check", 0, 0, 'N' }, { "no-filter", 0, 0, 'F' }, { "seed", 1, 0, 'S' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+    { "csv", 1, 0, 'o' }, { "no-check", 0, 0, 'N' }, { "no-filter", 0, 0, 'F' }, { "seed", 1, 0, 'S' }, { "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
   };
   int c;
   char *configs, *regimes, *cfg, *reg, *sp1, *sp2;
@@ -392,7 +388,6 @@ int main(int argc, char **argv)
       case 'r': opt.regimes = optarg; break;
       case 'p': opt.valkey_port = atoi(optarg); break;
       case 's': opt.lru_size = optarg; break;
-      case 'm': opt.memo_size = optarg; break;
       case 'o': opt.csv = optarg; break;
       case 'N': opt.check = 0; break;
       case 'F': opt.filter = 0; break;

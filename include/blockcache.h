@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 /* Bumped on any incompatible change of this header. */
-#define BLOCKCACHE_ABI_VERSION 2
+#define BLOCKCACHE_ABI_VERSION 1
 
 /* What to do with a query. Values are stable. */
 enum blockcache_action {
@@ -43,8 +43,7 @@ enum blockcache_tier {
   BLOCKCACHE_TIER_NONE = 0,
   BLOCKCACHE_TIER_LRU = 1,
   BLOCKCACHE_TIER_VALKEY = 2,
-  BLOCKCACHE_TIER_SQLITE = 3,
-  BLOCKCACHE_TIER_MEMO = 4     /* the library's memo of its recent answers (db-memo-size) */
+  BLOCKCACHE_TIER_SQLITE = 3
 };
 
 #define BLOCKCACHE_SERVER_MAX 64
@@ -64,7 +63,7 @@ struct blockcache_verdict {
 
 /* Counters since db_init. */
 struct blockcache_stats {
-  uint64_t lookups;           /* lookups that reached Go (all but memo hits) */
+  uint64_t lookups;           /* blockcache_lookup + db_check_termination calls */
   uint64_t invalid_names;     /* names that cannot be DNS names (answered PASS) */
   uint64_t errors;            /* lookups that failed in SQLite (answered PASS) */
   uint64_t lru_hits, lru_misses, lru_entries, lru_evictions;
@@ -78,8 +77,6 @@ struct blockcache_stats {
   uint64_t regex_patterns, regex_skipped;
   uint64_t filter_bytes;      /* membership filter of listed names; 0 while building */
   uint64_t filter_skips;      /* lookups the filter answered without SQL */
-  uint64_t memo_hits;         /* lookups answered by the memo, not counted above (ABI 2) */
-  uint64_t memo_misses;
 };
 
 /* Child socket wire format (blockcache_serve_child).
@@ -95,8 +92,8 @@ struct blockcache_stats {
 int blockcache_abi_version(void);
 
 /* Set one option before db_init. key is the dnsmasq option name without
- * dashes: db-file, db-block-ipv4, db-block-ipv6, db-lru-size, db-memo-size,
- * db-poll-ms, db-filter, db-yield-ms, db-mmap-size, valkey-host, valkey-port, valkey-ttl, valkey-password,
+ * dashes: db-file, db-block-ipv4, db-block-ipv6, db-lru-size, db-poll-ms,
+ * db-mmap-size, valkey-host, valkey-port, valkey-ttl, valkey-password,
  * valkey-user, valkey-db, valkey-tls, valkey-timeout-ms, valkey-prefix,
  * valkey-read, valkey-cluster, valkey-queue, blockcache-metrics.
  * Returns 0, or -1 for an unknown key or a bad value (see last_error). */
@@ -118,9 +115,7 @@ int db_check_termination(const char *name);
 /* The full verdict for name into *out (IP addresses already resolved
  * against db-block-ipv4 / db-block-ipv6). 0 on success; -1 when not
  * initialized or the lookup failed, with *out set to PASS. Invalid names
- * get PASS and 0. A name asked before under the same list version is
- * answered from the memo (tier BLOCKCACHE_TIER_MEMO) without entering Go.
- * Safe to call from several threads, but not during db_init/db_cleanup. */
+ * get PASS and 0. */
 int blockcache_lookup(const char *name, struct blockcache_verdict *out);
 
 /* Fill *out with the counters. 0, or -1 when not initialized. */

@@ -321,15 +321,13 @@ func TestSignalsAndMemory(t *testing.T) {
 		d.mustQuery(t, "udp", fmt.Sprintf("w%d.tracker.net", i%500), dns.TypeA)
 	}
 	syscall.Kill(d.pid, syscall.SIGUSR1)
-	// 500 names twice, plus the startup probe: the repeats come from the
-	// memo, without entering Go, so the LRU sees each name once.
-	line := d.waitLog(t, 2*time.Second, "blockcache: list", "memo hits 500 misses 501;", "lru hits 0 misses 501 entries 501")
+	// 500 names twice, plus the startup probe
+	line := d.waitLog(t, 2*time.Second, "blockcache: list", "lru hits 500 misses 501 entries 501")
 	t.Log(line)
 	syscall.Kill(d.pid, syscall.SIGHUP)
-	d.waitLogN(t, 2*time.Second, 2, "cleared cache")   // the first is from startup
-	d.mustQuery(t, "udp", "w0.tracker.net", dns.TypeA) // SIGHUP emptied the memo too
+	d.waitLogN(t, 2*time.Second, 2, "cleared cache") // the first is from startup
 	syscall.Kill(d.pid, syscall.SIGUSR1)
-	d.waitLog(t, 2*time.Second, "blockcache: list", "memo hits 500 misses 502;", "entries 1 ")
+	d.waitLog(t, 2*time.Second, "blockcache: list", "entries 0 ")
 
 	// 10,000 queries in a row leave RSS bounded: unique names fill the
 	// LRU, which is bounded by db-lru-size.
@@ -411,8 +409,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	filter := startUpstream(t, "198.51.100.7")
 	db, _ := list(t, filter)
 	mport := valkeytest.FreePort(t)
-	// Without the memo, so that repeats reach the LRU and its metrics.
-	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{fmt.Sprintf("--blockcache-metrics=127.0.0.1:%d", mport), "--db-memo-size=0"}})
+	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{fmt.Sprintf("--blockcache-metrics=127.0.0.1:%d", mport)}})
 	before := scrape(t, mport)
 	for i := 0; i < 5; i++ {
 		d.mustQuery(t, "udp", fmt.Sprintf("m%d.tracker.net", i), dns.TypeA)
@@ -437,39 +434,6 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	if _, ok := after[`blockcache_lookup_duration_seconds_count{tier="lru"}`]; !ok {
 		t.Errorf("no latency histogram for the lru tier")
-	}
-}
-
-// The memo in front of Go answers repeated names with the same answers Go
-// gave (UDP; TCP children ask the parent's Go side), and the metrics count
-// its hits.
-func TestMemoThroughDnsmasq(t *testing.T) {
-	up := startUpstream(t, "192.0.2.1")
-	filter := startUpstream(t, "198.51.100.7")
-	db, _ := list(t, filter)
-	mport := valkeytest.FreePort(t)
-	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{fmt.Sprintf("--blockcache-metrics=127.0.0.1:%d", mport)}})
-	names := []string{"a.deep.tracker.net", "exact.example", "ads1.example.org", "unlisted-memo.example"}
-	first := map[string]string{}
-	for _, n := range names {
-		first[n] = summary(d.mustQuery(t, "udp", n, dns.TypeA))
-	}
-	before := scrape(t, mport)
-	for i := 0; i < 3; i++ {
-		for _, n := range names {
-			for _, proto := range []string{"udp", "tcp"} {
-				if got := summary(d.mustQuery(t, proto, n, dns.TypeA)); got != first[n] {
-					t.Errorf("%s over %s: %q, first answer %q", n, proto, got, first[n])
-				}
-			}
-		}
-	}
-	after := scrape(t, mport)
-	if got := after[`blockcache_tier_hits_total{tier="memo"}`] - before[`blockcache_tier_hits_total{tier="memo"}`]; got != 12 {
-		t.Errorf("memo hits moved by %v, want 12 (the UDP repeats)", got)
-	}
-	if first["a.deep.tracker.net"] == first["unlisted-memo.example"] {
-		t.Fatalf("listed and unlisted answered alike: %v", first)
 	}
 }
 

@@ -17,7 +17,7 @@ func benchCache(b *testing.B, lru int) *Cache {
 	cfg := config.Default()
 	cfg.DBFile, _ = testlist.New(b, testlist.Fixture...)
 	cfg.LRUSize = lru
-	c, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 1, time.Minute), Hooks{})
+	c, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 1, time.Minute))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,30 +33,18 @@ type Cache struct {
 	// Pacer is for callers on C threads (the export layer), which call
 	// Pacer.Enter before each lookup; Go callers leave it alone.
 	Pacer   *cgopace.Pacer
-	hooks   Hooks
 	closers []io.Closer
-}
-
-// Hooks connect a Cache to a cache of its answers kept outside Go (the
-// export layer's memo); Go callers leave them empty.
-type Hooks struct {
-	// OnSwitch gets the namespace of each list version before lookups can
-	// see it (store.Options.OnSwitch).
-	OnSwitch func(store.Namespace)
-	// MemoCounts reports the outside cache's hits and misses for Stats.
-	MemoCounts func() (hits, misses uint64)
 }
 
 // Open validates cfg and opens every tier. A Valkey that is down is not an
 // error: the tier starts with its circuit open and recovers by itself.
-func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger, h Hooks) (*Cache, error) {
+func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield), hooks: h}
+	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield)}
 	st, err := store.Open(ctx, store.Options{
 		Path: cfg.DBFile, PollInterval: cfg.PollInterval, MmapSize: cfg.MmapSize, NoFilter: cfg.NoFilter, Logf: log.Logf,
-		OnSwitch: h.OnSwitch,
 	})
 	if err != nil {
 		return nil, err

@@ -19,9 +19,6 @@ type Stats struct {
 	ValkeyTimeouts, ValkeyDropped, ValkeyCorrupt uint64
 	Store                                        store.Stats
 	Answered                                     [verdict.Forward + 1][verdict.TierSQLite + 1]uint64 // by action, tier
-	// MemoHits were answered by the export layer's memo without entering
-	// Go, so no other counter (Lookups included) saw them.
-	MemoHits, MemoMisses uint64
 }
 
 // Stats returns a snapshot of every counter.
@@ -32,9 +29,6 @@ func (c *Cache) Stats() Stats {
 		ts := c.LRU.Stats()
 		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
 		s.LRUEntries, s.LRUEvictions = ts.Extra["entries"], ts.Extra["evictions"]
-	}
-	if c.hooks.MemoCounts != nil {
-		s.MemoHits, s.MemoMisses = c.hooks.MemoCounts()
 	}
 	if c.Valkey != nil {
 		ts := c.Valkey.Stats()
@@ -47,9 +41,9 @@ func (c *Cache) Stats() Stats {
 
 // String is the one-line form dnsmasq logs on SIGUSR1.
 func (s Stats) String() string {
-	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d regex, %d skipped); memo hits %d misses %d; lookups in Go %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
+	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d regex, %d skipped); lookups %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
 		s.Store.Namespace, s.Store.Reloads, s.Store.RegexPatterns, s.Store.RegexSkipped,
-		s.MemoHits, s.MemoMisses, s.Lookups, s.Invalid, s.SourceErrors, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
+		s.Lookups, s.Invalid, s.SourceErrors, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
 		s.Store.Lookups, s.Store.Errors, s.Store.FilterBytes>>10, s.Store.FilterSkips)
 	if s.ValkeyEnabled {
 		state := "closed"
@@ -75,9 +69,6 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads,
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
-	}
-	if s.MemoHits+s.MemoMisses > 0 {
-		m.TierHits[verdict.TierMemo], m.TierMisses[verdict.TierMemo] = s.MemoHits, s.MemoMisses
 	}
 	if s.ValkeyEnabled {
 		m.TierHits[verdict.TierValkey], m.TierMisses[verdict.TierValkey] = s.ValkeyHits, s.ValkeyMisses

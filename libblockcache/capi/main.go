@@ -10,7 +10,6 @@ package main
 #include <stdlib.h>
 #include <string.h>
 #include "blockcache.h"
-#include "memo.h"
 */
 import "C"
 
@@ -28,7 +27,6 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/childsock"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
-	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -113,19 +111,8 @@ func db_init() C.int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if C.bc_memo_configure(C.size_t(lib.cfg.MemoSize)) != 0 {
-		return setErrLocked(fmt.Errorf("db-memo-size=%d: out of memory", lib.cfg.MemoSize))
-	}
-	c, err := blockcache.Open(ctx, lib.cfg, lib.log, blockcache.Hooks{
-		OnSwitch: func(ns store.Namespace) { C.bc_memo_publish(C.uint64_t(ns.Ident())) },
-		MemoCounts: func() (uint64, uint64) {
-			var h, m C.uint64_t
-			C.bc_memo_counts(&h, &m)
-			return uint64(h), uint64(m)
-		},
-	})
+	c, err := blockcache.Open(ctx, lib.cfg, lib.log)
 	if err != nil {
-		C.bc_memo_publish(0)
 		return setErrLocked(err)
 	}
 	current.Store(c)
@@ -146,12 +133,8 @@ func db_check_termination(name *C.char) C.int {
 	return 0
 }
 
-// blockcache_lookup_go answers for blockcache_lookup (memo.c) when its
-// memo cannot, and reports the identity of the list version the answer
-// came from in *ident (0 when there is none); ident may be NULL.
-//
-//export blockcache_lookup_go
-func blockcache_lookup_go(name *C.char, out *C.struct_blockcache_verdict, ident *C.uint64_t) C.int {
+//export blockcache_lookup
+func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	if out == nil {
 		return -1
 	}
@@ -166,9 +149,6 @@ func blockcache_lookup_go(name *C.char, out *C.struct_blockcache_verdict, ident 
 	out.table = C.int(a.Verdict.Table)
 	out.tier = C.int(a.Tier)
 	out.list_version = C.uint64_t(a.NS.Version)
-	if ident != nil && a.Name != "" {
-		*ident = C.uint64_t(a.NS.Ident())
-	}
 	if a.IPv4.Is4() {
 		out.has_ipv4 = 1
 		b := a.IPv4.As4()
@@ -211,7 +191,6 @@ func blockcache_stats(out *C.struct_blockcache_stats) C.int {
 		list_version: C.uint64_t(s.Store.Namespace.Version), list_reloads: C.uint64_t(s.Store.Reloads),
 		regex_patterns: C.uint64_t(s.Store.RegexPatterns), regex_skipped: C.uint64_t(s.Store.RegexSkipped),
 		filter_bytes: C.uint64_t(s.Store.FilterBytes), filter_skips: C.uint64_t(s.Store.FilterSkips),
-		memo_hits: C.uint64_t(s.MemoHits), memo_misses: C.uint64_t(s.MemoMisses),
 	}
 	return 0
 }
@@ -244,7 +223,6 @@ func blockcache_flush() C.int {
 	if c == nil {
 		return -1
 	}
-	C.bc_memo_flush()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.Flush(ctx); err != nil {
@@ -285,7 +263,6 @@ func db_cleanup() {
 	lib.mu.Lock()
 	defer lib.mu.Unlock()
 	if c := current.Swap(nil); c != nil {
-		C.bc_memo_publish(0)
 		c.Close()
 	}
 }

@@ -65,7 +65,6 @@ type Config struct {
 	BlockIPv4    netip.Addr
 	BlockIPv6    netip.Addr
 	LRUSize      int
-	MemoSize     int // db-memo-size: answers kept in the export layer's C memo
 	PollInterval time.Duration
 	MmapSize     int64
 	NoFilter     bool          // db-filter=off
@@ -81,7 +80,6 @@ func Default() Config {
 		BlockIPv4:    netip.IPv4Unspecified(),
 		BlockIPv6:    netip.IPv6Unspecified(),
 		LRUSize:      1 << 20,
-		MemoSize:     1 << 16,
 		BlockTTL:     10,
 		PollInterval: 250 * time.Millisecond,
 		Yield:        8 * time.Millisecond,
@@ -137,9 +135,6 @@ var options = map[string]option{
 	}},
 	"db-lru-size": {"verdicts kept in the in-process cache (1048576; 0 disables it)", func(c *Config, v string) error {
 		return intRange(v, 0, 1<<30, &c.LRUSize)
-	}},
-	"db-memo-size": {"recent answers kept in front of Go, so repeated names skip the call into Go (65536, rounded up to a power of two; 0 disables it)", func(c *Config, v string) error {
-		return intRange(v, 0, 1<<24, &c.MemoSize)
 	}},
 	"db-poll-ms": {"how often to look for list changes, in milliseconds (250)", func(c *Config, v string) error {
 		return durationMS(v, 10, 60000, &c.PollInterval)

@@ -16,7 +16,7 @@ func TestSet(t *testing.T) {
 		{"db-lru-size", "0"}, {"valkey-host", "127.0.0.1"}, {"valkey-port", "6380"},
 		{"valkey-ttl", "60"}, {"valkey-read", "auto"}, {"valkey-cluster", "127.0.0.1:7000, 127.0.0.1:7001"},
 		{"valkey-tls", "insecure"}, {"valkey-timeout-ms", "3"}, {"blockcache-metrics", "127.0.0.1:9153"},
-		{"db-yield-ms", "8"}, {"db-memo-size", "0"},
+		{"db-yield-ms", "8"},
 	}
 	for _, kv := range good {
 		if err := c.Set(kv[0], kv[1]); err != nil {
@@ -24,7 +24,7 @@ func TestSet(t *testing.T) {
 		}
 	}
 	if c.BlockIPv4.String() != "10.0.0.1" || c.Valkey.Port != 6380 || c.Valkey.TTL != time.Minute ||
-		c.Valkey.Read != ReadAuto || len(c.Valkey.Cluster) != 2 || !c.Valkey.TLSInsecure || c.Valkey.Timeout != 3*time.Millisecond || c.Yield != 8*time.Millisecond || c.MemoSize != 0 {
+		c.Valkey.Read != ReadAuto || len(c.Valkey.Cluster) != 2 || !c.Valkey.TLSInsecure || c.Valkey.Timeout != 3*time.Millisecond || c.Yield != 8*time.Millisecond {
 		t.Errorf("config not applied: %+v", c)
 	}
 	if got := c.Valkey.Addrs(); got[1] != "127.0.0.1:7001" {
@@ -36,7 +36,7 @@ func TestSet(t *testing.T) {
 		{"valkey-port", "http"}, {"valkey-ttl", "-1"}, {"valkey-ttl", "2592001"}, {"valkey-read", "sometimes"},
 		{"valkey-cluster", "127.0.0.1"}, {"db-lru-size", "-5"}, {"db-file", ""},
 		{"blockcache-metrics", "9153"}, {"valkey-tls", "maybe"},
-		{"db-yield-ms", "10"}, {"db-yield-ms", "-1"}, {"db-memo-size", "16777217"},
+		{"db-yield-ms", "10"}, {"db-yield-ms", "-1"},
 	}
 	for _, kv := range bad {
 		if err := c.Set(kv[0], kv[1]); err == nil {

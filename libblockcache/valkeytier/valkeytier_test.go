@@ -36,7 +36,7 @@ func openB(t testing.TB, db string, sets ...string) *blockcache.Cache {
 			t.Fatal(err)
 		}
 	}
-	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute), blockcache.Hooks{})
+	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,9 +65,6 @@ const (
 	TierLRU    Tier = 1
 	TierValkey Tier = 2
 	TierSQLite Tier = 3
-	// TierMemo is the export layer's C-side memo of recent answers
-	// (capi/memo.c); Go never answers with it.
-	TierMemo Tier = 4
 )
 
 func (t Tier) String() string {
@@ -78,8 +75,6 @@ func (t Tier) String() string {
 		return "valkey"
 	case TierSQLite:
 		return "sqlite"
-	case TierMemo:
-		return "memo"
 	}
 	return "none"
 }

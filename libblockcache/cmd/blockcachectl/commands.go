@@ -321,7 +321,7 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	cfg := c.cfg
 	cfg.LRUSize = 0
-	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute), blockcache.Hooks{})
+	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
 }
 
 func cmdExplain(ctx context.Context, c *cli, args []string) error {
