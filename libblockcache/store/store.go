@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"os"
 	"strconv"
@@ -36,19 +35,6 @@ type Namespace struct {
 
 func (n Namespace) String() string { return fmt.Sprintf("%s/%d", n.ListID, n.Version) }
 
-// Ident is the namespace as one nonzero number, for caches outside Go that
-// tag answers with it (capi/memo.c). Two versions of one list never share
-// an Ident: the version is mixed in by a bijection.
-func (n Namespace) Ident() uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(n.ListID))
-	id := h.Sum64() ^ n.Version*0x9e3779b97f4a7c15
-	if id == 0 {
-		id = 1
-	}
-	return id
-}
-
 // Options configures Open.
 type Options struct {
 	Path         string
@@ -58,10 +44,6 @@ type Options struct {
 	MaxConns     int           // reader connections; default 4
 	NoFilter     bool          // do not build the membership filter of listed names
 	Logf         func(format string, args ...any)
-	// OnSwitch gets the namespace of each snapshot before lookups can see
-	// it, so that a cache kept outside Go stops serving older answers
-	// first. It must not block.
-	OnSwitch func(Namespace)
 }
 
 // Stats are the store's counters.
@@ -256,9 +238,6 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	}
 	for i, p := range next.regex.skipped {
 		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
-	}
-	if s.opts.OnSwitch != nil {
-		s.opts.OnSwitch(next.ns)
 	}
 	s.snap.Store(next)
 	s.reloads.Add(1)
