@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The forwarded-unlisted target of bench/dnsperf.sh, measured so that noise
-# cannot decide it: maximum QPS of unlisted names forwarded to a local
-# upstream, stock dnsmasq without a list against the patched dnsmasq (LRU +
-# SQLite, default options, list of N) and the patched one with
+# cannot decide it: stock dnsmasq without a list against the patched dnsmasq
+# (LRU + SQLite, default options, list of N) and the patched one with
 # db-yield-ms=0, all three running at once and measured in ROUNDS
-# alternating rounds. Prints each round, the medians and the ratios.
+# alternating rounds, on unlisted names forwarded to a local upstream.
+# Prints each round, the medians and the ratios.
+#   MODE=qps (default): maximum QPS (dnsperf -q 200).
+#   MODE=cpu: µs of server CPU per query at a fixed QPS (8k by default: not
+#   saturated, so the figure does not depend on who wins the cores).
 # With PIN=1 the measured servers run on CPU 1 and dnsperf and the upstream
 # on CPU 0, so that the load generator does not compete with the server (or
 # with the Go runtime's threads) for a core.
 # Needs the files of bench/dnsperf.sh N (run it once first).
-# Usage: [ROUNDS=5] [PIN=1] bench/forward-qps.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
-n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5}
+n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
 srv=() cli=()
 [ "${PIN:-0}" = 1 ] && srv=(taskset -c 1) cli=(taskset -c 0)
 data=build/bench-data
@@ -22,11 +25,13 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_dns() { for _ in $(seq 2400); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks=$(getconf CLK_TCK)
 common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
 up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
 wait_dns "$up"
 lib=(--db-file="$db" --blockcache-library="$top/build/libblockcache.so")
-declare -A port_of
+declare -A port_of pid_of
 order=(stock patched patched-yield0)
 for which in "${order[@]}"; do
 	p=$(port)
@@ -36,18 +41,30 @@ for which in "${order[@]}"; do
 	patched-yield0) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms=0 & ;;
 	esac
 	pids+=($!)
-	port_of[$which]=$p
+	port_of[$which]=$p pid_of[$which]=$!
 	wait_dns "$p"
 	dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -n 1 -q 200 >/dev/null 2>&1 # every name seen once
 done
 declare -A res
-echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
+if [ "$mode" = cpu ]; then
+	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}, $(date -u +%F)"
+else
+	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
+fi
 for r in $(seq "$rounds"); do
 	line="round $r:"
 	for which in "${order[@]}"; do
-		q=$("${cli[@]}" dnsperf -s 127.0.0.1 -p "${port_of[$which]}" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
-		res[$which]+="$q "
-		line+=" $which $q"
+		p=${port_of[$which]}
+		if [ "$mode" = cpu ]; then
+			c0=$(cpu "${pid_of[$which]}")
+			q=$("${cli[@]}" dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -Q "$qps" 2>&1 | awk '/Queries completed/ {print $3}')
+			c1=$(cpu "${pid_of[$which]}")
+			v=$(awk -v c=$((c1 - c0)) -v t="$ticks" -v q="$q" 'BEGIN {printf "%.1f", c / t * 1e6 / q}')
+		else
+			v=$("${cli[@]}" dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
+		fi
+		res[$which]+="$v "
+		line+=" $which $v"
 	done
 	echo "$line"
 done
@@ -55,5 +72,9 @@ med() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)
 s=$(echo "${res[stock]}" | med)
 for which in "${order[@]}"; do
 	m=$(echo "${res[$which]}" | med)
-	echo "median $which: $m qps ($(awk -v m="$m" -v s="$s" 'BEGIN {printf "%.1f", 100 * m / s}')% of stock)"
+	if [ "$mode" = cpu ]; then
+		echo "median $which: $m us/query ($(awk -v m="$m" -v s="$s" 'BEGIN {printf "%+.1f", m - s}') vs stock)"
+	else
+		echo "median $which: $m qps ($(awk -v m="$m" -v s="$s" 'BEGIN {printf "%.1f", 100 * m / s}')% of stock)"
+	fi
 done
