@@ -61,9 +61,10 @@ func (p *Pacer) Enter() {
 }
 
 // due reports whether the call arriving at now should yield. Only a
-// steady stream of calls needs it: after a pause as long as the interval
-// the runtime has likely retaken the P already, so a yield would cost the
-// call its latency for nothing; such a call starts a new burst instead.
+// steady stream of calls needs it. After a pause as long as the interval,
+// the next yield would come too close to sysmon's 10 ms deadline (or past
+// it) to keep the P, so the call would pay the yield's latency for little;
+// such a call starts a new burst instead.
 func (p *Pacer) due(now int64) bool {
 	prev := p.prev.Swap(now)
 	last := p.last.Load()
