@@ -11,8 +11,11 @@
 # With PIN=1 the measured servers run on CPU 1 and dnsperf and the upstream
 # on CPU 0, so that the load generator does not compete with the server (or
 # with the Go runtime's threads) for a core.
+# ORDER picks the servers (default "stock patched patched-yield0"); everyK
+# is build/dnsmasq-every asking the library for one query in K (see
+# bench/call-rate.sh, which builds it).
 # Needs the files of bench/dnsperf.sh N (run it once first).
-# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] bench/forward-qps.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
@@ -32,13 +35,16 @@ up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=
 wait_dns "$up"
 lib=(--db-file="$db" --blockcache-library="$top/build/libblockcache.so")
 declare -A port_of pid_of
-order=(stock patched patched-yield0)
+read -ra order <<<"${ORDER:-stock patched patched-yield0}"
+[ "${order[0]}" = stock ] || { echo "forward-qps: ORDER must start with stock (the ratios are to it)" >&2; exit 2; }
 for which in "${order[@]}"; do
 	p=$(port)
 	case $which in
 	stock) "${srv[@]}" build/dnsmasq-stock "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
 	patched) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	patched-yield0) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms=0 & ;;
+	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	*) echo "forward-qps: unknown server $which" >&2; exit 2 ;;
 	esac
 	pids+=($!)
 	port_of[$which]=$p pid_of[$which]=$!
