@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Where the forwarded-query overhead comes from: stock dnsmasq against the
+# patched one asking libblockcache for every query (every1), one in 10, one
+# in 100, and never (every0: library loaded, Go runtime started, no calls).
+# Builds build/dnsmasq-every from the patched tree with the bench-only
+# bench/call-rate/every.patch, then runs bench/forward-qps.sh with it.
+# Needs `make dnsmasq lib` and the files of bench/dnsperf.sh N.
+# Usage: [MODE=qps|cpu] [ROUNDS=9] bench/call-rate.sh [N] [SECONDS]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
+src=build/dnsmasq-2.90-patched tree=build/dnsmasq-2.90-every
+[ -d $src ] || { echo "call-rate: run make dnsmasq first" >&2; exit 1; }
+rm -rf $tree && cp -a $src $tree
+patch -s -p1 -d $tree --no-backup-if-mismatch <bench/call-rate/every.patch
+make -s -C $tree -j"$(nproc)" COPTS="-I$top/include" >/dev/null
+cp $tree/src/dnsmasq build/dnsmasq-every
+ORDER="stock every1 every10 every100 every0" ROUNDS=${ROUNDS:-9} bench/forward-qps.sh "$@"
