@@ -33,9 +33,13 @@ $(BUILD)/bench: bench/harness.c include/blockcache.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Iinclude -o $@ bench/harness.c -ldl -lm
 
+SCRIPTS = $(wildcard bench/*.sh scripts/*.sh) .ci/run
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l libblockcache dnsmasq-patch bench)" || { gofmt -l libblockcache dnsmasq-patch bench; exit 1; }
+	@for f in $(SCRIPTS); do test -x $$f || { echo "$$f: not executable (its usage runs it directly)"; exit 1; }; done
+	@if command -v shellcheck >/dev/null; then shellcheck -S warning $(SCRIPTS); \
+	else echo "vet: shellcheck not installed (scripts/apt-setup.sh installs it), scripts not checked"; fi
 
 # Every test: Go unit tests (real SQLite), the C ABI test, the Valkey tier
 # against real valkey-server processes, and the patched dnsmasq end to end.

@@ -41,7 +41,7 @@ p=$(port)
 build/dnsmasq "${common[@]}" --port="$p" --server="127.0.0.1#$up" --db-file="$db" \
 	--blockcache-library="$top/build/libblockcache.so" --valkey-host=127.0.0.1 --valkey-port="$vport" --log-facility="$data/chaos-dnsmasq.log" \
 	--db-lru-size=100000 &
-dpid=$!; pids+=($dpid)
+dpid=$!; pids+=("$dpid")
 wait_dns "$p"
 echo "# patched dnsmasq, $n-row list, Valkey on :$vport; $(nproc) cores; $(date -u +%F)"
 build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" -valkey-pid "$vpid" \
@@ -50,7 +50,7 @@ build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" -v
 rate=$(awk '/running at/ {print $(NF-2)}' "$data/chaos-patched.txt")
 grep -c "circuit" "$data/chaos-dnsmasq.log" | sed 's/^/valkey circuit log lines: /'
 s=$(port)
-build/dnsmasq-stock "${common[@]}" --port="$s" --server="127.0.0.1#$up" --conf-file="$conf" & spid=$!; pids+=($spid)
+build/dnsmasq-stock "${common[@]}" --port="$s" --server="127.0.0.1#$up" --conf-file="$conf" & spid=$!; pids+=("$spid")
 wait_dns "$s"
 echo "# stock dnsmasq, $n address= lines, same rate, no faults (new names are never listed there)"
 build/chaos -server "127.0.0.1:$s" -rate "$rate" -seconds "$secs" -listed "$n" -pid "$spid" | grep -v "wrong: new name"
