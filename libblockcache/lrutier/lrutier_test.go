@@ -1,0 +1,107 @@
+package lrutier
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+var v1 = store.Namespace{ListID: "list", Version: 1}
+
+func TestRoundTripKeepsTheDecisionNotTheRule(t *testing.T) {
+	tier, err := New(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]verdict.Verdict{
+		"pass.example":  {Action: verdict.Pass},
+		"block.example": {Action: verdict.Block, Table: verdict.TableDomain, Rule: "block.example"},
+		"ips.example": {Action: verdict.Block, Table: verdict.TableExact,
+			IPv4: netip.MustParseAddr("192.0.2.7"), IPv6: netip.MustParseAddr("2001:db8::7"), Rule: "ips.example"},
+		"fwd.example": {Action: verdict.Forward, Table: verdict.TableDNSBlock, Server: "192.0.2.53#5353", Rule: "example"},
+	}
+	for name, v := range cases {
+		tier.Put(engine.Key{NS: v1, Name: name}, v)
+	}
+	for name, v := range cases {
+		got, ok := tier.Get(context.Background(), engine.Key{NS: v1, Name: name})
+		if !ok {
+			t.Fatalf("%s: miss right after Put", name)
+		}
+		want := v
+		want.Rule = ""
+		if got != want {
+			t.Errorf("%s: got %+v, want %+v", name, got, want)
+		}
+	}
+	if s := tier.Stats(); s.Hits != uint64(len(cases)) || s.Misses != 0 || s.Tier != verdict.TierLRU {
+		t.Errorf("stats %+v, want %d hits and no misses", s, len(cases))
+	}
+}
+
+// A verdict of another list version must never answer: that is what keeps
+// two list versions from mixing.
+func TestOtherListVersionIsAMiss(t *testing.T) {
+	tier, _ := New(16)
+	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block})
+	for _, ns := range []store.Namespace{{ListID: "list", Version: 2}, {ListID: "other", Version: 1}} {
+		if v, ok := tier.Get(context.Background(), engine.Key{NS: ns, Name: "a.example"}); ok {
+			t.Errorf("namespace %v answered %+v from %v", ns, v, v1)
+		}
+	}
+	s := tier.Stats()
+	if s.Misses != 2 || s.Extra["stale"] != 2 || s.Hits != 0 {
+		t.Errorf("stats %+v, want 2 stale misses", s)
+	}
+	// The new version's verdict replaces the old one in place.
+	v2 := store.Namespace{ListID: "list", Version: 2}
+	tier.Put(engine.Key{NS: v2, Name: "a.example"}, verdict.Verdict{Action: verdict.Pass})
+	if v, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: "a.example"}); !ok || v.Action != verdict.Pass {
+		t.Errorf("after the new version's Put: %+v %v", v, ok)
+	}
+	if tier.Len() != 1 {
+		t.Errorf("Len %d, want 1", tier.Len())
+	}
+}
+
+func TestBoundedWithEvictionsCounted(t *testing.T) {
+	tier, _ := New(100)
+	for i := range 250 {
+		tier.Put(engine.Key{NS: v1, Name: fmt.Sprintf("n%d.example", i)}, verdict.Verdict{})
+	}
+	if tier.Len() != 100 {
+		t.Errorf("Len %d, want 100", tier.Len())
+	}
+	if e := tier.Stats().Extra["evictions"]; e != 150 {
+		t.Errorf("%d evictions, want 150", e)
+	}
+	// least recently used first: the oldest are gone, the newest stay
+	if _, ok := tier.Get(context.Background(), engine.Key{NS: v1, Name: "n0.example"}); ok {
+		t.Error("the oldest entry survived")
+	}
+	if _, ok := tier.Get(context.Background(), engine.Key{NS: v1, Name: "n249.example"}); !ok {
+		t.Error("the newest entry is gone")
+	}
+}
+
+func TestFlushEmpties(t *testing.T) {
+	tier, _ := New(10)
+	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block})
+	tier.Flush()
+	if _, ok := tier.Get(context.Background(), engine.Key{NS: v1, Name: "a.example"}); ok || tier.Len() != 0 {
+		t.Errorf("after Flush: hit %v, Len %d", ok, tier.Len())
+	}
+}
+
+func TestSizeMustBePositive(t *testing.T) {
+	for _, n := range []int{0, -1} {
+		if _, err := New(n); err == nil {
+			t.Errorf("New(%d) succeeded", n)
+		}
+	}
+}
