@@ -1,0 +1,143 @@
+package blockcache
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+func open(t *testing.T, path string, edit func(*config.Config)) *Cache {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DBFile = path
+	// The watcher must not be what makes a change visible in these tests:
+	// Flush must.
+	cfg.PollInterval = time.Minute
+	if edit != nil {
+		edit(&cfg)
+	}
+	c, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// What dnsmasq sends: a rule's own address wins, the global sinkhole fills
+// in the family the rule leaves empty, and only Block carries addresses.
+func TestAnswerAddresses(t *testing.T) {
+	path, _ := testlist.New(t, testlist.Fixture...)
+	g4, g6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	c := open(t, path, func(cfg *config.Config) { cfg.BlockIPv4, cfg.BlockIPv6 = g4, g6 })
+	cases := []struct {
+		name     string
+		action   verdict.Action
+		ip4, ip6 netip.Addr
+		server   string
+	}{
+		{"exact.example", verdict.Block, g4, g6, ""},
+		{"ip.exact.example", verdict.Block, netip.MustParseAddr("10.0.0.9"), netip.MustParseAddr("fd00::9"), ""},
+		{"x.deep.tracker.net", verdict.Block, netip.MustParseAddr("10.0.0.2"), g6, ""},
+		{"www.family.example", verdict.Forward, netip.Addr{}, netip.Addr{}, "1.1.1.3"},
+		{"unlisted.example", verdict.Pass, netip.Addr{}, netip.Addr{}, ""},
+	}
+	for _, tc := range cases {
+		// twice: from SQLite, then from the LRU, with the same answer
+		for _, tier := range []verdict.Tier{verdict.TierSQLite, verdict.TierLRU} {
+			a, err := c.Lookup(context.Background(), tc.name)
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if a.Verdict.Action != tc.action || a.IPv4 != tc.ip4 || a.IPv6 != tc.ip6 || a.Verdict.Server != tc.server || a.Tier != tier {
+				t.Errorf("%s: %v %v %v %q from %v, want %v %v %v %q from %v", tc.name,
+					a.Verdict.Action, a.IPv4, a.IPv6, a.Verdict.Server, a.Tier, tc.action, tc.ip4, tc.ip6, tc.server, tier)
+			}
+		}
+	}
+}
+
+// With the global sinkhole for a family turned off, a rule without an
+// address of that family has none: dnsmasq then answers NODATA/NXDOMAIN.
+func TestNoGlobalSinkhole(t *testing.T) {
+	path, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, func(cfg *config.Config) { cfg.BlockIPv6 = netip.Addr{} })
+	a, err := c.Lookup(context.Background(), "exact.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.IPv4 != netip.IPv4Unspecified() || a.IPv6.IsValid() {
+		t.Errorf("got %v / %v, want 0.0.0.0 and no IPv6", a.IPv4, a.IPv6)
+	}
+}
+
+// SIGHUP: Flush empties the LRU and reads the list at once, without
+// waiting for the watcher.
+func TestFlushSeesAListChangeAtOnce(t *testing.T) {
+	path, db := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, nil)
+	ctx := context.Background()
+	if a, _ := c.Lookup(ctx, "new.example"); a.Verdict.Action != verdict.Pass {
+		t.Fatalf("new.example before the change: %v", a.Verdict.Action)
+	}
+	testlist.Exec(t, db, `INSERT INTO domain_exact VALUES ('new.example', NULL, NULL)`)
+	if err := c.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.LRU.Len(); n != 0 {
+		t.Errorf("LRU holds %d verdicts after Flush", n)
+	}
+	a, err := c.Lookup(ctx, "new.example")
+	if err != nil || a.Verdict.Action != verdict.Block || a.Tier != verdict.TierSQLite {
+		t.Errorf("new.example after the change and Flush: %v from %v (%v)", a.Verdict.Action, a.Tier, err)
+	}
+}
+
+func TestWithoutLRUEveryLookupAsksSQLite(t *testing.T) {
+	path, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, func(cfg *config.Config) { cfg.LRUSize = 0 })
+	if c.LRU != nil {
+		t.Fatal("an LRU with db-lru-size=0")
+	}
+	for range 2 {
+		if a, _ := c.Lookup(context.Background(), "exact.example"); a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Block {
+			t.Errorf("got %v from %v", a.Verdict.Action, a.Tier)
+		}
+	}
+}
+
+// A bad name is answered Pass with an error, so dnsmasq resolves it as
+// usual; it is never cached.
+func TestInvalidNamePasses(t *testing.T) {
+	path, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, nil)
+	a, err := c.Lookup(context.Background(), strings.Repeat("a", 64)+".example")
+	if err == nil || a.Verdict.Action != verdict.Pass {
+		t.Errorf("64-byte label: %v, %v", a.Verdict.Action, err)
+	}
+	if n := c.LRU.Len(); n != 0 {
+		t.Errorf("%d verdicts cached for an invalid name", n)
+	}
+}
+
+func TestOpenFailsClearly(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nope.db")
+	cfg := config.Default()
+	cfg.DBFile = missing
+	_, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing DB: %v, want an error naming %s", err, missing)
+	}
+	if _, err := Open(context.Background(), config.Default(), ratelog.New(io.Discard, 100, time.Minute)); err == nil {
+		t.Error("no db-file: opened")
+	}
+}
