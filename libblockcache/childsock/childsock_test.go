@@ -1,0 +1,136 @@
+package childsock
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
+	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+func TestEncodeLayout(t *testing.T) {
+	var out [ResponseSize]byte
+	a := blockcache.Answer{IPv4: netip.MustParseAddr("10.0.0.9"), IPv6: netip.MustParseAddr("fd00::9")}
+	a.Verdict = verdict.Verdict{Action: verdict.Block, Table: verdict.TableExact}
+	a.Tier = verdict.TierLRU
+	Encode(a, &out)
+	want := append([]byte{1, 3, 1, 3, 10, 0, 0, 9, 0xfd}, make([]byte, 14)...)
+	want = append(want, 9)
+	if !bytes.Equal(out[:24], want) || !bytes.Equal(out[24:], make([]byte, ResponseSize-24)) {
+		t.Errorf("block: % x", out)
+	}
+
+	// A server of the longest allowed length keeps its terminating NUL, and
+	// the previous answer's bytes are gone.
+	server := "192.0.2.53#" + strings.Repeat("5", verdict.MaxServerLen-len("192.0.2.53#"))
+	a = blockcache.Answer{}
+	a.Verdict = verdict.Verdict{Action: verdict.Forward, Table: verdict.TableDNSBlock, Server: server}
+	Encode(a, &out)
+	if out[0] != 2 || out[1] != 2 || out[3] != 0 || !bytes.Equal(out[4:24], make([]byte, 20)) {
+		t.Errorf("forward header: % x", out[:24])
+	}
+	if got := string(out[24 : 24+len(server)]); got != server || out[ResponseSize-1] != 0 {
+		t.Errorf("server %q, last byte %d", got, out[ResponseSize-1])
+	}
+}
+
+// serve starts Serve on one end of a real socketpair, as the dnsmasq
+// parent does, and returns the child's end.
+func serve(t *testing.T) (child *os.File, done chan struct{}) {
+	t.Helper()
+	path, _ := testlist.New(t, testlist.Fixture...)
+	cfg := config.Default()
+	cfg.DBFile = path
+	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "parent"), os.NewFile(uintptr(fds[1]), "child")
+	t.Cleanup(func() { child.Close() })
+	done = make(chan struct{})
+	go func() { Serve(context.Background(), c, parent); close(done) }()
+	return child, done
+}
+
+func ask(t *testing.T, f *os.File, name string) [ResponseSize]byte {
+	t.Helper()
+	if _, err := f.Write(append([]byte{byte(len(name))}, name...)); err != nil {
+		t.Fatal(err)
+	}
+	var resp [ResponseSize]byte
+	f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(f, resp[:]); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return resp
+}
+
+// One connection carries many questions, answered in order, each exactly
+// as the library answers it.
+func TestServeAnswersInOrder(t *testing.T) {
+	child, _ := serve(t)
+	for _, tc := range []struct {
+		name   string
+		action verdict.Action
+		server string
+	}{
+		{"exact.example", verdict.Block, ""},
+		{"unlisted.example", verdict.Pass, ""},
+		{"www.family.example", verdict.Forward, "1.1.1.3"},
+		{"ads1.example", verdict.Block, ""},
+		{"exact.example", verdict.Block, ""}, // now from the LRU
+	} {
+		r := ask(t, child, tc.name)
+		server := string(bytes.TrimRight(r[24:], "\x00"))
+		if verdict.Action(r[0]) != tc.action || server != tc.server {
+			t.Errorf("%s: action %d server %q, want %v %q", tc.name, r[0], server, tc.action, tc.server)
+		}
+		if tc.action == verdict.Block && r[3]&1 == 0 {
+			t.Errorf("%s: blocked without an IPv4 sinkhole", tc.name)
+		}
+	}
+}
+
+// Names the library refuses (empty, or a 255-byte one with a label too
+// long) get a Pass answer, and the connection goes on.
+func TestServeBadNamesPass(t *testing.T) {
+	child, _ := serve(t)
+	for _, name := range []string{"", strings.Repeat("a", 255)} {
+		if r := ask(t, child, name); verdict.Action(r[0]) != verdict.Pass {
+			t.Errorf("%d-byte name: action %d", len(name), r[0])
+		}
+	}
+	if r := ask(t, child, "exact.example"); verdict.Action(r[0]) != verdict.Block {
+		t.Errorf("after bad names: action %d", r[0])
+	}
+}
+
+// A child that dies mid-request must not leave a goroutine or a
+// descriptor behind: Serve returns and closes its end.
+func TestServeEndsWhenTheChildGoes(t *testing.T) {
+	child, done := serve(t)
+	if _, err := child.Write([]byte{20, 'a', 'b'}); err != nil { // 2 of 20 bytes
+		t.Fatal(err)
+	}
+	child.Close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still running after the child closed its end")
+	}
+}
