@@ -50,7 +50,7 @@ test: all dnsmasq bench vet
 # The concurrent parts again under the race detector.
 race:
 	$(GO) test -race -count=1 ./libblockcache/store ./libblockcache/engine ./libblockcache/valkeytier \
-		./libblockcache/ratelog ./libblockcache/cgopace ./libblockcache/childsock ./libblockcache/cmd/...
+		./libblockcache/ratelog ./libblockcache/cgopace ./libblockcache/childsock ./libblockcache/metrics ./libblockcache/cmd/...
 
 FUZZTIME ?= 10s
 fuzz:

@@ -43,6 +43,7 @@ type Sample struct {
 // Server is a running endpoint.
 type Server struct {
 	srv     *http.Server
+	l       net.Listener
 	latency *prometheus.HistogramVec
 }
 
@@ -54,6 +55,7 @@ func Start(addr string, sample func() Sample) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s := &Server{
+		l: l,
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "blockcache_lookup_duration_seconds",
 			Help:    "Latency of a sample of lookups (one in 16), by the tier that answered.",
@@ -72,16 +74,26 @@ func Start(addr string, sample func() Sample) (*Server, error) {
 	return s, nil
 }
 
+// Addr is where the endpoint listens: with port 0 in the option, the port
+// the kernel chose.
+func (s *Server) Addr() net.Addr { return s.l.Addr() }
+
 // Observe records one sampled lookup latency.
 func (s *Server) Observe(t verdict.Tier, d time.Duration) {
 	s.latency.WithLabelValues(t.String()).Observe(d.Seconds())
 }
 
-// Close stops the endpoint.
+// Close stops the endpoint. It closes the listener itself: Shutdown
+// alone misses it when Serve's goroutine has not started yet, and the port
+// would stay open after Close returned.
 func (s *Server) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	if cerr := s.l.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
+		err = fmt.Errorf("metrics endpoint: %w", cerr)
+	}
+	return err
 }
 
 var (
