@@ -3,26 +3,16 @@ package blockcache
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand"
 	"testing"
-	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/config"
-	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 )
 
 func benchCache(b *testing.B, lru int) *Cache {
-	cfg := config.Default()
-	cfg.DBFile, _ = testlist.New(b, testlist.Fixture...)
-	cfg.LRUSize = lru
-	c, err := Open(context.Background(), cfg, ratelog.New(io.Discard, 1, time.Minute))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
+	path, _ := testlist.New(b, testlist.Fixture...)
+	return open(b, path, func(cfg *config.Config) { cfg.LRUSize = lru })
 }
 
 // BenchmarkLRUHitZipf: Zipf (s=1.01) over 1M cached names, as in the

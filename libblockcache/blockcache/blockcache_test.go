@@ -15,7 +15,8 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
-func open(t *testing.T, path string, edit func(*config.Config)) *Cache {
+// open opens a Cache on the list at path (tests and benchmarks).
+func open(t testing.TB, path string, edit func(*config.Config)) *Cache {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DBFile = path
