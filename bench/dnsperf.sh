@@ -7,6 +7,9 @@
 # The patched dnsmasq runs in the harness's four tier configurations (SQLite
 # only, Valkey + SQLite, LRU + SQLite, LRU + Valkey + SQLite); Valkey is a
 # valkey-server this script starts on a free port.
+# BENCH_DATA is where lists and query files are kept (build/bench-data);
+# QUERIES, the names per query file (100000); DNSPERF_TIMEOUT, seconds before
+# dnsperf counts a query lost (its default, 5).
 # Usage: [CONFIGS="lru+sqlite ..."] bench/dnsperf.sh [N] [SECONDS]      (defaults: all four, 1000000, 10)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,14 +18,15 @@ n=${1:-1000000} secs=${2:-10}
 command -v dnsperf >/dev/null || { echo "dnsperf: apt-get install dnsperf" >&2; exit 1; }
 make -s lib ctl dnsmasq >/dev/null
 [ -x build/dnsmasq-stock ] || scripts/build-dnsmasq.sh --stock build >/dev/null
-data=build/bench-data
+data=${BENCH_DATA:-build/bench-data}
+dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
 out=bench/out
 mkdir -p "$data" "$out"
 db=$data/list-$n.db
 [ -f "$db" ] || bench/gen.sh "$db" "$n" 1000 >/dev/null
 conf=$data/address-$n.conf
 [ -f "$conf" ] || awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "address=/d%d.bench.example/0.0.0.0\n", i }' >"$conf"
-q=100000
+q=${QUERIES:-100000}
 awk -v n="$n" -v q="$q" 'BEGIN { srand(1); for (i = 0; i < q; i++) printf "d%d.bench.example A\n", int(rand() * n) }' >"$data/q-listed.txt"
 awk -v n="$n" -v q="$q" 'BEGIN { srand(2); for (i = 0; i < q; i++) printf "www.d%d.bench.example A\n", int(rand() * n) }' >"$data/q-sub.txt"
 awk -v q="$q" 'BEGIN { for (i = 0; i < q; i++) printf "u%d.site%d.example A\n", i, i % 1000 }' >"$data/q-unlisted.txt"
@@ -57,9 +61,9 @@ rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
 # they show the server's own cost rather than the queue.
 perf() {
 	local max lat
-	max=$(dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l "$secs" -q 200 2>&1 |
+	max=$(dnsperf -t "$dt" -s 127.0.0.1 -p "$1" -d "$2" -l "$secs" -q 200 2>&1 |
 		awk '/Queries lost:/ {lost=$3} /Queries per second:/ {qps=$4} /Average Latency/ {lat=$4} END {printf "%10.0f qps  avg %6.3f ms  lost %s", qps, lat*1000, lost}')
-	lat=$(dnsperf -s 127.0.0.1 -p "$1" -d "$2" -l 3 -Q 5000 -v 2>/dev/null | awk '/^> / {print $NF}' | sort -g |
+	lat=$(dnsperf -t "$dt" -s 127.0.0.1 -p "$1" -d "$2" -l "$((secs < 3 ? secs : 3))" -Q 5000 -v 2>/dev/null | awk '/^> / {print $NF}' | sort -g |
 		awk '{v[NR]=$1} END {if (NR) printf "at 5k qps: p50 %.0f us, p99 %.0f us, p99.9 %.0f us", v[int(NR*0.5)]*1e6, v[int(NR*0.99)]*1e6, v[int(NR*0.999)]*1e6}')
 	echo "$max  |  $lat"
 }
@@ -90,7 +94,7 @@ for c in ${CONFIGS:-sqlite valkey+sqlite lru+sqlite lru+valkey+sqlite}; do
 	echo "patched $c: startup ${STARTUP}s, RSS $(rss "$PID") MiB"
 	for f in listed sub unlisted; do
 		# one pass over each file first: every name has been seen once
-		dnsperf -s 127.0.0.1 -p "$P" -d "$data/q-$f.txt" -n 1 -q 200 >/dev/null 2>&1 || true
+		dnsperf -t "$dt" -s 127.0.0.1 -p "$P" -d "$data/q-$f.txt" -n 1 -q 200 >/dev/null 2>&1 || true
 	done
 	for f in listed sub unlisted; do
 		echo "patched $c $f: $(perf "$P" "$data/q-$f.txt")"

@@ -14,15 +14,18 @@
 # ORDER picks the servers (default "stock patched patched-yield0"); everyK
 # is build/dnsmasq-every asking the library for one query in K (see
 # bench/call-rate.sh, which builds it).
-# Needs the files of bench/dnsperf.sh N (run it once first).
+# Needs the files of bench/dnsperf.sh N (run it once first, with the same
+# BENCH_DATA). DNSPERF_TIMEOUT as there.
 # Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
 srv=() cli=()
 [ "${PIN:-0}" = 1 ] && srv=(taskset -c 1) cli=(taskset -c 0)
-data=build/bench-data
-db=$top/$data/list-$n.db
+data=${BENCH_DATA:-build/bench-data}
+dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
+case $data in /*) ;; *) data=$top/$data ;; esac
+db=$data/list-$n.db
 [ -f "$db" ] && [ -f $data/q-unlisted.txt ] || { echo "run bench/dnsperf.sh $n first" >&2; exit 1; }
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
@@ -49,7 +52,7 @@ for which in "${order[@]}"; do
 	pids+=($!)
 	port_of[$which]=$p pid_of[$which]=$!
 	wait_dns "$p"
-	dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -n 1 -q 200 >/dev/null 2>&1 # every name seen once
+	dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -n 1 -q 200 >/dev/null 2>&1 # every name seen once
 done
 declare -A res
 if [ "$mode" = cpu ]; then
@@ -63,11 +66,11 @@ for r in $(seq "$rounds"); do
 		p=${port_of[$which]}
 		if [ "$mode" = cpu ]; then
 			c0=$(cpu "${pid_of[$which]}")
-			q=$("${cli[@]}" dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -Q "$qps" 2>&1 | awk '/Queries completed/ {print $3}')
+			q=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -Q "$qps" 2>&1 | awk '/Queries completed/ {print $3}')
 			c1=$(cpu "${pid_of[$which]}")
 			v=$(awk -v c=$((c1 - c0)) -v t="$ticks" -v q="$q" 'BEGIN {printf "%.1f", c / t * 1e6 / q}')
 		else
-			v=$("${cli[@]}" dnsperf -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
+			v=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
 		fi
 		res[$which]+="$v "
 		line+=" $which $v"
