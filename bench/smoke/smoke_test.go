@@ -54,3 +54,59 @@ func TestHarnessSmoke(t *testing.T) {
 		t.Errorf("--help: %v %s", err, out)
 	}
 }
+
+// The dnsperf scripts (real stock and patched dnsmasq, real queries) must
+// run end to end on a tiny list and print every figure RESULTS.md quotes:
+// scripts that no test runs rot unnoticed (forward-qps.sh once shipped
+// without its executable bit).
+func TestDNSPerfScriptsSmoke(t *testing.T) {
+	if _, err := exec.LookPath("dnsperf"); err != nil {
+		t.Fatal("dnsperf missing: run scripts/apt-setup.sh")
+	}
+	// Its own data directory: the real benchmarks' query files in
+	// build/bench-data must not be replaced by tiny ones.
+	data := "BENCH_DATA=" + t.TempDir()
+	run := func(env []string, script string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(script, args...)
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), append(env, data, "QUERIES=2000", "DNSPERF_TIMEOUT=1")...)
+		out, err := cmd.Output() // stderr is the servers' logging
+		t.Logf("%s:\n%s", script, out)
+		if err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		return string(out)
+	}
+	// count returns how many lines match re with a positive first number.
+	count := func(out, re string) int {
+		n := 0
+		for _, m := range regexp.MustCompile(`(?m)`+re).FindAllStringSubmatch(out, -1) {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil && v > 0 {
+				n++
+			}
+		}
+		return n
+	}
+
+	out := run([]string{"CONFIGS=lru+sqlite"}, "bench/dnsperf.sh", "2000", "1")
+	if n := count(out, `^stock +(?:listed|sub|unlisted): +(\d+) qps`); n != 3 {
+		t.Errorf("%d stock figures with a QPS, want 3", n)
+	}
+	if n := count(out, `^patched lru\+sqlite (?:listed|sub|unlisted): +(\d+) qps`); n != 3 {
+		t.Errorf("%d patched figures with a QPS, want 3", n)
+	}
+	if n := count(out, `^stock, no list, unlisted: +(\d+) qps`); n != 1 {
+		t.Error("no figure for stock without a list")
+	}
+
+	out = run([]string{"ROUNDS=1"}, "bench/forward-qps.sh", "2000", "1")
+	if n := count(out, `^median (?:stock|patched|patched-yield0): (\d+) qps \([\d.]+% of stock\)$`); n != 3 {
+		t.Errorf("%d medians with a QPS, want 3", n)
+	}
+
+	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000"}, "bench/call-rate.sh", "2000", "1")
+	if n := count(out, `^median (?:stock|every1|every10|every100|every0): ([\d.]+) us/query`); n != 5 {
+		t.Errorf("%d CPU medians, want 5", n)
+	}
+}
