@@ -45,6 +45,7 @@ vet:
 # against real valkey-server processes, and the patched dnsmasq end to end.
 test: all dnsmasq bench vet
 	BLOCKCACHE_BUILD=$(CURDIR)/$(BUILD) $(GO) test -count=1 -timeout 30m ./...
+	BLOCKCACHE_DNSPERF_SMOKE=1 $(GO) test -count=1 -timeout 10m -run TestDNSPerfScriptsSmoke ./bench/smoke
 	$(MAKE) race fuzz
 
 # The concurrent parts again under the race detector.
