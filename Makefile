@@ -42,7 +42,8 @@ vet:
 	else echo "vet: shellcheck not installed (scripts/apt-setup.sh installs it), scripts not checked"; fi
 
 # Every test: Go unit tests (real SQLite), the C ABI test, the Valkey tier
-# against real valkey-server processes, and the patched dnsmasq end to end.
+# against real valkey-server processes, the patched dnsmasq end to end, and
+# the benchmark scripts on a tiny list.
 test: all dnsmasq bench vet
 	BLOCKCACHE_BUILD=$(CURDIR)/$(BUILD) $(GO) test -count=1 -timeout 30m ./...
 	BLOCKCACHE_DNSPERF_SMOKE=1 $(GO) test -count=1 -timeout 10m -run TestDNSPerfScriptsSmoke ./bench/smoke
