@@ -27,13 +27,12 @@ awk 'BEGIN { for (i = 0; i < 100000; i++) printf "n%d.chaos.example\n", i }' >"$
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null || true; done; pkill -f "valkey-server.*$vport" 2>/dev/null || true; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_dns() { for _ in $(seq 600); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
+# shellcheck source=bench/servers.sh
+. "$top/bench/servers.sh"
 
 up=$(port)
 build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 & pids+=($!)
-wait_dns "$up"
+wait_dns "$up" 600
 vport=$(port)
 vstart="valkey-server --port $vport --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --pidfile $data/valkey-chaos.pid >/dev/null && sleep 0.2 && cat $data/valkey-chaos.pid"
 vpid=$(bash -c "$vstart")
@@ -42,7 +41,7 @@ build/dnsmasq "${common[@]}" --port="$p" --server="127.0.0.1#$up" --db-file="$db
 	--blockcache-library="$top/build/libblockcache.so" --valkey-host=127.0.0.1 --valkey-port="$vport" --log-facility="$data/chaos-dnsmasq.log" \
 	--db-lru-size=100000 &
 dpid=$!; pids+=("$dpid")
-wait_dns "$p"
+wait_dns "$p" 600
 echo "# patched dnsmasq, $n-row list, Valkey on :$vport; $(nproc) cores; $(date -u +%F)"
 build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" -valkey-pid "$vpid" \
 	-valkey-kill "kill -9 \$(cat $data/valkey-chaos.pid)" -valkey-start "$vstart" \
@@ -51,6 +50,6 @@ rate=$(awk '/running at/ {print $(NF-2)}' "$data/chaos-patched.txt")
 grep -c "circuit" "$data/chaos-dnsmasq.log" | sed 's/^/valkey circuit log lines: /'
 s=$(port)
 build/dnsmasq-stock "${common[@]}" --port="$s" --server="127.0.0.1#$up" --conf-file="$conf" & spid=$!; pids+=("$spid")
-wait_dns "$s"
+wait_dns "$s" 600
 echo "# stock dnsmasq, $n address= lines, same rate, no faults (new names are never listed there)"
 build/chaos -server "127.0.0.1:$s" -rate "$rate" -seconds "$secs" -listed "$n" -pid "$spid" | grep -v "wrong: new name"

@@ -34,9 +34,8 @@ awk -v q="$q" 'BEGIN { for (i = 0; i < q; i++) printf "u%d.site%d.example A\n", 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_dns() { for _ in $(seq 2400); do dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0; sleep 0.05; done; return 1; }
-common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
+# shellcheck source=bench/servers.sh
+. "$top/bench/servers.sh"
 
 up=$(port)
 build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 &

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sourced by the dnsperf scripts (dnsperf.sh, forward-qps.sh, chaos.sh), not
+# run: how they start throwaway dnsmasq servers on loopback.
+# shellcheck disable=SC2034 # common is used by the scripts that source this
+
+# port prints a free TCP port on 127.0.0.1.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# wait_dns PORT [TRIES]: until a dnsmasq on PORT answers (TRIES x 50 ms,
+# 2400 by default: a 10M-row list takes seconds to open in stock dnsmasq).
+wait_dns() {
+	for _ in $(seq "${2:-2400}"); do
+		dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# The flags every benchmark dnsmasq runs with.
+common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
