@@ -114,4 +114,18 @@ func TestDNSPerfScriptsSmoke(t *testing.T) {
 	if n := count(out, `^median (?:stock|every1|every10|every100|every0): ([\d.]+) us/query`); n != 5 {
 		t.Errorf("%d CPU medians, want 5", n)
 	}
+
+	if err := exec.Command("perf", "stat", "-e", "task-clock", "--", "true").Run(); err != nil {
+		t.Logf("perf cannot sample here (%v): bench/perf-forward.sh not run", err)
+		return
+	}
+	out = run([]string{"QPS=2000"}, "bench/perf-forward.sh", "2000", "2")
+	if n := count(out, `^stock total +([\d.]+)$`); n != 1 {
+		t.Error("no CPU figure for stock")
+	}
+	// The library's own buckets must catch samples: a classifier that
+	// stopped recognising the stacks would put everything in "dnsmasq".
+	if n := count(out, `^patched (?:lookup|cgo call|dnsmasq|total) +([\d.]+)$`); n != 4 {
+		t.Errorf("%d of the patched lookup, cgo call, dnsmasq and total figures are positive, want 4", n)
+	}
 }
