@@ -16,12 +16,20 @@
 # dnsmasq bucket minus stock's total is what the library costs dnsmasq's
 # own code (caches and TLB shared with Go). Needs perf (linux-perf) with
 # permission to sample (root, or kernel.perf_event_paranoid <= 1) and the
-# files of bench/dnsperf.sh N.
-# Usage: [QPS=8000] bench/perf-forward.sh [N] [SECONDS]
+# files of bench/dnsperf.sh N (same BENCH_DATA); DNSPERF_TIMEOUT as there.
+# QPS=max saturates the server (dnsperf -q 200) and prints each side's QPS;
+# the per-query figures then divide by it. PIN=1 as in forward-qps.sh: the
+# servers (with Go's threads) on CPU 1, dnsperf and the upstream on CPU 0.
+# Usage: [QPS=8000|max] [PIN=1] bench/perf-forward.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} qps=${QPS:-8000}
+srv=() cli=()
+[ "${PIN:-0}" = 1 ] && srv=(taskset -c 1) cli=(taskset -c 0)
+load=(-Q "$qps")
+[ "$qps" = max ] && load=(-q 200)
 data=${BENCH_DATA:-build/bench-data}
+dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
 case $data in /*) ;; *) data=$top/$data ;; esac
 db=$data/list-$n.db
 [ -f "$db" ] && [ -f "$data/q-unlisted.txt" ] || { echo "perf-forward: run bench/dnsperf.sh $n first" >&2; exit 1; }
@@ -31,32 +39,38 @@ pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
 # shellcheck source=bench/servers.sh
 . "$top/bench/servers.sh"
-up=$(port); build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 & pids+=($!)
+up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 & pids+=($!)
 wait_dns "$up"
 declare -A port_of pid_of
 for which in stock patched; do
 	p=$(port)
 	if [ $which = stock ]; then
-		build/dnsmasq-stock "${common[@]}" --port="$p" --server=127.0.0.1#"$up" &
+		"${srv[@]}" build/dnsmasq-stock "${common[@]}" --port="$p" --server=127.0.0.1#"$up" &
 	else
-		build/dnsmasq "${common[@]}" --port="$p" --server=127.0.0.1#"$up" --db-file="$db" --blockcache-library="$top/build/libblockcache.so" &
+		"${srv[@]}" build/dnsmasq "${common[@]}" --port="$p" --server=127.0.0.1#"$up" --db-file="$db" --blockcache-library="$top/build/libblockcache.so" &
 	fi
 	pids+=($!) port_of[$which]=$p pid_of[$which]=$!
 	wait_dns "$p"
-	dnsperf -s 127.0.0.1 -p "$p" -d "$data/q-unlisted.txt" -n 1 -q 200 >/dev/null 2>&1 # every name seen once
+	dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d "$data/q-unlisted.txt" -n 1 -q 200 >/dev/null 2>&1 # every name seen once
 done
-echo "# µs of server CPU per forwarded unlisted query at $qps QPS, perf record -g over $secs s, list of $n, $(nproc) cores, $(date -u +%F)"
+echo "# µs of server CPU per forwarded unlisted query at $qps QPS, perf record -g over $secs s, list of $n, $(nproc) cores${srv:+, servers on CPU 1}, $(date -u +%F)"
 for which in stock patched; do
 	# dnsperf runs a second longer on each side of the recording, so that
 	# every sampled second is at the fixed rate.
-	dnsperf -s 127.0.0.1 -p "${port_of[$which]}" -d "$data/q-unlisted.txt" -l $((secs + 2)) -Q "$qps" >"$out/dnsperf-$which" 2>&1 &
+	"${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "${port_of[$which]}" -d "$data/q-unlisted.txt" -l $((secs + 2)) "${load[@]}" >"$out/dnsperf-$which" 2>&1 &
 	dp=$!
 	sleep 1
 	perf record -q -F 4999 -g -p "${pid_of[$which]}" -o "$out/$which.data" -- sleep "$secs" >/dev/null 2>&1
 	wait $dp
-	grep -q 'Queries completed:.*(100.00%)' "$out/dnsperf-$which" || echo "perf-forward: $which lost queries at $qps QPS; lower QPS" >&2
+	rate=$qps
+	if [ "$qps" = max ]; then
+		rate=$(awk '/Queries per second:/ {printf "%.0f", $4}' "$out/dnsperf-$which")
+		echo "$which: $rate qps"
+	else
+		grep -q 'Queries completed:.*(100.00%)' "$out/dnsperf-$which" || echo "perf-forward: $which lost queries at $qps QPS; lower QPS" >&2
+	fi
 	perf script -i "$out/$which.data" -F tid,period,ip,sym 2>/dev/null |
-		awk -v main="${pid_of[$which]}" -v q=$((qps * secs)) -v which=$which '
+		awk -v main="${pid_of[$which]}" -v q=$((rate * secs)) -v which=$which '
 		function flush() {
 			if (tid == "") return
 			b = "dnsmasq"
