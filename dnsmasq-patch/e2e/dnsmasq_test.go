@@ -142,6 +142,19 @@ func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	}
 }
 
+// On one CPU Go would run a single P, and its monitor thread would then
+// poll every 20 µs under load (bench/RESULTS.md): the library must give it
+// a second P, and say so, and a blocked name must still be blocked.
+func TestOneCPU(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	d := startDnsmasq(t, opts{db: db, upstream: up, prefix: []string{"taskset", "-c", "0"}})
+	d.waitLog(t, 2*time.Second, "GOMAXPROCS raised from 1 to 2")
+	if got := summary(d.mustQuery(t, "udp", "x.tracker.net", dns.TypeA)); !strings.HasPrefix(got, "NOERROR A 0.0.0.0") {
+		t.Errorf("x.tracker.net A = %q on one CPU, want the sinkhole", got)
+	}
+}
+
 // A name listed with the sqlite3 shell is blocked within 2 s, even though
 // dnsmasq's own cache still holds the upstream answer.
 func TestListChangeBeatsDnsmasqCache(t *testing.T) {

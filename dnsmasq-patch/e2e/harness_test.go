@@ -117,6 +117,7 @@ type opts struct {
 	filter   *upstream // the server of forward rules, configured for a private domain only
 	daemon   bool      // daemonize (no -k): TCP children fork either way
 	dir      string    // working directory of the starting process
+	prefix   []string  // a command that runs dnsmasq, e.g. taskset
 }
 
 // startDnsmasq runs build/dnsmasq on a free loopback port and waits until
@@ -129,7 +130,8 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 	if !o.daemon {
 		args = append(args, "-k")
 	}
-	d.cmd = exec.Command(filepath.Join(buildDir(t), "dnsmasq"), args...)
+	argv := append(append(o.prefix[:len(o.prefix):len(o.prefix)], filepath.Join(buildDir(t), "dnsmasq")), args...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Dir = o.dir
 	out, _ := os.Create(filepath.Join(dir, "stderr"))
 	d.cmd.Stdout, d.cmd.Stderr = out, out

@@ -43,6 +43,13 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 		return nil, err
 	}
 	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield)}
+	if cfg.Yield > 0 {
+		if before, after := cgopace.EnsureProcs(); after < cgopace.MinProcs {
+			log.Logf("blockcache: GOMAXPROCS=%d from the environment: with one P, Go's monitor thread wakes every 20 µs under load (db-yield-ms cannot prevent it)", after)
+		} else if after != before {
+			log.Logf("blockcache: GOMAXPROCS raised from %d to %d, so that Go's monitor thread stays asleep between lookups", before, after)
+		}
+	}
 	st, err := store.Open(ctx, store.Options{
 		Path: cfg.DBFile, PollInterval: cfg.PollInterval, MmapSize: cfg.MmapSize, NoFilter: cfg.NoFilter, Logf: log.Logf,
 	})

@@ -16,16 +16,45 @@
 // one round trip through another runtime thread (about 120 µs of wall time
 // on the benchmark machine), paid by one call in every interval.
 //
+// The yields only help while another P is idle. With a single P (Go's
+// default on a machine, container or CPU affinity of one CPU) sysmon takes
+// the P back from the calling thread whenever one of its ticks passes
+// between two calls, and every retake sends it back to 20 µs polling:
+// dnsmasq pinned to one CPU spent 8 µs per query in Go's threads in two
+// runs out of three, against 0.6 µs with two Ps (bench/RESULTS.md).
+// EnsureProcs provides the second P.
+//
 // This leans on how the Go 1.21-1.26 scheduler treats threads that call in
 // from C (a bound extra M); the benchmark is what tells whether it still
 // pays on a newer Go.
 package cgopace
 
 import (
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
 )
+
+// MinProcs is the fewest Ps that leave one idle while the C thread holds
+// its own between calls.
+const MinProcs = 2
+
+// EnsureProcs sets GOMAXPROCS to at least MinProcs, unless the operator
+// chose it in the environment, and returns the value before and after.
+// Setting it also stops Go from re-reading the CPU limit every second and
+// lowering GOMAXPROCS to 1 later, when a container's limit shrinks. More Ps
+// than CPUs cost nothing here: only one thread runs lookups, and the
+// goroutines behind it are mostly asleep.
+func EnsureProcs() (before, after int) {
+	before = runtime.GOMAXPROCS(0)
+	if os.Getenv("GOMAXPROCS") != "" {
+		return before, before
+	}
+	after = max(before, MinProcs)
+	runtime.GOMAXPROCS(after)
+	return before, after
+}
 
 // MaxInterval is the longest useful interval: sysmon force-preempts after
 // 10 ms without a scheduling tick, so a yield must come before that.

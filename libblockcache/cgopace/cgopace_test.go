@@ -1,6 +1,7 @@
 package cgopace
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,5 +100,24 @@ func BenchmarkEnter(b *testing.B) {
 	p := New(5 * time.Millisecond)
 	for b.Loop() {
 		p.Enter()
+	}
+}
+
+func TestEnsureProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	t.Setenv("GOMAXPROCS", "")
+	runtime.GOMAXPROCS(1)
+	if before, after := EnsureProcs(); before != 1 || after != MinProcs || runtime.GOMAXPROCS(0) != MinProcs {
+		t.Fatalf("from one P: before %d, after %d, now %d; want 1, %d, %d", before, after, runtime.GOMAXPROCS(0), MinProcs, MinProcs)
+	}
+	runtime.GOMAXPROCS(3)
+	if before, after := EnsureProcs(); before != 3 || after != 3 || runtime.GOMAXPROCS(0) != 3 {
+		t.Fatalf("from three Ps: before %d, after %d, now %d; more Ps must be kept", before, after, runtime.GOMAXPROCS(0))
+	}
+	// An operator's GOMAXPROCS is theirs, even 1.
+	t.Setenv("GOMAXPROCS", "1")
+	runtime.GOMAXPROCS(1)
+	if before, after := EnsureProcs(); before != 1 || after != 1 || runtime.GOMAXPROCS(0) != 1 {
+		t.Fatalf("GOMAXPROCS=1 in the environment: before %d, after %d, now %d; want it kept", before, after, runtime.GOMAXPROCS(0))
 	}
 }

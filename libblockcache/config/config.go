@@ -150,7 +150,7 @@ var options = map[string]option{
 		}
 		return nil
 	}},
-	"db-yield-ms": {"while queries keep coming, yield to Go's scheduler this often so its monitor thread stays asleep (8; 0: off; at most 9)", func(c *Config, v string) error {
+	"db-yield-ms": {"while queries keep coming, yield to Go's scheduler this often so its monitor thread stays asleep; also keeps GOMAXPROCS at 2 or more (8; 0: off; at most 9)", func(c *Config, v string) error {
 		return durationMS(v, 0, 9, &c.Yield)
 	}},
 	"db-mmap-size": {"SQLite mmap_size in bytes per connection (0: off)", func(c *Config, v string) error {
