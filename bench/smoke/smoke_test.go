@@ -128,4 +128,7 @@ func TestDNSPerfScriptsSmoke(t *testing.T) {
 	if n := count(out, `^patched (?:lookup|cgo call|dnsmasq|total) +([\d.]+)$`); n != 4 {
 		t.Errorf("%d of the patched lookup, cgo call, dnsmasq and total figures are positive, want 4", n)
 	}
+	if n := count(out, `^(?:stock|patched) by /proc: main thread ([\d.]+), other threads [\d.]+$`); n != 2 {
+		t.Errorf("%d /proc figures, want stock's and the patched one's", n)
+	}
 }
