@@ -12,9 +12,9 @@
 # on CPU 0, so that the load generator does not compete with the server (or
 # with the Go runtime's threads) for a core.
 # ORDER picks the servers (default "stock patched patched-yield0");
-# patched-gomaxprocs1 is the patched one with GOMAXPROCS=1 in its
-# environment, which the library then keeps (one P, as Go picks on one
-# CPU); everyK is build/dnsmasq-every asking the library for one query in K
+# patched-gomaxprocsN is the patched one with GOMAXPROCS=N in its
+# environment, which the library then keeps (N=1: one P, as Go picks on
+# one CPU); everyK is build/dnsmasq-every asking the library for one query in K
 # (see bench/call-rate.sh, which builds it).
 # Needs the files of bench/dnsperf.sh N (run it once first, with the same
 # BENCH_DATA). DNSPERF_TIMEOUT as there.
@@ -47,7 +47,7 @@ for which in "${order[@]}"; do
 	stock) "${srv[@]}" build/dnsmasq-stock "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
 	patched) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	patched-yield0) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms=0 & ;;
-	patched-gomaxprocs1) GOMAXPROCS=1 "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	*) echo "forward-qps: unknown server $which" >&2; exit 2 ;;
 	esac

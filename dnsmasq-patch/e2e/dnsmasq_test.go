@@ -146,6 +146,7 @@ func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 // poll every 20 µs under load (bench/RESULTS.md): the library must give it
 // a second P, and say so, and a blocked name must still be blocked.
 func TestOneCPU(t *testing.T) {
+	t.Setenv("GOMAXPROCS", "") // an operator's value would be kept
 	up := startUpstream(t, "192.0.2.1")
 	db, _ := list(t, startUpstream(t, "198.51.100.7"))
 	d := startDnsmasq(t, opts{db: db, upstream: up, prefix: []string{"taskset", "-c", "0"}})
