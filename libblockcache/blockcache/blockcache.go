@@ -43,6 +43,8 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 		return nil, err
 	}
 	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield)}
+	// Only a host that calls from C (dnsmasq) needs the second P; Go
+	// callers such as blockcachectl open with Yield 0.
 	if cfg.Yield > 0 {
 		if before, after := cgopace.EnsureProcs(); after < cgopace.MinProcs {
 			log.Logf("blockcache: GOMAXPROCS=%d from the environment: with one P, Go's monitor thread wakes every 20 µs under load (db-yield-ms cannot prevent it)", after)

@@ -317,10 +317,12 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 }
 
 // open starts a library instance like dnsmasq's, without the LRU (it is
-// per process) and with a quiet log.
+// per process), without the pacer (no C thread calls in here, so Go's
+// scheduler needs no help) and with a quiet log.
 func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	cfg := c.cfg
 	cfg.LRUSize = 0
+	cfg.Yield = 0
 	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
 }
 
