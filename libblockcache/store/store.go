@@ -78,8 +78,9 @@ type Store struct {
 	lookups, errs, reloads, retries atomic.Uint64
 	filterSkips, filterBuilds       atomic.Uint64
 
-	stop chan struct{}
-	done chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	builds sync.WaitGroup // filter builds in flight: Close waits for them
 }
 
 // snapshot is everything derived from one list version; swapped atomically.
@@ -98,6 +99,8 @@ var (
 	ErrNotFound    = errors.New("database file not found")
 	ErrNotDatabase = errors.New("not an SQLite blocklist database")
 )
+
+var errClosed = errors.New("blocklist store closed")
 
 // Open opens the database read-only and loads its first snapshot. It fails
 // with a clear error for a missing, unreadable or non-SQLite file.
@@ -211,6 +214,11 @@ func (s *Store) Refresh(ctx context.Context) error { return s.refresh(ctx, false
 func (s *Store) refresh(ctx context.Context, force bool) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
+	select {
+	case <-s.stop:
+		return errClosed // no new filter build after Close has waited
+	default:
+	}
 	var dv int64
 	if err := s.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
 		return fmt.Errorf("read data_version: %w", err)
@@ -245,7 +253,11 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		cur.q.close()
 	}
 	if next.hasMeta && !s.opts.NoFilter {
-		go s.buildFilter(next)
+		s.builds.Add(1)
+		go func() {
+			defer s.builds.Done()
+			s.buildFilter(next)
+		}()
 	}
 	return nil
 }
@@ -516,7 +528,10 @@ func (s *Store) Stats() Stats {
 	return st
 }
 
-// Close stops the version watcher and closes the database.
+// Close stops the version watcher and any filter build, then closes the
+// database, and returns once no connection holds the file open (a host
+// that reopens or removes the file, or a test's temporary directory,
+// relies on that).
 func (s *Store) Close() error {
 	select {
 	case <-s.stop:
@@ -525,9 +540,19 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	s.refreshMu.Lock() // a Refresh in flight may still start a build
+	s.refreshMu.Unlock()
+	s.builds.Wait()
 	s.snap.Load().q.close()
 	s.poll.Close()
-	return s.db.Close()
+	err := s.db.Close()
+	// A query cancelled by stop hands its connection back from one of
+	// database/sql's own goroutines, possibly after db.Close returned;
+	// the file stays open until then.
+	for deadline := time.Now().Add(5 * time.Second); s.db.Stats().OpenConnections > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return err
 }
 
 // queries holds the lookup statement for each suffix count of one table set.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -314,4 +315,46 @@ func waitFor(t testing.TB, d time.Duration, ok func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// Close must wait for a filter build that is still reading: its connection
+// would otherwise keep the file open after Close returned (and a test's
+// temporary directory could not be removed).
+func TestCloseWaitsForFilterBuild(t *testing.T) {
+	path, db := testlist.New(t, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)
+	db.Close()
+	inFlight := 0
+	for range 10 {
+		s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: time.Minute, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Stats().FilterBytes == 0 {
+			inFlight++
+		}
+		s.Close()
+		if open := openFiles(t, filepath.Dir(path)); len(open) > 0 {
+			t.Fatalf("after Close the store still has %v open", open)
+		}
+	}
+	if inFlight == 0 {
+		t.Fatal("every filter build finished before Close: the test needs a bigger list")
+	}
+}
+
+// openFiles lists this process's open files under dir.
+func openFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open []string
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name())); err == nil && strings.HasPrefix(target, dir+"/") {
+			open = append(open, target)
+		}
+	}
+	return open
 }
