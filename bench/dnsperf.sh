@@ -18,8 +18,9 @@ n=${1:-1000000} secs=${2:-10}
 command -v dnsperf >/dev/null || { echo "dnsperf: apt-get install dnsperf" >&2; exit 1; }
 make -s lib ctl dnsmasq >/dev/null
 [ -x build/dnsmasq-stock ] || scripts/build-dnsmasq.sh --stock build >/dev/null
-data=${BENCH_DATA:-build/bench-data}
-dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
+# shellcheck source=bench/servers.sh
+. "$top/bench/servers.sh"
+bench_settings
 out=bench/out
 mkdir -p "$data" "$out"
 db=$data/list-$n.db
@@ -34,8 +35,6 @@ awk -v q="$q" 'BEGIN { for (i = 0; i < q; i++) printf "u%d.site%d.example A\n", 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
-# shellcheck source=bench/servers.sh
-. "$top/bench/servers.sh"
 
 up=$(port)
 build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 &

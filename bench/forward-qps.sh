@@ -22,17 +22,13 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
-srv=() cli=()
-[ "${PIN:-0}" = 1 ] && srv=(taskset -c 1) cli=(taskset -c 0)
-data=${BENCH_DATA:-build/bench-data}
-dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
-case $data in /*) ;; *) data=$top/$data ;; esac
+# shellcheck source=bench/servers.sh
+. "$top/bench/servers.sh"
+bench_settings
 db=$data/list-$n.db
 [ -f "$db" ] && [ -f $data/q-unlisted.txt ] || { echo "run bench/dnsperf.sh $n first" >&2; exit 1; }
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-# shellcheck source=bench/servers.sh
-. "$top/bench/servers.sh"
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 ticks=$(getconf CLK_TCK)
 up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)

@@ -28,21 +28,17 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} qps=${QPS:-8000}
-srv=() cli=()
-[ "${PIN:-0}" = 1 ] && srv=(taskset -c 1) cli=(taskset -c 0)
+# shellcheck source=bench/servers.sh
+. "$top/bench/servers.sh"
+bench_settings
 load=(-Q "$qps")
 [ "$qps" = max ] && load=(-q 200)
-data=${BENCH_DATA:-build/bench-data}
-dt=${DNSPERF_TIMEOUT:-5} # dnsperf -t: how long a query may go unanswered
-case $data in /*) ;; *) data=$top/$data ;; esac
 db=$data/list-$n.db
 [ -f "$db" ] && [ -f "$data/q-unlisted.txt" ] || { echo "perf-forward: run bench/dnsperf.sh $n first" >&2; exit 1; }
 perf stat -e task-clock -- true >/dev/null 2>&1 || { echo "perf-forward: perf is missing or may not sample (apt-get install linux-perf; run as root)" >&2; exit 1; }
 out=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$out"' EXIT
-# shellcheck source=bench/servers.sh
-. "$top/bench/servers.sh"
 up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 & pids+=($!)
 wait_dns "$up"
 declare -A port_of pid_of

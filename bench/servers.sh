@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Sourced by the dnsperf scripts (dnsperf.sh, forward-qps.sh, chaos.sh), not
-# run: how they start throwaway dnsmasq servers on loopback.
-# shellcheck disable=SC2034 # common is used by the scripts that source this
+# Sourced by the dnsperf scripts (dnsperf.sh, forward-qps.sh, perf-forward.sh,
+# chaos.sh), not run: how they start throwaway dnsmasq servers on loopback,
+# and the settings they share.
+# shellcheck disable=SC2034,SC2154 # common and the settings are used, and top set, by the scripts that source this
 
 # port prints a free TCP port on 127.0.0.1.
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -18,3 +19,16 @@ wait_dns() {
 
 # The flags every benchmark dnsmasq runs with.
 common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
+
+# bench_settings reads what the scripts take from the environment: data
+# (BENCH_DATA, where lists and query files are kept, made absolute against
+# $top), dt (DNSPERF_TIMEOUT: dnsperf -t, how long a query may go
+# unanswered) and, with PIN=1, the taskset prefixes srv (the measured
+# servers, on CPU 1) and cli (dnsperf and the upstream, on CPU 0).
+bench_settings() {
+	data=${BENCH_DATA:-build/bench-data}
+	case $data in /*) ;; *) data=$top/$data ;; esac
+	dt=${DNSPERF_TIMEOUT:-5}
+	srv=() cli=()
+	if [ "${PIN:-0}" = 1 ]; then srv=(taskset -c 1) cli=(taskset -c 0); fi
+}
