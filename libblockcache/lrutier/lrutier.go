@@ -6,6 +6,7 @@ package lrutier
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -22,9 +23,14 @@ import (
 // verdict is kept in its compact encoding (one byte for most verdicts,
 // shared, so no allocation): a Verdict value is over 100 bytes, and the
 // cache holds a million of them.
+//
+// ns points to a Namespace shared by every entry of that version (see
+// Tier.namespace), which keeps an entry at 32 bytes. moved is the tier's
+// count of moves to the front when the entry last moved there (see Tier).
 type entry struct {
-	ns  store.Namespace
-	enc string
+	ns    *store.Namespace
+	enc   string
+	moved uint32
 }
 
 // oneByte holds every 1-byte encoding, so that caching a pass or a plain
@@ -46,15 +52,35 @@ func encode(v verdict.Verdict) string {
 }
 
 // Tier is the LRU tier.
+//
+// A hit moves its entry to the front only when the entry may have drifted
+// into the back half of the list, as memcached bumps an item at most once
+// a minute. Moving to the front writes to the entry and to both of its
+// neighbours: three cache lines, cold in dnsmasq, whose network stack runs
+// between two lookups. Without the move, a hit in a full cache costs ~20%
+// less when names come in random order (BenchmarkTierGetWorkingSet: ~890
+// ns to ~700 here); the first pass after a fill costs more, as half of its
+// hits promote. The tier counts every move to the front (each Put and
+// each promotion), so an entry that last moved fewer than size/2 moves ago
+// is in the front half and safe. The guarantee becomes: a name asked at
+// least once in every size/2 insertions is never evicted, against once in
+// every size for a strict LRU.
 type Tier struct {
 	c                   *lru.Cache[string, entry]
+	promoteAfter        uint32
+	moves               atomic.Uint32 // wraps; compared by difference
 	hits, misses, stale atomic.Uint64
 	evictions           atomic.Uint64
+	promotions          atomic.Uint64
+	ns                  atomic.Pointer[store.Namespace] // the newest version seen by Put
 }
 
 // New returns an LRU tier holding at most size verdicts.
 func New(size int) (*Tier, error) {
-	t := &Tier{}
+	if size > math.MaxInt32 {
+		return nil, fmt.Errorf("lru of %d entries: at most %d", size, math.MaxInt32)
+	}
+	t := &Tier{promoteAfter: uint32(max(size, 0) / 2)}
 	c, err := lru.NewWithEvict[string, entry](size, func(string, entry) { t.evictions.Add(1) })
 	if err != nil {
 		return nil, fmt.Errorf("lru of %d entries: %w", size, err)
@@ -66,12 +92,12 @@ func New(size int) (*Tier, error) {
 func (t *Tier) ID() verdict.Tier { return verdict.TierLRU }
 
 func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
-	e, ok := t.c.Get(k.Name)
+	e, ok := t.c.Peek(k.Name)
 	if !ok {
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
 	}
-	if e.ns != k.NS {
+	if *e.ns != k.NS {
 		t.stale.Add(1)
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
@@ -81,6 +107,15 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
 	}
+	if t.moves.Load()-e.moved > t.promoteAfter {
+		// Another thread may have replaced (or Flush removed) the entry
+		// since Peek. Writing this one back is still right: its verdict
+		// belongs to its list version, and an entry of an older version
+		// is a miss.
+		e.moved = t.moves.Add(1)
+		t.c.Add(k.Name, e)
+		t.promotions.Add(1)
+	}
 	t.hits.Add(1)
 	return v, true
 }
@@ -88,7 +123,21 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 // Put caches v. Verdict.Rule is not kept: only tooling reads it, and
 // tooling asks the source (engine.Explain).
 func (t *Tier) Put(k engine.Key, v verdict.Verdict) {
-	t.c.Add(k.Name, entry{ns: k.NS, enc: encode(v)})
+	t.c.Add(k.Name, entry{ns: t.namespace(k.NS), enc: encode(v), moved: t.moves.Add(1)})
+}
+
+// namespace returns the shared copy of ns. Versions change rarely, so one
+// copy is kept; a Put of an older version (a lookup that began before the
+// change) gets a copy of its own.
+func (t *Tier) namespace(ns store.Namespace) *store.Namespace {
+	if p := t.ns.Load(); p != nil && *p == ns {
+		return p
+	}
+	p := &ns
+	if cur := t.ns.Load(); cur == nil || cur.Version <= ns.Version || cur.ListID != ns.ListID {
+		t.ns.Store(p)
+	}
+	return p
 }
 
 // Flush drops every entry (dnsmasq's SIGHUP).
@@ -101,9 +150,10 @@ func (t *Tier) Stats() engine.TierStats {
 	return engine.TierStats{
 		Tier: verdict.TierLRU, Hits: t.hits.Load(), Misses: t.misses.Load(),
 		Extra: map[string]uint64{
-			"entries":   uint64(t.c.Len()),
-			"evictions": t.evictions.Load(),
-			"stale":     t.stale.Load(),
+			"entries":    uint64(t.c.Len()),
+			"evictions":  t.evictions.Load(),
+			"promotions": t.promotions.Load(),
+			"stale":      t.stale.Load(),
 		},
 	}
 }

@@ -89,6 +89,43 @@ func TestBoundedWithEvictionsCounted(t *testing.T) {
 	}
 }
 
+// A hit moves its entry to the front only once it may be in the back half
+// (see Tier). What must hold: a name asked once in every size/2 insertions
+// stays however many names pass through, and a name not asked is evicted
+// after size insertions, as in a strict LRU.
+func TestHitsKeepANameThatIsAskedOften(t *testing.T) {
+	const size = 1000
+	tier, _ := New(size)
+	ctx := context.Background()
+	hot := engine.Key{NS: v1, Name: "hot.example"}
+	tier.Put(hot, verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain})
+	for i := range 20 * size {
+		if i%(size/2-1) == 0 {
+			if _, ok := tier.Get(ctx, hot); !ok {
+				t.Fatalf("the name asked every %d insertions was evicted after %d", size/2-1, i)
+			}
+		}
+		tier.Put(engine.Key{NS: v1, Name: fmt.Sprintf("n%d.example", i)}, verdict.Verdict{})
+	}
+	p := tier.Stats().Extra["promotions"]
+	if p == 0 || p >= tier.Stats().Hits {
+		t.Errorf("%d promotions for %d hits: want some, and fewer than the hits", p, tier.Stats().Hits)
+	}
+
+	cold := engine.Key{NS: v1, Name: "cold.example"}
+	tier.Put(cold, verdict.Verdict{})
+	for i := range size - 1 {
+		tier.Put(engine.Key{NS: v1, Name: fmt.Sprintf("m%d.example", i)}, verdict.Verdict{})
+	}
+	if !tier.c.Contains(cold.Name) {
+		t.Fatal("a name was evicted before size insertions had passed it")
+	}
+	tier.Put(engine.Key{NS: v1, Name: "last.example"}, verdict.Verdict{})
+	if tier.c.Contains(cold.Name) {
+		t.Error("a name never asked outlived size insertions")
+	}
+}
+
 func TestFlushEmpties(t *testing.T) {
 	tier, _ := New(10)
 	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block})
