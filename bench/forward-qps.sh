@@ -4,7 +4,9 @@
 # (LRU + SQLite, default options, list of N) and the patched one with
 # db-yield-ms=0, all three running at once and measured in ROUNDS
 # alternating rounds, on unlisted names forwarded to a local upstream.
-# Prints each round, the medians and the ratios.
+# Prints each round, the medians and the ratios, and the median of the
+# per-round ratios (each to the same round's stock). Even rounds run the
+# servers in reverse order.
 #   MODE=qps (default): maximum QPS (dnsperf -q 200).
 #   MODE=cpu: µs of server CPU per query at a fixed QPS (8k by default: not
 #   saturated, so the figure does not depend on who wins the cores).
@@ -58,9 +60,18 @@ if [ "$mode" = cpu ]; then
 else
 	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
 fi
+declare -A pair
 for r in $(seq "$rounds"); do
 	line="round $r:"
-	for which in "${order[@]}"; do
+	# Even rounds run the servers in reverse order, so that no server
+	# always comes first (or last) after the upstream has rested.
+	run=("${order[@]}")
+	if [ $((r % 2)) = 0 ]; then
+		run=()
+		for ((i = ${#order[@]} - 1; i >= 0; i--)); do run+=("${order[i]}"); done
+	fi
+	declare -A this=()
+	for which in "${run[@]}"; do
 		p=${port_of[$which]}
 		if [ "$mode" = cpu ]; then
 			c0=$(cpu "${pid_of[$which]}")
@@ -71,7 +82,17 @@ for r in $(seq "$rounds"); do
 			v=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
 		fi
 		res[$which]+="$v "
+		this[$which]=$v
 		line+=" $which $v"
+	done
+	# The same round's stock figure is the fairest reference: it was
+	# measured seconds away, under the same neighbours.
+	for which in "${order[@]:1}"; do
+		if [ "$mode" = cpu ]; then
+			pair[$which]+="$(awk -v m="${this[$which]}" -v s="${this[stock]}" 'BEGIN {printf "%.1f", m - s}') "
+		else
+			pair[$which]+="$(awk -v m="${this[$which]}" -v s="${this[stock]}" 'BEGIN {printf "%.1f", 100 * m / s}') "
+		fi
 	done
 	echo "$line"
 done
@@ -83,5 +104,13 @@ for which in "${order[@]}"; do
 		echo "median $which: $m us/query ($(awk -v m="$m" -v s="$s" 'BEGIN {printf "%+.1f", m - s}') vs stock)"
 	else
 		echo "median $which: $m qps ($(awk -v m="$m" -v s="$s" 'BEGIN {printf "%.1f", 100 * m / s}')% of stock)"
+	fi
+done
+for which in "${order[@]:1}"; do
+	read -ra v <<<"$(echo "${pair[$which]}" | tr ' ' '\n' | grep . | sort -g | tr '\n' ' ')"
+	if [ "$mode" = cpu ]; then
+		echo "paired $which: median of per-round differences $(echo "${pair[$which]}" | med) us/query (from ${v[0]} to ${v[-1]})"
+	else
+		echo "paired $which: median of per-round ratios $(echo "${pair[$which]}" | med)% of stock (from ${v[0]} to ${v[-1]})"
 	fi
 done
