@@ -9,7 +9,9 @@
 # servers in reverse order.
 #   MODE=qps (default): maximum QPS (dnsperf -q 200).
 #   MODE=cpu: µs of server CPU per query at a fixed QPS (8k by default: not
-#   saturated, so the figure does not depend on who wins the cores).
+#   saturated, so the figure does not depend on who wins the cores), and
+#   the medians of its parts: user and system time of the main thread
+#   (dnsmasq's, where the lookups run) and the other threads' (Go's).
 # With PIN=1 the measured servers run on CPU 1 and dnsperf and the upstream
 # on CPU 0, so that the load generator does not compete with the server (or
 # with the Go runtime's threads) for a core.
@@ -31,7 +33,16 @@ db=$data/list-$n.db
 [ -f "$db" ] && [ -f $data/q-unlisted.txt ] || { echo "run bench/dnsperf.sh $n first" >&2; exit 1; }
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cpu PID: the process's CPU ticks so far: its main thread's user and
+# system time, and the other threads' (Go's, in the patched one) together.
+cpu() {
+	local u=0 s=0 o=0 t a b
+	for t in /proc/"$1"/task/*; do
+		read -r a b < <(awk '{print $14, $15}' "$t/stat")
+		if [ "${t##*/}" = "$1" ]; then u=$a s=$b; else o=$((o + a + b)); fi
+	done
+	echo "$u $s $o"
+}
 ticks=$(getconf CLK_TCK)
 up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
 wait_dns "$up"
@@ -60,7 +71,7 @@ if [ "$mode" = cpu ]; then
 else
 	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
 fi
-declare -A pair
+declare -A pair split_user split_sys split_other
 for r in $(seq "$rounds"); do
 	line="round $r:"
 	# Even rounds run the servers in reverse order, so that no server
@@ -74,10 +85,14 @@ for r in $(seq "$rounds"); do
 	for which in "${run[@]}"; do
 		p=${port_of[$which]}
 		if [ "$mode" = cpu ]; then
-			c0=$(cpu "${pid_of[$which]}")
+			read -r u0 s0 o0 <<<"$(cpu "${pid_of[$which]}")"
 			q=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -Q "$qps" 2>&1 | awk '/Queries completed/ {print $3}')
-			c1=$(cpu "${pid_of[$which]}")
-			v=$(awk -v c=$((c1 - c0)) -v t="$ticks" -v q="$q" 'BEGIN {printf "%.1f", c / t * 1e6 / q}')
+			read -r u1 s1 o1 <<<"$(cpu "${pid_of[$which]}")"
+			f=$(awk -v t="$ticks" -v q="$q" 'BEGIN {print 1e6 / t / q}')
+			v=$(awk -v c=$((u1 - u0 + s1 - s0 + o1 - o0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}')
+			split_user[$which]+="$(awk -v c=$((u1 - u0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
+			split_sys[$which]+="$(awk -v c=$((s1 - s0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
+			split_other[$which]+="$(awk -v c=$((o1 - o0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
 		else
 			v=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
 		fi
@@ -114,3 +129,8 @@ for which in "${order[@]:1}"; do
 		echo "paired $which: median of per-round ratios $(echo "${pair[$which]}" | med)% of stock (from ${v[0]} to ${v[-1]})"
 	fi
 done
+if [ "$mode" = cpu ]; then
+	for which in "${order[@]}"; do
+		echo "split $which: main thread user $(echo "${split_user[$which]}" | med) sys $(echo "${split_sys[$which]}" | med), other threads $(echo "${split_other[$which]}" | med) us/query (medians)"
+	done
+fi

@@ -112,6 +112,10 @@ func TestDNSPerfScriptsSmoke(t *testing.T) {
 	if n := count(out, `^paired (?:patched|patched-yield0): median of per-round ratios ([\d.]+)% of stock \(from [\d.]+ to [\d.]+\)$`); n != 2 {
 		t.Errorf("%d paired ratios, want 2", n)
 	}
+	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000"}, "bench/forward-qps.sh", "2000", "1")
+	if n := count(out, `^split (?:stock|patched|patched-yield0): main thread user [\d.]+ sys ([\d.]+), other threads [\d.]+ us/query \(medians\)$`); n != 3 {
+		t.Errorf("%d CPU splits with system time, want 3", n)
+	}
 
 	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000"}, "bench/call-rate.sh", "2000", "1")
 	if n := count(out, `^median (?:stock|every1|every10|every100|every0): ([\d.]+) us/query`); n != 5 {
