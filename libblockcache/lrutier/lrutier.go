@@ -62,9 +62,9 @@ func encode(v verdict.Verdict) string {
 // ns to ~700 here); the first pass after a fill costs more, as half of its
 // hits promote. The tier counts every move to the front (each Put and
 // each promotion), so an entry that last moved fewer than size/2 moves ago
-// is in the front half and safe. The guarantee becomes: a name asked at
-// least once in every size/2 insertions is never evicted, against once in
-// every size for a strict LRU.
+// is in the front half and safe. The guarantee becomes: a name asked again
+// before size/2 other names have moved to the front (by a Put or a
+// promotion) is never evicted, against size for a strict LRU.
 type Tier struct {
 	c                   *lru.Cache[string, entry]
 	promoteAfter        uint32

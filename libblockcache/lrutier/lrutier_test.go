@@ -90,9 +90,9 @@ func TestBoundedWithEvictionsCounted(t *testing.T) {
 }
 
 // A hit moves its entry to the front only once it may be in the back half
-// (see Tier). What must hold: a name asked once in every size/2 insertions
-// stays however many names pass through, and a name not asked is evicted
-// after size insertions, as in a strict LRU.
+// (see Tier). What must hold: a name asked again before size/2 other names
+// are inserted stays however many names pass through, and a name not asked
+// is evicted after size insertions, as in a strict LRU.
 func TestHitsKeepANameThatIsAskedOften(t *testing.T) {
 	const size = 1000
 	tier, _ := New(size)
