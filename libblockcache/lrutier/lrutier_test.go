@@ -107,9 +107,11 @@ func TestHitsKeepANameThatIsAskedOften(t *testing.T) {
 		}
 		tier.Put(engine.Key{NS: v1, Name: fmt.Sprintf("n%d.example", i)}, verdict.Verdict{})
 	}
-	p := tier.Stats().Extra["promotions"]
-	if p == 0 || p >= tier.Stats().Hits {
-		t.Errorf("%d promotions for %d hits: want some, and fewer than the hits", p, tier.Stats().Hits)
+	// Asked every size/2-1 insertions, the name drifts past size/2 on
+	// every second ask at most.
+	p, hits := tier.Stats().Extra["promotions"], tier.Stats().Hits
+	if p == 0 || p > (hits+1)/2 {
+		t.Errorf("%d promotions for %d hits: want some, and at most one for every other hit", p, hits)
 	}
 
 	cold := engine.Key{NS: v1, Name: "cold.example"}
