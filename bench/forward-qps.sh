@@ -34,16 +34,6 @@ db=$data/list-$n.db
 [ -f "$db" ] && [ -f $data/q-unlisted.txt ] || { echo "run bench/dnsperf.sh $n first" >&2; exit 1; }
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-# cpu PID: the process's CPU ticks so far: its main thread's user and
-# system time, and the other threads' (Go's, in the patched one) together.
-cpu() {
-	local u=0 s=0 o=0 t a b
-	for t in /proc/"$1"/task/*; do
-		read -r a b < <(awk '{print $14, $15}' "$t/stat")
-		if [ "${t##*/}" = "$1" ]; then u=$a s=$b; else o=$((o + a + b)); fi
-	done
-	echo "$u $s $o"
-}
 ticks=$(getconf CLK_TCK)
 up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
 wait_dns "$up"
@@ -86,14 +76,12 @@ for r in $(seq "$rounds"); do
 	for which in "${run[@]}"; do
 		p=${port_of[$which]}
 		if [ "$mode" = cpu ]; then
-			read -r u0 s0 o0 <<<"$(cpu "${pid_of[$which]}")"
+			read -r u0 s0 o0 <<<"$(thread_ticks "${pid_of[$which]}")"
 			q=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -Q "$qps" 2>&1 | awk '/Queries completed/ {print $3}')
-			read -r u1 s1 o1 <<<"$(cpu "${pid_of[$which]}")"
-			f=$(awk -v t="$ticks" -v q="$q" 'BEGIN {print 1e6 / t / q}')
-			v=$(awk -v c=$((u1 - u0 + s1 - s0 + o1 - o0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}')
-			split_user[$which]+="$(awk -v c=$((u1 - u0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
-			split_sys[$which]+="$(awk -v c=$((s1 - s0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
-			split_other[$which]+="$(awk -v c=$((o1 - o0)) -v f="$f" 'BEGIN {printf "%.1f", c * f}') "
+			read -r u1 s1 o1 <<<"$(thread_ticks "${pid_of[$which]}")"
+			read -r v cu cs co < <(awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v o=$((o1 - o0)) -v t="$ticks" -v q="$q" \
+				'BEGIN {f = 1e6 / t / q; printf "%.1f %.1f %.1f %.1f\n", (u + s + o) * f, u * f, s * f, o * f}')
+			split_user[$which]+="$cu " split_sys[$which]+="$cs " split_other[$which]+="$co "
 		else
 			v=$("${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d $data/q-unlisted.txt -l "$secs" -q 200 2>&1 | awk '/Queries per second:/ {printf "%.0f", $4}')
 		fi

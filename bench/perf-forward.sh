@@ -53,15 +53,6 @@ for which in stock patched; do
 	wait_dns "$p"
 	dnsperf -t "$dt" -s 127.0.0.1 -p "$p" -d "$data/q-unlisted.txt" -n 1 -q 200 >/dev/null 2>&1 # every name seen once
 done
-# ticks PID: the CPU ticks so far of the main thread and of all the others.
-ticks() {
-	local m=0 o=0 t v
-	for t in /proc/"$1"/task/*; do
-		v=$(awk '{print $14 + $15}' "$t/stat")
-		if [ "${t##*/}" = "$1" ]; then m=$((m + v)); else o=$((o + v)); fi
-	done
-	echo "$m $o"
-}
 hz=$(getconf CLK_TCK)
 echo "# µs of server CPU per forwarded unlisted query at $qps QPS, perf record -g over $secs s, list of $n, $(nproc) cores${srv:+, servers on CPU 1}, $(date -u +%F)"
 for which in stock patched; do
@@ -70,9 +61,9 @@ for which in stock patched; do
 	"${cli[@]}" dnsperf -t "$dt" -s 127.0.0.1 -p "${port_of[$which]}" -d "$data/q-unlisted.txt" -l $((secs + 2)) "${load[@]}" >"$out/dnsperf-$which" 2>&1 &
 	dp=$!
 	sleep 1
-	t0=$(ticks "${pid_of[$which]}")
+	read -r u0 s0 o0 <<<"$(thread_ticks "${pid_of[$which]}")"
 	perf record -q -F 4999 -g -p "${pid_of[$which]}" -o "$out/$which.data" -- sleep "$secs" >/dev/null 2>&1
-	t1=$(ticks "${pid_of[$which]}")
+	read -r u1 s1 o1 <<<"$(thread_ticks "${pid_of[$which]}")"
 	wait $dp
 	rate=$qps
 	if [ "$qps" = max ]; then
@@ -102,8 +93,6 @@ for which in stock patched; do
 			for (i = 1; i <= 5; i++) printf "patched %-8s %6.2f\n", order[i], ns[order[i]] / 1000 / q
 			printf "patched total   %6.2f\n", total / 1000 / q
 		}'
-	read -r m0 o0 <<<"$t0"
-	read -r m1 o1 <<<"$t1"
-	awk -v m=$((m1 - m0)) -v o=$((o1 - o0)) -v hz="$hz" -v q=$((rate * secs)) -v which=$which 'BEGIN {
+	awk -v m=$((u1 - u0 + s1 - s0)) -v o=$((o1 - o0)) -v hz="$hz" -v q=$((rate * secs)) -v which=$which 'BEGIN {
 		printf "%s by /proc: main thread %.2f, other threads %.2f\n", which, m / hz * 1e6 / q, o / hz * 1e6 / q }'
 done

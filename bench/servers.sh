@@ -17,6 +17,18 @@ wait_dns() {
 	return 1
 }
 
+# thread_ticks PID: the process's CPU ticks so far: its main thread's user
+# and system time, and the other threads' (Go's, in the patched dnsmasq)
+# together.
+thread_ticks() {
+	local u=0 s=0 o=0 t a b
+	for t in /proc/"$1"/task/*; do
+		read -r a b < <(awk '{print $14, $15}' "$t/stat")
+		if [ "${t##*/}" = "$1" ]; then u=$a s=$b; else o=$((o + a + b)); fi
+	done
+	echo "$u $s $o"
+}
+
 # The flags every benchmark dnsmasq runs with.
 common=(-k --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts --user=root --cache-size=10000)
 
