@@ -16,7 +16,8 @@
 # on CPU 0, so that the load generator does not compete with the server (or
 # with the Go runtime's threads) for a core.
 # ORDER picks the servers (default "stock patched patched-yield0");
-# patched-yieldN is the patched one with db-yield-ms=N;
+# patched-yieldN is the patched one with db-yield-ms=N, patched-lruN with
+# db-lru-size=N;
 # patched-gomaxprocsN is the patched one with GOMAXPROCS=N in its
 # environment, which the library then keeps (N=1: one P, as Go picks on
 # one CPU); everyK is build/dnsmasq-every asking the library for one query in K
@@ -47,6 +48,7 @@ for which in "${order[@]}"; do
 	stock) "${srv[@]}" build/dnsmasq-stock "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
 	patched) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	patched-yield[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms="${which#patched-yield}" & ;;
+	patched-lru[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-lru-size="${which#patched-lru}" & ;;
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	*) echo "forward-qps: unknown server $which" >&2; exit 2 ;;
