@@ -48,7 +48,7 @@ func TestRoundTripKeepsTheDecisionNotTheRule(t *testing.T) {
 // two list versions from mixing.
 func TestOtherListVersionIsAMiss(t *testing.T) {
 	tier, _ := New(16)
-	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block})
+	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain})
 	for _, ns := range []store.Namespace{{ListID: "list", Version: 2}, {ListID: "other", Version: 1}} {
 		if v, ok := tier.Get(context.Background(), engine.Key{NS: ns, Name: "a.example"}); ok {
 			t.Errorf("namespace %v answered %+v from %v", ns, v, v1)
@@ -130,7 +130,7 @@ func TestHitsKeepANameThatIsAskedOften(t *testing.T) {
 
 func TestFlushEmpties(t *testing.T) {
 	tier, _ := New(10)
-	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block})
+	tier.Put(engine.Key{NS: v1, Name: "a.example"}, verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain})
 	tier.Flush()
 	if _, ok := tier.Get(context.Background(), engine.Key{NS: v1, Name: "a.example"}); ok || tier.Len() != 0 {
 		t.Errorf("after Flush: hit %v, Len %d", ok, tier.Len())
