@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Where the forwarded-query overhead comes from: stock dnsmasq against the
-# patched one asking libblockcache for every query (every1), one in 10, one
-# in 100, and never (every0: library loaded, Go runtime started, no calls).
+# patched one asking libblockcache for every query (every1), the same asking
+# a library that skips the lookup (noop: the call into Go and the pacer
+# only), one in 10, one in 100, and never (every0: library loaded, Go
+# runtime started, no calls).
 # Builds build/dnsmasq-every from the patched tree with the bench-only
-# bench/call-rate/every.patch, then runs bench/forward-qps.sh with it.
+# bench/call-rate/every.patch, and build/libblockcache-noop.so from a copy
+# of the Go tree with bench/call-rate/noop.patch, then runs
+# bench/forward-qps.sh with them.
 # Needs `make dnsmasq lib` and the files of bench/dnsperf.sh N.
-# Usage: [MODE=qps|cpu] [ROUNDS=9] bench/call-rate.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=9] [ORDER=...] bench/call-rate.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 src=build/dnsmasq-2.90-patched tree=build/dnsmasq-2.90-every
@@ -14,4 +18,8 @@ rm -rf $tree && cp -a $src $tree
 patch -s -p1 -d $tree --no-backup-if-mismatch <bench/call-rate/every.patch
 make -s -C $tree -j"$(nproc)" COPTS="-I$top/include" >/dev/null
 cp $tree/src/dnsmasq build/dnsmasq-every
-ORDER="stock every1 every10 every100 every0" ROUNDS=${ROUNDS:-9} bench/forward-qps.sh "$@"
+gotree=build/noop-src
+rm -rf $gotree && mkdir -p $gotree && cp -a go.mod go.sum include libblockcache $gotree/
+patch -s -p1 -d $gotree --no-backup-if-mismatch <bench/call-rate/noop.patch
+(cd $gotree && go build -buildmode=c-shared -o "$top/build/libblockcache-noop.so" ./libblockcache/capi)
+ORDER=${ORDER:-"stock every1 noop every10 every100 every0"} ROUNDS=${ROUNDS:-9} bench/forward-qps.sh "$@"

@@ -20,8 +20,9 @@
 # db-lru-size=N;
 # patched-gomaxprocsN is the patched one with GOMAXPROCS=N in its
 # environment, which the library then keeps (N=1: one P, as Go picks on
-# one CPU); everyK is build/dnsmasq-every asking the library for one query in K
-# (see bench/call-rate.sh, which builds it).
+# one CPU); everyK is build/dnsmasq-every asking the library for one query in K,
+# noop the patched one with build/libblockcache-noop.so, which skips the
+# lookup (see bench/call-rate.sh, which builds both).
 # Needs the files of bench/dnsperf.sh N (run it once first, with the same
 # BENCH_DATA). DNSPERF_TIMEOUT as there.
 # Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
@@ -50,6 +51,7 @@ for which in "${order[@]}"; do
 	patched-yield[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms="${which#patched-yield}" & ;;
 	patched-lru[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-lru-size="${which#patched-lru}" & ;;
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	noop) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-noop.so" & ;;
 	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	*) echo "forward-qps: unknown server $which" >&2; exit 2 ;;
 	esac
