@@ -41,8 +41,8 @@ func (c *Cache) Stats() Stats {
 
 // String is the one-line form dnsmasq logs on SIGUSR1.
 func (s Stats) String() string {
-	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d regex, %d skipped); lookups %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
-		s.Store.Namespace, s.Store.Reloads, s.Store.RegexPatterns, s.Store.RegexSkipped,
+	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
+		s.Store.Namespace, s.Store.Reloads, s.Store.Reopens, s.Store.RegexPatterns, s.Store.RegexSkipped,
 		s.Lookups, s.Invalid, s.SourceErrors, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
 		s.Store.Lookups, s.Store.Errors, s.Store.FilterBytes>>10, s.Store.FilterSkips)
 	if s.ValkeyEnabled {

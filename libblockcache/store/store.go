@@ -7,15 +7,18 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -59,28 +62,91 @@ type Stats struct {
 	VersionRetries uint64
 	FilterSkips    uint64 // lookups answered without SQL thanks to the filter
 	FilterBuilds   uint64
-	FilterBytes    int64 // 0 while no filter is ready for the current version
+	FilterBytes    int64  // 0 while no filter is ready for the current version
+	Reopens        uint64 // the file at Path was replaced (rename, symlink flip) and opened anew
 }
 
 // Store reads the blocklist. All methods are safe for concurrent use.
 type Store struct {
 	opts Options
-	db   *sql.DB
-	poll *sql.Conn // dedicated: PRAGMA data_version is per connection
 
 	snap atomic.Pointer[snapshot]
 
-	refreshMu       sync.Mutex // serializes refresh; guards the fields below
-	lastDataVersion int64
-	localVersion    uint64 // for databases without the meta table
-	localListID     string
+	refreshMu    sync.Mutex // serializes refresh; guards the fields below
+	file         *dbFile    // the file lookups are answered from
+	rejected     fileID     // a replacement that failed to open, not retried until it changes
+	missing      bool       // Path was gone at the last check (logged once)
+	walWait      fileID     // a replacement waiting for the old file's WAL to empty (logged once)
+	localVersion uint64     // for databases without the meta table
+	localListID  string
 
-	lookups, errs, reloads, retries atomic.Uint64
-	filterSkips, filterBuilds       atomic.Uint64
+	lookups, errs, reloads, retries, reopens atomic.Uint64
+	filterSkips, filterBuilds                atomic.Uint64
 
 	stop   chan struct{}
 	done   chan struct{}
 	builds sync.WaitGroup // filter builds in flight: Close waits for them
+}
+
+// dbFile is one opened database file. Operators publish a new list by
+// renaming a complete file over the old one (rsync, install, mv) or by
+// flipping a symlink; the open connections still read the old file, and
+// PRAGMA data_version never changes there. refresh compares the file at
+// Path with this one and opens the new one beside it.
+type dbFile struct {
+	db              *sql.DB
+	poll            *sql.Conn // dedicated: PRAGMA data_version is per connection
+	id              fileID
+	real            string // the name SQLite uses, symlinks resolved: its WAL is real+"-wal"
+	lastDataVersion int64
+}
+
+// fileID tells files apart: device and inode name the file; size and
+// modification time tell whether a rejected file has changed since.
+type fileID struct {
+	dev, ino uint64
+	size     int64
+	mtime    int64
+}
+
+func (a fileID) sameFile(b fileID) bool { return a.dev == b.dev && a.ino == b.ino }
+
+// realName is the name SQLite opens path by: absolute, symlinks resolved.
+func realName(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if r, err := filepath.EvalSymlinks(path); err == nil {
+		return r
+	}
+	return path
+}
+
+func statID(path string) (fileID, os.FileInfo, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, nil, err
+	}
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino = uint64(st.Dev), st.Ino
+	}
+	return id, fi, nil
+}
+
+// close closes the file's connections (the caller has closed the
+// statements of its snapshot, which waits for lookups still reading) and
+// returns once the file is no longer open.
+func (f *dbFile) close() error {
+	f.poll.Close()
+	err := f.db.Close()
+	// A query cancelled by stop hands its connection back from one of
+	// database/sql's own goroutines, possibly after db.Close returned;
+	// the file stays open until then.
+	for deadline := time.Now().Add(5 * time.Second); f.db.Stats().OpenConnections > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return err
 }
 
 // snapshot is everything derived from one list version; swapped atomically.
@@ -117,7 +183,27 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
-	fi, err := os.Stat(o.Path)
+	s := &Store{opts: o, stop: make(chan struct{}), done: make(chan struct{})}
+	f, err := openFile(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	s.file = f
+	b := make([]byte, 8)
+	rand.Read(b)
+	s.localListID = "local-" + hex.EncodeToString(b)
+	if err := s.refresh(ctx, true); err != nil {
+		f.close()
+		return nil, err
+	}
+	go s.watch()
+	return s, nil
+}
+
+// openFile opens the database at o.Path read-only and checks that it is
+// an SQLite database, naming the failure an operator can act on.
+func openFile(ctx context.Context, o Options) (*dbFile, error) {
+	id, fi, err := statID(o.Path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, o.Path)
@@ -127,48 +213,77 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("database %s: is a directory", o.Path)
 	}
-	f, err := os.Open(o.Path)
+	fh, err := os.Open(o.Path)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", o.Path, err)
 	}
-	f.Close()
+	fh.Close()
 	dsn := fmt.Sprintf("file:%s?mode=ro&_busy_timeout=%d", escapePath(o.Path), o.BusyTimeout.Milliseconds())
 	if o.MmapSize > 0 {
 		dsn += fmt.Sprintf("&_mmap_size=%d", o.MmapSize)
 	}
-	db, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", o.Path, err)
-	}
+	db := sql.OpenDB(pinned{drv: &sqlite3.SQLiteDriver{}, dsn: dsn, path: o.Path, id: id})
 	db.SetMaxOpenConns(o.MaxConns + 1)
 	db.SetMaxIdleConns(o.MaxConns + 1)
 	db.SetConnMaxLifetime(0)
-	s := &Store{opts: o, db: db, stop: make(chan struct{}), done: make(chan struct{})}
-	if s.poll, err = db.Conn(ctx); err != nil {
+	f := &dbFile{db: db, id: id, real: realName(o.Path)}
+	if f.poll, err = db.Conn(ctx); err != nil {
 		db.Close()
 		return nil, openError(o.Path, err)
 	}
 	var n int
-	if err := s.poll.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
-		s.poll.Close()
-		db.Close()
+	if err := f.poll.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master`).Scan(&n); err != nil {
+		f.close()
 		return nil, openError(o.Path, err)
 	}
 	var jm string
-	if err := s.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && !strings.EqualFold(jm, "wal") {
+	if err := f.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && !strings.EqualFold(jm, "wal") {
 		o.Logf("blockcache: %s uses journal_mode=%s; writers will briefly block lookups (run `blockcachectl init` to switch to WAL)", o.Path, jm)
 	}
-	b := make([]byte, 8)
-	rand.Read(b)
-	s.localListID = "local-" + hex.EncodeToString(b)
-	if err := s.refresh(ctx, true); err != nil {
-		s.poll.Close()
-		db.Close()
+	// Fill the pool now, while Path is this file: a connection opened
+	// after a replacement would fail (see pinned), and the old file must
+	// keep answering until the new one can be opened.
+	conns := make([]*sql.Conn, 0, o.MaxConns)
+	for range o.MaxConns {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return f, nil
+}
+
+// errReplaced is a connection refused because Path is no longer the
+// file its pool belongs to.
+var errReplaced = errors.New("the database file was replaced")
+
+// pinned opens connections to one file only. database/sql opens
+// connections lazily, by name; after a rename the name is another file,
+// and a pool holding connections to both would mix two lists.
+type pinned struct {
+	drv  driver.Driver
+	dsn  string
+	path string
+	id   fileID
+}
+
+func (p pinned) Connect(context.Context) (driver.Conn, error) {
+	c, err := p.drv.Open(p.dsn)
+	if err != nil {
 		return nil, err
 	}
-	go s.watch()
-	return s, nil
+	if id, _, err := statID(p.path); err != nil || !id.sameFile(p.id) {
+		c.Close()
+		return nil, fmt.Errorf("%s: %w", p.path, errReplaced)
+	}
+	return c, nil
 }
+
+func (p pinned) Driver() driver.Driver { return p.drv }
 
 // openError names the failure an operator can act on.
 func openError(path string, err error) error {
@@ -219,18 +334,30 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		return errClosed // no new filter build after Close has waited
 	default:
 	}
+	old := s.file
+	if f, err := s.replacement(ctx); err != nil {
+		return err
+	} else if f != nil {
+		s.file, force = f, true
+	}
+	f := s.file
 	var dv int64
-	if err := s.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
+	if err := f.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
 		return fmt.Errorf("read data_version: %w", err)
 	}
-	if !force && dv == s.lastDataVersion {
+	if !force && dv == f.lastDataVersion {
 		return nil
 	}
-	next, err := s.load(ctx)
+	next, err := s.load(ctx, f)
 	if err != nil {
+		if f != old { // keep answering from the old file
+			s.rejected, s.file = f.id, old
+			f.close()
+			return fmt.Errorf("%s was replaced, but the new file cannot be read (still answering from the old one): %w", s.opts.Path, err)
+		}
 		return err
 	}
-	s.lastDataVersion = dv
+	f.lastDataVersion = dv
 	cur := s.snap.Load()
 	if !force && cur != nil && cur.ns == next.ns && cur.tables == next.tables && next.hasMeta {
 		return nil // a commit that did not touch the rules (e.g. another table)
@@ -239,17 +366,28 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.localVersion++
 		next.ns = Namespace{ListID: s.localListID, Version: s.localVersion}
 	}
-	if cur != nil && cur.tables == next.tables && cur.hasMeta == next.hasMeta {
+	if cur != nil && cur.q.db == f.db && cur.tables == next.tables && cur.hasMeta == next.hasMeta {
 		next.q = cur.q // same statements still apply
 	} else {
-		next.q = &queries{db: s.db, tables: next.tables, hasMeta: next.hasMeta}
+		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta}
 	}
 	for i, p := range next.regex.skipped {
 		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
 	}
 	s.snap.Store(next)
 	s.reloads.Add(1)
-	if cur != nil && cur.q != next.q {
+	if f != old {
+		s.reopens.Add(1)
+		s.opts.Logf("blockcache: %s was replaced; now answering from the new file (list %s)", s.opts.Path, next.ns)
+		// Lookups that took the old snapshot may still be reading the old
+		// file: closing its statements waits for them, off this lock.
+		s.builds.Add(1)
+		go func() {
+			defer s.builds.Done()
+			cur.q.close()
+			old.close()
+		}()
+	} else if cur != nil && cur.q != next.q {
 		cur.q.close()
 	}
 	if next.hasMeta && !s.opts.NoFilter {
@@ -260,6 +398,46 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		}()
 	}
 	return nil
+}
+
+// replacement returns the file now at Path when it is not the one open
+// (nil when it is, or when it is missing or was already rejected as it
+// is). A missing file is not an error: a publisher may be between an
+// unlink and a rename, and the open file still answers.
+func (s *Store) replacement(ctx context.Context) (*dbFile, error) {
+	id, _, err := statID(s.opts.Path)
+	if err != nil {
+		if !s.missing {
+			s.missing = true
+			s.opts.Logf("blockcache: %v; still answering from the file opened before", err)
+		}
+		return nil, nil
+	}
+	s.missing = false
+	if id.sameFile(s.file.id) || id == s.rejected {
+		return nil, nil
+	}
+	// SQLite finds a file's write-ahead log by name, so after a rename a
+	// log the old file's writer left next to it would be read as the new
+	// file's: every page in it would shadow the new file's. Wait until that
+	// log is gone or empty (checkpointed and truncated); the old file
+	// answers meanwhile. A symlink flipped to another directory has a log
+	// of its own.
+	if real := realName(s.opts.Path); real == s.file.real {
+		if fi, err := os.Stat(real + "-wal"); err == nil && fi.Size() > 0 {
+			if s.walWait != id {
+				s.walWait = id
+				s.opts.Logf("blockcache: %s was replaced, but %s-wal holds the old file's pages, which SQLite would read as the new file's; still answering from the old file until a writer checkpoints it (PRAGMA wal_checkpoint(TRUNCATE)) or it is removed", real, real)
+			}
+			return nil, nil
+		}
+	}
+	f, err := openFile(ctx, s.opts)
+	if err != nil {
+		s.rejected = id
+		return nil, fmt.Errorf("%s was replaced, but the new file cannot be opened (still answering from the old one): %w", s.opts.Path, err)
+	}
+	return f, nil
 }
 
 // buildFilter fills the membership filter for snap in the background;
@@ -278,7 +456,7 @@ func (s *Store) buildFilter(snap *snapshot) {
 		}
 	}()
 	err := func() error {
-		tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		tx, err := snap.q.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
 			return err
 		}
@@ -332,15 +510,15 @@ func (s *Store) buildFilter(snap *snapshot) {
 		}
 		return nil
 	}()
-	if err != nil && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil && s.snap.Load() == snap {
 		s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
 	}
 }
 
 // load reads the meta row, the table set and the regex rules in one read
 // transaction, so the regex set belongs to exactly the version it is tagged with.
-func (s *Store) load(ctx context.Context) (*snapshot, error) {
-	tx, err := s.poll.BeginTx(ctx, nil)
+func (s *Store) load(ctx context.Context, f *dbFile) (*snapshot, error) {
+	tx, err := f.poll.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin read: %w", err)
 	}
@@ -438,6 +616,12 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			return verdict.Verdict{}, snap.ns, nil
 		}
 		v, ver, err := s.queryTables(ctx, snap, n)
+		if err != nil && attempt == 0 && errors.Is(err, errReplaced) {
+			s.refresh(ctx, false) // switch now rather than at the next poll
+		}
+		if err != nil && attempt == 0 && s.snap.Load() != snap {
+			continue // a refresh closed this snapshot's statements (or file) under us
+		}
 		if err != nil {
 			s.errs.Add(1)
 			return verdict.Verdict{}, snap.ns, err
@@ -521,6 +705,7 @@ func (s *Store) Stats() Stats {
 		RegexPatterns: len(snap.regex.rules), RegexSkipped: len(snap.regex.skipped),
 		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
 		VersionRetries: s.retries.Load(), FilterSkips: s.filterSkips.Load(), FilterBuilds: s.filterBuilds.Load(),
+		Reopens: s.reopens.Load(),
 	}
 	if f := snap.filter.Load(); f != nil {
 		st.FilterBytes = f.bytes()
@@ -544,15 +729,7 @@ func (s *Store) Close() error {
 	s.refreshMu.Unlock()
 	s.builds.Wait()
 	s.snap.Load().q.close()
-	s.poll.Close()
-	err := s.db.Close()
-	// A query cancelled by stop hands its connection back from one of
-	// database/sql's own goroutines, possibly after db.Close returned;
-	// the file stays open until then.
-	for deadline := time.Now().Add(5 * time.Second); s.db.Stats().OpenConnections > 0 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
-	return err
+	return s.file.close()
 }
 
 // queries holds the lookup statement for each suffix count of one table set.

@@ -358,3 +358,182 @@ func openFiles(t *testing.T, dir string) []string {
 	}
 	return open
 }
+
+// Operators publish a list by renaming a complete file over the old one
+// (rsync, install, mv): the open connections keep reading the old file,
+// whose data_version never changes again. The store must notice the new
+// file within the poll interval, answer from it, and let the old one go.
+func TestReplacedFileIsOpened(t *testing.T) {
+	path, db := testlist.New(t, `INSERT INTO domain VALUES ('old.example', NULL, NULL)`)
+	db.Close()
+	s := open(t, path, t.Logf)
+	v0 := s.Namespace()
+	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 1 })
+	if s.Namespace() == v0 {
+		t.Errorf("still list %v after the file was replaced", v0)
+	}
+	for n, want := range map[string]verdict.Action{"a.new.example": verdict.Block, "a.old.example": verdict.Pass} {
+		if v := resolve(t, s, n); v.Action != want {
+			t.Errorf("%s: %v after the replacement, want %v", n, v.Action, want)
+		}
+	}
+	waitFor(t, 2*time.Second, func() bool { return !holdsDeletedFile(t, filepath.Dir(path)) })
+
+	// A copy made from a live list with VACUUM INTO, the way README
+	// suggests, is in rollback-journal mode; SQLite still finds the WAL
+	// files the last one left by name.
+	_, src := testlist.New(t, `INSERT INTO domain VALUES ('vacuumed.example', NULL, NULL)`)
+	tmp := filepath.Join(filepath.Dir(path), "list.db.new")
+	if _, err := src.Exec(`VACUUM INTO ?`, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 2 })
+	for n, want := range map[string]verdict.Action{"a.vacuumed.example": verdict.Block, "a.new.example": verdict.Pass} {
+		if v := resolve(t, s, n); v.Action != want {
+			t.Errorf("%s: %v after the second replacement, want %v", n, v.Action, want)
+		}
+	}
+
+	// The new file is watched as the old one was.
+	w := writer(t, path)
+	testlist.Exec(t, w, `INSERT INTO domain_exact VALUES ('later.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "later.example").Action == verdict.Block })
+}
+
+// A release directory and a symlink flipped to the new one is the other
+// common way to publish.
+func TestSymlinkFlipIsFollowed(t *testing.T) {
+	// Both releases' writers stay open (until the test ends) with pages in
+	// their WALs: each log is its own release's, and none may hold up the
+	// flip.
+	v1, _ := testlist.New(t, `INSERT INTO domain VALUES ('one.example', NULL, NULL)`)
+	v2, _ := testlist.New(t, `INSERT INTO domain VALUES ('two.example', NULL, NULL)`)
+	for _, v := range []string{v1, v2} {
+		if fi, err := os.Stat(v + "-wal"); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s-wal is empty (%v): the test needs pages in it", v, err)
+		}
+	}
+	link := filepath.Join(t.TempDir(), "current.db")
+	if err := os.Symlink(v1, link); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, link, t.Logf)
+	if resolve(t, s, "one.example").Action != verdict.Block {
+		t.Fatal("first release not answered")
+	}
+	if err := os.Symlink(v2, link+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(link+".new", link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "two.example").Action == verdict.Block })
+	if resolve(t, s, "one.example").Action != verdict.Pass {
+		t.Error("the first release still answers after the flip")
+	}
+}
+
+// SQLite finds a write-ahead log by the database's name: a log that the old
+// file's writer still holds would be read as the new file's. The store
+// keeps answering from the old file until the log is checkpointed away.
+func TestReplacementWaitsForTheOldWAL(t *testing.T) {
+	path, db := testlist.New(t, `INSERT INTO domain VALUES ('old.example', NULL, NULL)`)
+	testlist.Exec(t, db, `INSERT INTO domain_exact VALUES ('in-wal.example', NULL, NULL)`)
+	var logs atomic.Int32
+	s := open(t, path, func(f string, a ...any) {
+		if strings.Contains(fmt.Sprintf(f, a...), "-wal holds the old file's pages") {
+			logs.Add(1)
+		}
+	})
+	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if n := s.Stats().Reopens; n != 0 {
+		t.Fatalf("%d reopens with the old file's WAL in place", n)
+	}
+	if logs.Load() != 1 {
+		t.Errorf("the wait was logged %d times, want once", logs.Load())
+	}
+	for n, want := range map[string]verdict.Action{"a.old.example": verdict.Block, "in-wal.example": verdict.Block, "a.new.example": verdict.Pass} {
+		if v := resolve(t, s, n); v.Action != want {
+			t.Errorf("%s: %v while waiting, want %v (the old file, whole)", n, v.Action, want)
+		}
+	}
+	if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 1 })
+	for n, want := range map[string]verdict.Action{"a.old.example": verdict.Pass, "in-wal.example": verdict.Pass, "a.new.example": verdict.Block} {
+		if v := resolve(t, s, n); v.Action != want {
+			t.Errorf("%s: %v after the checkpoint, want %v (the new file, whole)", n, v.Action, want)
+		}
+	}
+}
+
+// A file that is not a list, renamed over the list, is refused once, with
+// the reason, and the old file keeps answering until a good one comes.
+func TestBadReplacementKeepsTheOldFile(t *testing.T) {
+	path, db := testlist.New(t, `INSERT INTO domain VALUES ('old.example', NULL, NULL)`)
+	db.Close()
+	s := open(t, path, t.Logf)
+	junk := filepath.Join(t.TempDir(), "junk")
+	writeFile(t, junk, strings.Repeat("not a database ", 100))
+	if err := os.Rename(junk, path); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Refresh(ctx); err == nil || !strings.Contains(err.Error(), "still answering from the old one") {
+		t.Fatalf("Refresh after a bad replacement: %v", err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Errorf("the same bad file was tried again: %v", err)
+	}
+	if resolve(t, s, "a.old.example").Action != verdict.Block {
+		t.Error("the old file stopped answering")
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Refresh(ctx); err != nil {
+		t.Errorf("Refresh with the file gone: %v", err)
+	}
+	if resolve(t, s, "a.old.example").Action != verdict.Block {
+		t.Error("the old file stopped answering when the path went away")
+	}
+	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.new.example").Action == verdict.Block })
+}
+
+// publish builds a list with stmts elsewhere and renames it over path.
+func publish(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	next, db := testlist.New(t, stmts...)
+	db.Close() // checkpoints and removes its WAL: the file is complete
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writer(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	w, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// holdsDeletedFile reports whether this process still has a replaced file
+// under dir open.
+func holdsDeletedFile(t *testing.T, dir string) bool {
+	for _, f := range openFiles(t, dir) {
+		if strings.HasSuffix(f, " (deleted)") {
+			return true
+		}
+	}
+	return false
+}
