@@ -17,6 +17,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/libblockcache/libblockcache/libblockcache/config"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 )
 
@@ -194,6 +195,42 @@ func TestListChangeBeatsDnsmasqCache(t *testing.T) {
 			t.Fatal("still blocked 2 s after the delete")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Fleets publish a list by renaming a complete file over the old one (rsync
+// does exactly that): the new list must answer within 2 s, over UDP and
+// from TCP children.
+func TestPublishedFileReplacesTheList(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, h := list(t, filter)
+	h.Close() // a published file has no writer
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	if got := summary(d.mustQuery(t, "udp", "www.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("before: %s", got)
+	}
+	next, h := testlist.New(t, `INSERT INTO domain VALUES ('published.example', NULL, NULL)`)
+	h.Close()
+	if err := os.Rename(next, db); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for summary(d.mustQuery(t, "udp", "www.published.example", dns.TypeA)) != "NOERROR A 0.0.0.0 EDE 15" {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the published list not answered 2 s after the rename")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("published list answered %v after the rename", time.Since(start))
+	d.waitLog(t, 2*time.Second, "was replaced; now answering from the new file")
+	for _, proto := range []string{"udp", "tcp"} {
+		if got := summary(d.mustQuery(t, proto, "www.tracker.net", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+			t.Errorf("%s: a name of the old list only: %s", proto, got)
+		}
+		if got := summary(d.mustQuery(t, proto, "published.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Errorf("%s: a name of the new list: %s", proto, got)
+		}
 	}
 }
 
