@@ -341,21 +341,24 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.file, force = f, true
 	}
 	f := s.file
-	var dv int64
-	if err := f.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
-		return fmt.Errorf("read data_version: %w", err)
-	}
-	if !force && dv == f.lastDataVersion {
-		return nil
-	}
-	next, err := s.load(ctx, f)
-	if err != nil {
+	fail := func(err error) error {
 		if f != old { // keep answering from the old file
 			s.rejected, s.file = f.id, old
 			f.close()
 			return fmt.Errorf("%s was replaced, but the new file cannot be read (still answering from the old one): %w", s.opts.Path, err)
 		}
 		return err
+	}
+	var dv int64
+	if err := f.poll.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
+		return fail(fmt.Errorf("read data_version: %w", err))
+	}
+	if !force && dv == f.lastDataVersion {
+		return nil
+	}
+	next, err := s.load(ctx, f)
+	if err != nil {
+		return fail(err)
 	}
 	f.lastDataVersion = dv
 	cur := s.snap.Load()
