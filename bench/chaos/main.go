@@ -1,7 +1,7 @@
 // Command chaos drives a DNS server at a fixed query rate for a fixed time,
 // checks every answer against the expected verdict, and runs a timeline of
 // faults meanwhile (Valkey killed, restarted, SIGSTOPped; a live import of
-// new names). It reports lost and wrong answers, RSS over time and how long
+// new names; a copy of the list renamed over the live file). It reports lost and wrong answers, RSS over time and how long
 // newly imported names took to be blocked. Used by bench/chaos.sh.
 package main
 
@@ -33,6 +33,7 @@ func main() {
 	startCmd := flag.String("valkey-start", "", "shell command that starts Valkey again and prints its pid")
 	importCmd := flag.String("import", "", "shell command that imports n<i>.chaos.example, i < -new")
 	newNames := flag.Int("new", 100000, "names the import adds")
+	publishCmd := flag.String("publish", "", "shell command that renames a copy of the list over the live file (same rules, so every verdict stays the same)")
 	flag.Parse()
 
 	c := &checker{server: *server, listed: *listed, newNames: *newNames}
@@ -78,6 +79,11 @@ func main() {
 		c.committed.Store(int64(time.Since(start)))
 		fmt.Printf("%5.1fs import of %d names started, committed at %.1fs\n", t0.Seconds(), *newNames, time.Since(start).Seconds())
 	}
+	if *publishCmd != "" {
+		at(50)
+		fmt.Printf("%5.1fs a copy of the list published over the live file\n", time.Since(start).Seconds())
+		sh(*publishCmd)
+	}
 	at(*secs)
 	close(stop)
 	wg.Wait()
@@ -107,6 +113,7 @@ type checker struct {
 	server           string
 	listed, newNames int
 	sent, recv, lost atomic.Int64
+	lostAt           [600]atomic.Int64 // losses by the second their query was sent
 	wrong            atomic.Int64
 	wrongKinds       sync.Map
 	importStart      atomic.Int64 // ns since start when the import began
@@ -166,6 +173,11 @@ func (c *checker) check(kind string, r *dns.Msg, at time.Duration) {
 	}
 }
 
+func (c *checker) loss(sentAt time.Duration) {
+	c.lost.Add(1)
+	c.lostAt[min(int(sentAt/time.Second), len(c.lostAt)-1)].Add(1)
+}
+
 func (c *checker) bad(kind string) {
 	c.wrong.Add(1)
 	v, _ := c.wrongKinds.LoadOrStore(kind, new(atomic.Int64))
@@ -207,9 +219,10 @@ func (c *checker) run(rate int, stop chan struct{}) {
 				m := new(dns.Msg)
 				m.SetQuestion(n, dns.TypeA)
 				c.sent.Add(1)
+				sentAt := time.Since(c.started)
 				co.SetDeadline(time.Now().Add(time.Second))
 				if err := co.WriteMsg(m); err != nil {
-					c.lost.Add(1)
+					c.loss(sentAt)
 					continue
 				}
 				r, err := co.ReadMsg()
@@ -217,7 +230,7 @@ func (c *checker) run(rate int, stop chan struct{}) {
 					r, err = co.ReadMsg()
 				}
 				if err != nil {
-					c.lost.Add(1)
+					c.loss(sentAt)
 					continue
 				}
 				c.recv.Add(1)
@@ -261,6 +274,15 @@ func (c *checker) maxRate(d time.Duration) int {
 func (c *checker) report(start time.Time) {
 	fmt.Printf("sent %d, answered %d, lost %d (%.3f%%), wrong %d\n", c.sent.Load(), c.recv.Load(), c.lost.Load(),
 		100*float64(c.lost.Load())/float64(max(1, c.sent.Load())), c.wrong.Load())
+	if c.lost.Load() > 0 {
+		var by []string
+		for i := range c.lostAt {
+			if n := c.lostAt[i].Load(); n > 0 {
+				by = append(by, fmt.Sprintf("%ds: %d", i, n))
+			}
+		}
+		fmt.Printf("  lost by the second the query was sent: %s\n", strings.Join(by, ", "))
+	}
 	c.wrongKinds.Range(func(k, v any) bool {
 		fmt.Printf("  wrong: %s: %d\n", k, v.(*atomic.Int64).Load())
 		return true
