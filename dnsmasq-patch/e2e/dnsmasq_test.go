@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -585,6 +586,66 @@ func TestPrivilegeDrop(t *testing.T) {
 	for _, network := range []string{"udp", "tcp"} {
 		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
 			t.Fatalf("%s as nobody: %s", network, got)
+		}
+	}
+}
+
+// The list in a directory only root may write, as `blockcachectl init` as
+// root leaves it: a WAL database cannot be read there by nobody (SQLite's
+// readers create its -shm), and startup must say so in words an operator
+// can act on; a rollback-journal copy made with VACUUM INTO is read.
+func TestListInARootOwnedDirectory(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to drop privileges")
+	}
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	src, h := list(t, filter)
+	h.Close()
+	dir, err := os.MkdirTemp("", "blockcache-rootdir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	wal := filepath.Join(dir, "wal.db")
+	copied := filepath.Join(dir, "copy.db")
+	for _, c := range [][]string{{src, ".backup " + wal}, {src, "VACUUM INTO '" + copied + "'"}} {
+		if out, err := exec.Command("sqlite3", c...).CombinedOutput(); err != nil {
+			t.Fatalf("sqlite3 %q: %v %s", c, err, out)
+		}
+	}
+	// Bytes 18 and 19 of the header are 2 in WAL mode (asking sqlite3
+	// would leave the -shm behind, which readers can use).
+	if hdr, err := os.ReadFile(wal); err != nil || len(hdr) < 20 || hdr[18] != 2 || hdr[19] != 2 {
+		t.Fatalf("the backup is not in WAL mode (%v)", err)
+	}
+	for _, f := range []string{wal + "-shm", wal + "-wal"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Fatalf("%s exists: the test needs a WAL database without it", f)
+		}
+	}
+	// Daemon mode: dnsmasq drops privileges only when it daemonizes (or
+	// with -k), and reports a startup failure through its error pipe.
+	b := buildDir(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(b, "dnsmasq"), "--port="+strconv.Itoa(freeUDPPort(t)), "--listen-address=127.0.0.1",
+		"--bind-interfaces", "--no-resolv", fmt.Sprintf("--server=127.0.0.1#%d", up.port), "--user=nobody", "--pid-file="+pidFile,
+		"--blockcache-library="+filepath.Join(b, "libblockcache.so"), "--db-file="+wal).CombinedOutput()
+	if pid, _ := os.ReadFile(pidFile); err == nil && len(pid) > 0 {
+		if p, _ := strconv.Atoi(strings.TrimSpace(string(pid))); p > 0 {
+			syscall.Kill(p, syscall.SIGTERM)
+		}
+	}
+	if err == nil || !strings.Contains(string(out), wal+"-shm") || !strings.Contains(string(out), "writable by uid 65534") {
+		t.Errorf("WAL list in a root-owned directory, as nobody: err %v, output %q; want a failure naming the -shm file and the user", err, out)
+	}
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + copied, "--user=nobody"}})
+	for _, network := range []string{"udp", "tcp"} {
+		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Errorf("%s, VACUUM INTO copy as nobody: %s", network, got)
 		}
 	}
 }

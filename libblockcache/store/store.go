@@ -238,7 +238,7 @@ func openFile(ctx context.Context, o Options) (*dbFile, error) {
 	}
 	var jm string
 	if err := f.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && !strings.EqualFold(jm, "wal") {
-		o.Logf("blockcache: %s uses journal_mode=%s; writers will briefly block lookups (run `blockcachectl init` to switch to WAL)", o.Path, jm)
+		o.Logf("blockcache: %s uses journal_mode=%s: a writer on this file briefly blocks lookups (fine for a published copy that is never written; `blockcachectl init` switches a live list to WAL)", o.Path, jm)
 	}
 	// Fill the pool now, while Path is this file: a connection opened
 	// after a replacement would fail (see pinned), and the old file must
@@ -290,6 +290,13 @@ func openError(path string, err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
 		return fmt.Errorf("%w: %s: %v", ErrNotDatabase, path, err)
+	}
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrReadonly || se.Code == sqlite3.ErrCantOpen) {
+		// A reader of a WAL database creates and writes its -shm and
+		// -wal files; SQLite's own message ("attempt to write a readonly
+		// database") names neither.
+		return fmt.Errorf("open %s: %w (the database is in WAL mode, and even a reader needs to create or write %s-shm and %s-wal next to it: make the directory, and those files if present, writable by uid %d, the user dnsmasq runs as after dropping privileges; or publish a rollback-journal copy, made with VACUUM INTO)",
+			path, err, path, path, os.Geteuid())
 	}
 	return fmt.Errorf("open %s: %w", path, err)
 }
