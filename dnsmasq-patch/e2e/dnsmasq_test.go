@@ -557,22 +557,14 @@ func TestInstall(t *testing.T) {
 // library, which must open a list owned by that user (WAL readers need to
 // write the -shm file) and answer over UDP and TCP.
 func TestPrivilegeDrop(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to drop privileges")
-	}
+	dir := dirForNobody(t)
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
 	src, _ := list(t, filter)
-	dir, err := os.MkdirTemp("", "blockcache-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	db := filepath.Join(dir, "list.db")
 	if out, err := exec.Command("sqlite3", src, ".backup "+db).CombinedOutput(); err != nil {
 		t.Fatalf("copy list: %v %s", err, out)
 	}
-	os.Chmod(dir, 0o755)
 	for _, p := range []string{dir, db} {
 		if err := os.Chown(p, 65534, 65534); err != nil {
 			t.Fatal(err)
@@ -595,19 +587,11 @@ func TestPrivilegeDrop(t *testing.T) {
 // readers create its -shm), and startup must say so in words an operator
 // can act on; a rollback-journal copy made with VACUUM INTO is read.
 func TestListInARootOwnedDirectory(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("needs root to drop privileges")
-	}
+	dir := dirForNobody(t)
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
 	src, h := list(t, filter)
 	h.Close()
-	dir, err := os.MkdirTemp("", "blockcache-rootdir-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
 	wal := filepath.Join(dir, "wal.db")
 	copied := filepath.Join(dir, "copy.db")
 	for _, c := range [][]string{{src, ".backup " + wal}, {src, "VACUUM INTO '" + copied + "'"}} {
@@ -648,4 +632,23 @@ func TestListInARootOwnedDirectory(t *testing.T) {
 			t.Errorf("%s, VACUUM INTO copy as nobody: %s", network, got)
 		}
 	}
+}
+
+// dirForNobody returns a new root-owned directory (mode 0755) that nobody
+// can reach: t.TempDir's parents are private to root. It skips the test
+// when it cannot drop privileges.
+func dirForNobody(t *testing.T) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root to drop privileges")
+	}
+	dir, err := os.MkdirTemp("", "blockcache-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
