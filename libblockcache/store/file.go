@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,7 +168,7 @@ func openError(path string, err error) error {
 	if errors.As(err, &se) && (se.Code == sqlite3.ErrNotADB || se.Code == sqlite3.ErrCorrupt) {
 		return fmt.Errorf("%w: %s: %v", ErrNotDatabase, path, err)
 	}
-	if errors.As(err, &se) && (se.Code == sqlite3.ErrReadonly || se.Code == sqlite3.ErrCantOpen) {
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrReadonly || se.Code == sqlite3.ErrCantOpen) && inWALMode(path) {
 		// A reader of a WAL database creates and writes its -shm and
 		// -wal files; SQLite's own message ("attempt to write a readonly
 		// database") names neither.
@@ -175,6 +176,18 @@ func openError(path string, err error) error {
 			path, err, path, path, os.Geteuid())
 	}
 	return fmt.Errorf("open %s: %w", path, err)
+}
+
+// inWALMode reads the file's header: bytes 18 and 19 are 2 in WAL mode.
+func inWALMode(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [20]byte
+	_, err = io.ReadFull(f, h[:])
+	return err == nil && h[18] == 2 && h[19] == 2
 }
 
 func escapePath(p string) string {
