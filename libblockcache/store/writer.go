@@ -279,17 +279,21 @@ func (w *Writer) Export(ctx context.Context, t verdict.Table, fn func(Rule) erro
 
 // Counts returns the rows per table and the list identity.
 func (w *Writer) Counts(ctx context.Context) (map[string]int64, Namespace, error) {
+	return countRules(ctx, w.DB)
+}
+
+func countRules(ctx context.Context, db *sql.DB) (map[string]int64, Namespace, error) {
 	out := map[string]int64{}
 	for _, t := range RuleTables {
 		var n int64
-		if err := w.DB.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&n); err != nil {
 			return nil, Namespace{}, fmt.Errorf("count %s: %w", verdict.TableNames[t], err)
 		}
 		out[verdict.TableNames[t]] = n
 	}
 	var ns Namespace
 	var v int64
-	err := w.DB.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&ns.ListID, &v)
+	err := db.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&ns.ListID, &v)
 	ns.Version = uint64(v)
 	return out, ns, err
 }

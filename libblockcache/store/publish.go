@@ -1,0 +1,96 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Publish replaces the list at dst with a consistent copy of the list at
+// src, for the readers that have dst open (every dnsmasq of a node, which
+// follow the rename: see replacement). The copy is made with VACUUM INTO
+// beside dst, flushed to disk and renamed over dst, so a reader sees the
+// old file or the new one, never a part of either, even across a crash.
+// It is in rollback-journal mode: readers that cannot write dst's
+// directory open it all the same. A WAL that dst's own writers left with
+// pages in it is checkpointed first, or the readers would wait for it.
+// It returns the published list's version and row counts.
+func Publish(ctx context.Context, src, dst string) (Namespace, map[string]int64, error) {
+	if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		return Namespace{}, nil, fmt.Errorf("%s is a symlink: publish into a new release directory and flip the link instead", dst)
+	}
+	if realName(src) == realName(dst) {
+		return Namespace{}, nil, fmt.Errorf("%s: publishing a list over itself", dst)
+	}
+	w, err := OpenWriter(ctx, src, false)
+	if err != nil {
+		return Namespace{}, nil, err
+	}
+	defer w.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".publish-"+hex.EncodeToString(b))
+	ns, counts, err := func() (Namespace, map[string]int64, error) {
+		if _, err := w.DB.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
+			return Namespace{}, nil, fmt.Errorf("copy %s to %s: %w", src, tmp, err)
+		}
+		cp, err := sql.Open("sqlite3", "file:"+escapePath(tmp)+"?mode=ro")
+		if err != nil {
+			return Namespace{}, nil, err
+		}
+		defer cp.Close()
+		counts, ns, err := countRules(ctx, cp)
+		if err != nil {
+			return Namespace{}, nil, fmt.Errorf("read the copy %s: %w", tmp, err)
+		}
+		if err := syncPath(tmp); err != nil {
+			return Namespace{}, nil, err
+		}
+		return ns, counts, checkpointWAL(ctx, dst)
+	}()
+	if err == nil {
+		err = os.Rename(tmp, dst)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return Namespace{}, nil, err
+	}
+	return ns, counts, syncPath(filepath.Dir(dst))
+}
+
+// checkpointWAL empties the WAL of the file now at path, if it holds pages.
+func checkpointWAL(ctx context.Context, path string) error {
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		return nil
+	}
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout=5000")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var busy, frames, done int
+	if err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &done); err != nil {
+		return fmt.Errorf("checkpoint %s-wal: %w", path, err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("checkpoint %s-wal: busy (a writer or a long read holds it); nothing was replaced, try again", path)
+	}
+	return nil
+}
+
+// syncPath flushes a file or a directory to disk.
+func syncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
