@@ -319,6 +319,21 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 // open starts a library instance like dnsmasq's, without the LRU (it is
 // per process), without the pacer (no C thread calls in here, so Go's
 // scheduler needs no help) and with a quiet log.
+func cmdPublish(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() != 1 {
+		return usagef("publish takes one DEST")
+	}
+	ns, counts, err := store.Publish(ctx, c.cfg.DBFile, c.fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s: published list %s, %d rules\n", c.fs.Arg(0), ns, total(counts))
+	return nil
+}
+
 func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	cfg := c.cfg
 	cfg.LRUSize = 0

@@ -107,6 +107,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"add", "--db", db, "--table", "domain", "bad name"}, 2},
 		{[]string{"rm", "--db", filepath.Join(t.TempDir(), "missing.db"), "--table", "domain", "x.example"}, 1},
 		{[]string{"import", "--db", db, "--table", "domain", "/nonexistent/list.txt"}, 1},
+		{[]string{"publish", "--db", db}, 2}, // no DEST
+		{[]string{"publish", "--db", filepath.Join(t.TempDir(), "missing.db"), filepath.Join(t.TempDir(), "out.db")}, 1},
 		{[]string{"stats", "--help"}, 0},
 		{[]string{"--help"}, 0},
 	} {
@@ -138,6 +140,11 @@ func TestExplainExportConf(t *testing.T) {
 	code, out, _ = ctl(t, "", "stats", "--conf", conf)
 	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") {
 		t.Errorf("stats:\n%s", out)
+	}
+	pub := filepath.Join(dir, "published.db")
+	code, out, errs := ctl(t, "", "publish", "--conf", conf, pub)
+	if code != 0 || !strings.Contains(out, pub+": published list ") || !strings.Contains(out, ", 2 rules") || count(t, pub, "domain") != 1 {
+		t.Errorf("publish: %d %q %q", code, out, errs)
 	}
 	if code, _, _ := ctl(t, "", "rm", "--conf", conf, "--table", "domain", "tracker.net"); code != 0 || count(t, db, "domain") != 0 {
 		t.Error("rm")
