@@ -66,7 +66,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ValkeyEnabled: s.ValkeyEnabled, ValkeyErrors: s.ValkeyErrors, ValkeyTimeouts: s.ValkeyTimeouts,
 		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
 		LRUEntries: s.LRUEntries, LRUEvictions: s.LRUEvictions,
-		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads,
+		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
 	}

@@ -34,6 +34,7 @@ type Sample struct {
 	ListVersion     uint64
 	ListLoaded      time.Time
 	ListReloads     uint64
+	ListReopens     uint64
 	FilterSkips     uint64
 	FilterBytes     int64
 	RegexPatterns   int
@@ -112,6 +113,7 @@ var (
 	descVersion  = prometheus.NewDesc("blockcache_list_version", "Version of the blocklist lookups are answered from.", nil, nil)
 	descLoaded   = prometheus.NewDesc("blockcache_list_loaded_timestamp_seconds", "When that version was loaded.", nil, nil)
 	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
+	descReopens  = prometheus.NewDesc("blockcache_list_file_replacements_total", "New list files (renamed over db-file, or a flipped symlink) switched to.", nil, nil)
 	descSkips    = prometheus.NewDesc("blockcache_filter_skips_total", "Lookups the membership filter answered without SQL.", nil, nil)
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
@@ -121,7 +123,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descSkips, descFilter, descRegex} {
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descSkips, descFilter, descRegex} {
 		ch <- d
 	}
 }
@@ -163,6 +165,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descVersion, float64(s.ListVersion))
 	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
 	counter(descReloads, s.ListReloads)
+	counter(descReopens, s.ListReopens)
 	counter(descSkips, s.FilterSkips)
 	gauge(descFilter, float64(s.FilterBytes))
 	gauge(descRegex, float64(s.RegexPatterns), "active")
