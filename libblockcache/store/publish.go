@@ -18,6 +18,8 @@ import (
 // It is in rollback-journal mode: readers that cannot write dst's
 // directory open it all the same. A WAL that dst's own writers left with
 // pages in it is checkpointed first, or the readers would wait for it.
+// A src made by another tool is first upgraded in place, as `blockcachectl
+// init` would, so that the copy carries a list identity and version.
 // It returns the published list's version and row counts.
 func Publish(ctx context.Context, src, dst string) (Namespace, map[string]int64, error) {
 	if fi, err := os.Lstat(dst); err == nil && fi.Mode()&os.ModeSymlink != 0 {
