@@ -316,9 +316,6 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	})
 }
 
-// open starts a library instance like dnsmasq's, without the LRU (it is
-// per process), without the pacer (no C thread calls in here, so Go's
-// scheduler needs no help) and with a quiet log.
 func cmdPublish(ctx context.Context, c *cli, args []string) error {
 	if err := c.parse(args); err != nil {
 		return err
@@ -334,6 +331,9 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+// open starts a library instance like dnsmasq's, without the LRU (it is
+// per process), without the pacer (no C thread calls in here, so Go's
+// scheduler needs no help) and with a quiet log.
 func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	cfg := c.cfg
 	cfg.LRUSize = 0
