@@ -178,6 +178,13 @@ func openError(path string, err error) error {
 	return fmt.Errorf("open %s: %w", path, err)
 }
 
+// walHasPages reports whether the write-ahead log SQLite would use for the
+// database named real (see realName) holds pages.
+func walHasPages(real string) bool {
+	fi, err := os.Stat(real + "-wal")
+	return err == nil && fi.Size() > 0
+}
+
 // inWALMode reads the file's header: bytes 18 and 19 are 2 in WAL mode.
 func inWALMode(path string) bool {
 	f, err := os.Open(path)
@@ -218,7 +225,7 @@ func (s *Store) replacement(ctx context.Context) (*dbFile, error) {
 	// answers meanwhile. A symlink flipped to another directory has a log
 	// of its own.
 	if real := realName(s.opts.Path); real == s.file.real {
-		if fi, err := os.Stat(real + "-wal"); err == nil && fi.Size() > 0 {
+		if walHasPages(real) {
 			if s.walWait != id {
 				s.walWait = id
 				s.opts.Logf("blockcache: %s was replaced, but %s-wal holds the old file's pages, which SQLite would read as the new file's; still answering from the old file until a writer checkpoints it (PRAGMA wal_checkpoint(TRUNCATE)) or it is removed", real, real)

@@ -66,7 +66,7 @@ func Publish(ctx context.Context, src, dst string) (Namespace, map[string]int64,
 
 // checkpointWAL empties the WAL of the file now at path, if it holds pages.
 func checkpointWAL(ctx context.Context, path string) error {
-	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+	if !walHasPages(realName(path)) {
 		return nil
 	}
 	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout=5000")
