@@ -368,7 +368,7 @@ func TestReplacedFileIsOpened(t *testing.T) {
 	db.Close()
 	s := open(t, path, t.Logf)
 	v0 := s.Namespace()
-	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	renameOver(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 1 })
 	if s.Namespace() == v0 {
 		t.Errorf("still list %v after the file was replaced", v0)
@@ -399,7 +399,11 @@ func TestReplacedFileIsOpened(t *testing.T) {
 	}
 
 	// The new file is watched as the old one was.
-	w := writer(t, path)
+	w, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	testlist.Exec(t, w, `INSERT INTO domain_exact VALUES ('later.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "later.example").Action == verdict.Block })
 }
@@ -449,7 +453,7 @@ func TestReplacementWaitsForTheOldWAL(t *testing.T) {
 			logs.Add(1)
 		}
 	})
-	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	renameOver(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	time.Sleep(200 * time.Millisecond) // ten polls
 	if n := s.Stats().Reopens; n != 0 {
 		t.Fatalf("%d reopens with the old file's WAL in place", n)
@@ -503,28 +507,18 @@ func TestBadReplacementKeepsTheOldFile(t *testing.T) {
 	if resolve(t, s, "a.old.example").Action != verdict.Block {
 		t.Error("the old file stopped answering when the path went away")
 	}
-	publish(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	renameOver(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.new.example").Action == verdict.Block })
 }
 
-// publish builds a list with stmts elsewhere and renames it over path.
-func publish(t *testing.T, path string, stmts ...string) {
+// renameOver builds a list with stmts elsewhere and renames it over path.
+func renameOver(t *testing.T, path string, stmts ...string) {
 	t.Helper()
 	next, db := testlist.New(t, stmts...)
 	db.Close() // checkpoints and removes its WAL: the file is complete
 	if err := os.Rename(next, path); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func writer(t *testing.T, path string) *sql.DB {
-	t.Helper()
-	w, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
 }
 
 // holdsDeletedFile reports whether this process still has a replaced file
