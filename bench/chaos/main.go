@@ -1,8 +1,10 @@
 // Command chaos drives a DNS server at a fixed query rate for a fixed time,
 // checks every answer against the expected verdict, and runs a timeline of
 // faults meanwhile (Valkey killed, restarted, SIGSTOPped; a live import of
-// new names; a copy of the list renamed over the live file). It reports lost and wrong answers, RSS over time and how long
-// newly imported names took to be blocked. Used by bench/chaos.sh.
+// new names; a copy of the list renamed over the live file). It reports
+// lost and wrong answers (losses by the second they were sent), RSS over
+// time and how long newly imported names took to be blocked. Used by
+// bench/chaos.sh.
 package main
 
 import (
