@@ -233,6 +233,24 @@ func TestPublishedFileReplacesTheList(t *testing.T) {
 			t.Errorf("%s: a name of the new list: %s", proto, got)
 		}
 	}
+
+	// The same with `blockcachectl publish`, as README says, from a master
+	// whose writer is still open with its last change in the WAL.
+	master, _ := testlist.New(t, `INSERT INTO domain VALUES ('second.example', NULL, NULL)`)
+	ctl := filepath.Join(buildDir(t), "blockcachectl")
+	if out, err := exec.Command(ctl, "publish", "--db", master, db).CombinedOutput(); err != nil {
+		t.Fatalf("blockcachectl publish: %v\n%s", err, out)
+	}
+	start = time.Now()
+	for summary(d.mustQuery(t, "udp", "www.second.example", dns.TypeA)) != "NOERROR A 0.0.0.0 EDE 15" {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the list from blockcachectl publish not answered 2 s after it returned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := summary(d.mustQuery(t, "tcp", "published.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+		t.Errorf("tcp: a name of the list before: %s", got)
+	}
 }
 
 func TestDaemonMode(t *testing.T) {
