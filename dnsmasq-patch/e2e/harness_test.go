@@ -227,6 +227,21 @@ func (d *daemon) mustQuery(t testing.TB, network, name string, qtype uint16) *dn
 	return r
 }
 
+// waitAnswer asks name's A record over UDP every 20 ms until the answer's
+// summary is want, failing the test after within, and returns how long it
+// took. after names the event being waited on, for the failure message.
+func (d *daemon) waitAnswer(t testing.TB, within time.Duration, name, want, after string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for summary(d.mustQuery(t, "udp", name, dns.TypeA)) != want {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not %q %v after %s", name, want, within, after)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
 // waitLog waits up to within for a log line containing every part and
 // returns the latest such line.
 func (d *daemon) waitLog(t testing.TB, within time.Duration, parts ...string) string {
