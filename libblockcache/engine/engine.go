@@ -83,11 +83,11 @@ func New(src Source, tiers ...Tier) *Engine {
 	return &Engine{src: src, tiers: tiers}
 }
 
-// ErrInvalidName wraps name.Normalize's errors.
+// ErrInvalidName wraps name.Query's errors.
 var ErrInvalidName = errors.New("invalid name")
 
-// Lookup returns the verdict for a raw name. A name that cannot be a DNS
-// name gets Pass and ErrInvalidName; a source failure gets Pass and the
+// Lookup returns the verdict for a raw name in dnsmasq's form (name.Query).
+// A name no DNS message can carry gets Pass and ErrInvalidName; a source failure gets Pass and the
 // error, and is not cached, so dnsmasq fails open (resolves normally)
 // rather than failing the query. raw may be a view of memory the caller
 // reuses (the C export layer passes C memory): Lookup copies the name
@@ -104,7 +104,7 @@ func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
 
 func (e *Engine) lookup(ctx context.Context, raw string) (Result, error) {
 	e.lookups.Add(1)
-	n, err := name.Normalize(raw)
+	n, err := name.Query(raw)
 	if err != nil {
 		e.invalid.Add(1)
 		return Result{NS: e.src.Namespace()}, fmt.Errorf("%w: %v", ErrInvalidName, err)
@@ -154,7 +154,7 @@ func (e *Engine) resolve(ctx context.Context, n string) (Result, error) {
 // Warm computes a name's verdict from the source and stores it in every
 // tier, skipping the reads; for pre-loading the shared cache.
 func (e *Engine) Warm(ctx context.Context, raw string) (Result, error) {
-	n, err := name.Normalize(raw)
+	n, err := name.Query(raw)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidName, err)
 	}
@@ -164,7 +164,7 @@ func (e *Engine) Warm(ctx context.Context, raw string) (Result, error) {
 // Explain resolves a name from the source, bypassing every cache, so that
 // the rule that matched is known; used by tooling, never on the query path.
 func (e *Engine) Explain(ctx context.Context, raw string) (Result, error) {
-	n, err := name.Normalize(raw)
+	n, err := name.Query(raw)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrInvalidName, err)
 	}

@@ -80,7 +80,7 @@ func TestListChangeInvalidatesCache(t *testing.T) {
 
 func TestInvalidNames(t *testing.T) {
 	e, _, _, _ := setup(t)
-	for _, n := range []string{"", ".", "a..b", strings.Repeat("x", 300), strings.Repeat("abc.", 70), "bad name.com", "nul\x00.com"} {
+	for _, n := range []string{"", ".", "a..b", strings.Repeat("x", 300), strings.Repeat("abc.", 70), "bad\x01escape.com", "nul\x00.com"} {
 		r, err := e.Lookup(context.Background(), n)
 		if !errors.Is(err, engine.ErrInvalidName) || r.Verdict.Action != verdict.Pass {
 			t.Errorf("Lookup(%.20q) = %+v, %v", n, r, err)
@@ -88,6 +88,27 @@ func TestInvalidNames(t *testing.T) {
 	}
 	if got := e.Stats().Invalid; got != 7 {
 		t.Errorf("invalid counted %d, want 7", got)
+	}
+}
+
+// A label with bytes host names do not use is still a label: a query for
+// a subdomain of a listed domain is blocked whatever its first label holds,
+// or an odd label would be a way around the list.
+func TestOddBytesAreLookedUp(t *testing.T) {
+	e, _, _, _ := setup(t)
+	ctx := context.Background()
+	for _, n := range []string{"we!rd.tracker.net", "a b.tracker.net", "a\x01/b.tracker.net", "\xc3\xbc.Tracker.NET", "x\x01\x01y.tracker.net"} {
+		for range 2 { // from SQLite, then from the LRU
+			if r, err := e.Lookup(ctx, n); err != nil || r.Verdict.Action != verdict.Block {
+				t.Errorf("Lookup(%q) = %+v, %v; want Block", n, r, err)
+			}
+		}
+	}
+	if r, err := e.Lookup(ctx, "tracker\x01/net"); err != nil || r.Verdict.Action != verdict.Pass {
+		t.Errorf("one label with an escaped dot is not tracker.net: %+v, %v", r, err)
+	}
+	if got := e.Stats().Invalid; got != 0 {
+		t.Errorf("%d counted invalid", got)
 	}
 }
 

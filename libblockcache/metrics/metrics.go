@@ -99,7 +99,7 @@ func (s *Server) Close() error {
 
 var (
 	descLookups  = prometheus.NewDesc("blockcache_lookups_total", "Lookups answered, by verdict and by the tier that answered.", []string{"verdict", "tier"}, nil)
-	descInvalid  = prometheus.NewDesc("blockcache_invalid_names_total", "Names that cannot be DNS names (answered pass).", nil, nil)
+	descInvalid  = prometheus.NewDesc("blockcache_invalid_names_total", "Names no DNS message can carry (answered pass).", nil, nil)
 	descErrors   = prometheus.NewDesc("blockcache_lookup_errors_total", "Lookups that failed in SQLite (answered pass).", nil, nil)
 	descHits     = prometheus.NewDesc("blockcache_tier_hits_total", "Cache tier hits.", []string{"tier"}, nil)
 	descMisses   = prometheus.NewDesc("blockcache_tier_misses_total", "Cache tier misses.", []string{"tier"}, nil)

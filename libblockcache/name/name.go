@@ -1,6 +1,14 @@
 // Package name turns what arrives from dnsmasq or a list file into the one
 // canonical form every tier keys on, so that "Ads.Example.COM." and
 // "ads.example.com" can never be cached or matched as two different names.
+//
+// Query names and list entries get different rules. A query may carry any
+// octet in a label, and a blocker that refused to look up such a name
+// would forward "we!rd.tracker.example" although tracker.example is
+// listed: the odd label is the bypass. So Query accepts every octet and
+// only rejects what cannot be a name on the wire. A list entry is typed by
+// people and must be a host name, so Normalize keeps the strict rules and
+// a malformed line is reported rather than stored.
 package name
 
 import (
@@ -8,53 +16,73 @@ import (
 	"fmt"
 )
 
-// MaxLen is the longest presentation-form name DNS can carry (RFC 1035:
-// 255 octets on the wire, which is 253 characters without the trailing dot).
+// MaxLen is the longest name DNS can carry, in octets (RFC 1035: 255 on
+// the wire, which is 253 without the length octets and the root).
 const MaxLen = 253
 
 // MaxLabel is the longest label DNS can carry.
 const MaxLabel = 63
 
-// Errors returned by Normalize; callers test with errors.Is to count causes.
+// Escape is dnsmasq's NAME_ESCAPE. dnsmasq hands names over as their wire
+// octets joined by dots, except that an octet which is NUL, '.' or Escape
+// itself becomes Escape followed by the octet plus one; so a '.' in the
+// string always separates labels, and suffixes can be cut at dots.
+const Escape = 0x01
+
+// Errors returned by Query and Normalize; callers test with errors.Is to
+// count causes.
 var (
 	ErrEmpty    = errors.New("empty name")
-	ErrTooLong  = errors.New("name longer than 253 bytes")
+	ErrTooLong  = errors.New("name longer than 253 octets")
 	ErrLabel    = errors.New("empty or over-long label")
 	ErrBadChars = errors.New("name has a byte DNS names do not carry")
+	ErrEscape   = errors.New("malformed escape")
 )
 
-// Normalize returns the lower-case name without a trailing dot, or an error
-// when the input cannot be a DNS name. It allocates only when the input has
-// an upper-case letter, because most names on the wire are already lower
-// case and this sits on the per-query path.
-func Normalize(s string) (string, error) {
+// Query returns the key form of a query name in dnsmasq's form (see
+// Escape): ASCII letters in lower case (RFC 4343: only those compare
+// without case), no trailing dot, every other octet as it came. It fails
+// only for what no DNS message can carry: an empty name or label, more
+// than 63 octets in a label or 253 in the name, a NUL, or a broken escape.
+// Such names cannot resolve anywhere, so the caller passes them on.
+// It allocates only when the input has an upper-case letter, because most
+// names on the wire are already lower case and this sits on the per-query
+// path.
+func Query(s string) (string, error) {
 	if len(s) > 0 && s[len(s)-1] == '.' {
 		s = s[:len(s)-1]
 	}
 	if len(s) == 0 {
 		return "", ErrEmpty
 	}
-	if len(s) > MaxLen {
-		return "", fmt.Errorf("%w: %d bytes", ErrTooLong, len(s))
-	}
 	upper := false
-	labelStart := 0
+	octets, label := 0, 0 // label: octets in the current label
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
+		switch c := s[i]; {
 		case c == '.':
-			if i-labelStart == 0 || i-labelStart > MaxLabel {
+			if label == 0 || label > MaxLabel {
 				return "", ErrLabel
 			}
-			labelStart = i + 1
+			octets += label + 1
+			label = 0
+			continue
+		case c == Escape:
+			if i+1 == len(s) || s[i+1] != 0+1 && s[i+1] != '.'+1 && s[i+1] != Escape+1 {
+				return "", fmt.Errorf("%w at %d", ErrEscape, i)
+			}
+			i++
+		case c == 0:
+			return "", fmt.Errorf("%w: NUL at %d", ErrBadChars, i)
 		case c >= 'A' && c <= 'Z':
 			upper = true
-		case !validByte(c):
-			return "", fmt.Errorf("%w: 0x%02x at %d", ErrBadChars, c, i)
 		}
+		label++
 	}
-	if len(s)-labelStart == 0 || len(s)-labelStart > MaxLabel {
+	if label == 0 || label > MaxLabel {
 		return "", ErrLabel
+	}
+	if octets += label; octets > MaxLen {
+		return "", fmt.Errorf("%w: %d", ErrTooLong, octets)
 	}
 	if !upper {
 		return s, nil
@@ -66,6 +94,21 @@ func Normalize(s string) (string, error) {
 		}
 	}
 	return string(b), nil
+}
+
+// Normalize returns the stored form of a list entry: Query's form, and
+// only the bytes host names are written with.
+func Normalize(s string) (string, error) {
+	n, err := Query(s)
+	if err != nil {
+		return "", err
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] != '.' && !validByte(n[i]) {
+			return "", fmt.Errorf("%w: 0x%02x at %d", ErrBadChars, n[i], i)
+		}
+	}
+	return n, nil
 }
 
 // validByte accepts letters, digits, '-', '_' (SRV and DKIM names, and

@@ -26,7 +26,10 @@ func TestNormalize(t *testing.T) {
 		{long63 + "a.com", "", ErrLabel},
 		{strings.Repeat("a.", 126) + "a", strings.Repeat("a.", 126) + "a", nil},
 		{strings.Repeat("a.", 127) + "aa", "", ErrTooLong},
-		{strings.Repeat("x", 300), "", ErrTooLong},
+		{strings.Repeat("x", 300), "", ErrLabel},
+		{strings.Repeat("abc.", 75), "", ErrTooLong},
+		{"we!rd.example", "", ErrBadChars},
+		{"a\x01/b.example", "", ErrBadChars}, // an escaped dot is fine in a query, not in a list
 	}
 	for _, c := range cases {
 		got, err := Normalize(c.in)
@@ -42,6 +45,46 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// Query takes names as dnsmasq hands them over: any octet, with NUL, '.'
+// and the escape byte escaped (see Escape).
+func TestQuery(t *testing.T) {
+	esc := func(n int) string { return strings.Repeat("\x01\x01", n) } // n escaped NULs
+	cases := []struct {
+		in, want string
+		err      error
+	}{
+		{"We!rd.Tracker.NET.", "we!rd.tracker.net", nil},
+		{"a b.example", "a b.example", nil},
+		{"\xc3\xbc\xC3.example", "\xc3\xbc\xc3.example", nil}, // only ASCII letters fold
+		{"a\x01/b.example", "a\x01/b.example", nil},           // "a.b" is one label
+		{"a\x01\x02.example", "a\x01\x02.example", nil},       // an escaped escape
+		{esc(63) + ".example", esc(63) + ".example", nil},     // 63 octets, 126 bytes
+		{esc(64) + ".example", "", ErrLabel},
+		{strings.Repeat(esc(60)+".", 4) + "a", strings.Repeat(esc(60)+".", 4) + "a", nil}, // 246 octets, 487 bytes
+		{strings.Repeat(esc(63)+".", 4) + "a", "", ErrTooLong},                            // 257 octets
+		{"a\x01", "", ErrEscape},
+		{"a\x01b.example", "", ErrEscape},
+		{"a\x00b", "", ErrBadChars},
+		{"a..b", "", ErrLabel},
+		{"", "", ErrEmpty},
+	}
+	for _, c := range cases {
+		got, err := Query(c.in)
+		if c.err != nil {
+			if !errors.Is(err, c.err) {
+				t.Errorf("Query(%q) err = %v, want %v", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Query(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+	if got := strings.Join(Suffixes("a\x01/b.tracker.net"), " "); got != "a\x01/b.tracker.net tracker.net net" {
+		t.Errorf("an escaped dot split a label: %q", got)
+	}
+}
+
 func TestSuffixes(t *testing.T) {
 	got := strings.Join(Suffixes("a.b.tracker.net"), " ")
 	if got != "a.b.tracker.net b.tracker.net tracker.net net" {
@@ -52,17 +95,38 @@ func TestSuffixes(t *testing.T) {
 	}
 }
 
+// lowerASCII is strings.ToLower for ASCII letters only, leaving other
+// bytes (and invalid UTF-8) as they are.
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"example.com", "A.B.", "", "..", "a\xff.b", strings.Repeat("a", 300)} {
+	for _, s := range []string{"example.com", "A.B.", "", "..", "a\xff.b", strings.Repeat("a", 300), "a\x01/B", "a\x01"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		q, qerr := Query(s)
+		if qerr == nil {
+			if len(q) == 0 || lowerASCII(q) != q || strings.HasSuffix(q, ".") || strings.IndexByte(q, 0) >= 0 {
+				t.Fatalf("Query(%q) = %q breaks its contract", s, q)
+			}
+			if again, err := Query(q); err != nil || again != q {
+				t.Fatalf("Query not idempotent: %q -> %q -> %q, %v", s, q, again, err)
+			}
+		}
 		n, err := Normalize(s)
 		if err != nil {
 			return
 		}
-		if len(n) == 0 || len(n) > MaxLen || strings.ToLower(n) != n || strings.HasSuffix(n, ".") {
-			t.Fatalf("Normalize(%q) = %q breaks its contract", s, n)
+		if len(n) == 0 || len(n) > MaxLen || strings.ToLower(n) != n || strings.HasSuffix(n, ".") || n != q {
+			t.Fatalf("Normalize(%q) = %q breaks its contract (Query gave %q, %v)", s, n, q, qerr)
 		}
 		again, err := Normalize(n)
 		if err != nil || again != n {
@@ -72,4 +136,22 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("Suffixes(%q) = %v", n, sfx)
 		}
 	})
+}
+
+// Query is on every lookup; Normalize (list entries only) is the same
+// scan plus the host-name byte check, and is the reference here.
+func BenchmarkQuery(b *testing.B) {
+	for b.Loop() {
+		if _, err := Query("cdn-17.static.example-tracker.net"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNormalize(b *testing.B) {
+	for b.Loop() {
+		if _, err := Normalize("cdn-17.static.example-tracker.net"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
