@@ -11,6 +11,12 @@
  * its parent over a socket instead (blockcache_serve_child below).
  * Memory: no call returns memory the caller must free; the library never
  * keeps a pointer it was given.
+ * Names: as dnsmasq's extract_name() writes them: the wire octets of each
+ * label, labels joined by '.', except that a NUL, '.' or 0x01 octet is
+ * written as 0x01 followed by the octet plus one. Any other octet is part
+ * of the name, so "we!rd.tracker.net" is a subdomain of tracker.net. Only
+ * names no DNS message can carry (empty, an empty label, over 63 octets in
+ * a label or 253 in the name, a broken escape) are invalid.
  */
 #ifndef BLOCKCACHE_H
 #define BLOCKCACHE_H
@@ -19,7 +25,7 @@
 #include <stdint.h>
 
 /* Bumped on any incompatible change of this header. */
-#define BLOCKCACHE_ABI_VERSION 1
+#define BLOCKCACHE_ABI_VERSION 2
 
 /* What to do with a query. Values are stable. */
 enum blockcache_action {
@@ -64,7 +70,7 @@ struct blockcache_verdict {
 /* Counters since db_init. */
 struct blockcache_stats {
   uint64_t lookups;           /* blockcache_lookup + db_check_termination calls */
-  uint64_t invalid_names;     /* names that cannot be DNS names (answered PASS) */
+  uint64_t invalid_names;     /* names no DNS message can carry (answered PASS) */
   uint64_t errors;            /* lookups that failed in SQLite (answered PASS) */
   uint64_t lru_hits, lru_misses, lru_entries, lru_evictions;
   uint64_t valkey_hits, valkey_misses, valkey_errors, valkey_timeouts;
@@ -80,11 +86,15 @@ struct blockcache_stats {
 };
 
 /* Child socket wire format (blockcache_serve_child).
- * request:  1 byte length N (1..255), then N bytes of name.
+ * request:  2 bytes length N, big-endian (1..BLOCKCACHE_SOCK_NAME_MAX),
+ *           then N bytes of name. A name needs up to 506 bytes in
+ *           dnsmasq's escaped form (253 octets, each of them escaped);
+ *           a longer one is not a DNS name and gets PASS without asking.
  * response: BLOCKCACHE_SOCK_RESPONSE bytes: action, table, tier, flags
  *           (bit 0: IPv4 set, bit 1: IPv6 set), IPv4[4], IPv6[16],
  *           server[64] NUL-padded. */
 #define BLOCKCACHE_SOCK_RESPONSE 88
+#define BLOCKCACHE_SOCK_NAME_MAX 1024
 
 #ifndef BLOCKCACHE_NO_PROTOTYPES
 
@@ -108,8 +118,8 @@ const char *blockcache_last_error(void);
 int db_init(void);
 
 /* 1 if the name is blocked locally (exact, wildcard or regex rule, and no
- * dns_allow / dns_block rule takes precedence), 0 if not (including NULL,
- * empty, over-long or non-DNS names), -1 on error (not initialized). */
+ * dns_allow / dns_block rule takes precedence), 0 if not (including NULL
+ * and invalid names), -1 on error (not initialized). */
 int db_check_termination(const char *name);
 
 /* The full verdict for name into *out (IP addresses already resolved

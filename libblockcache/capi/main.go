@@ -231,6 +231,15 @@ func blockcache_flush() C.int {
 	return 0
 }
 
+// The child socket's sizes are written twice, in the header for C and in
+// childsock for Go; these declarations stop compiling when the two differ.
+var (
+	_ [C.BLOCKCACHE_SOCK_RESPONSE - childsock.ResponseSize]struct{}
+	_ [childsock.ResponseSize - C.BLOCKCACHE_SOCK_RESPONSE]struct{}
+	_ [C.BLOCKCACHE_SOCK_NAME_MAX - childsock.NameMax]struct{}
+	_ [childsock.NameMax - C.BLOCKCACHE_SOCK_NAME_MAX]struct{}
+)
+
 //export blockcache_serve_child
 func blockcache_serve_child(fd C.int) C.int {
 	c := get()

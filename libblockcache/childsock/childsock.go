@@ -5,13 +5,14 @@
 //
 // Wire format (see include/blockcache.h, BLOCKCACHE_SOCK_*):
 //
-//	request:  1 byte length N (1..255), N bytes of name
+//	request:  2 bytes length N, big-endian (1..NameMax), N bytes of name
 //	response: ResponseSize bytes: action, table, tier, flags (bit 0 has
 //	          IPv4, bit 1 has IPv6), IPv4[4], IPv6[16], server[64] NUL-padded
 package childsock
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"os"
 
@@ -20,6 +21,10 @@ import (
 
 // ResponseSize is the fixed size of one answer.
 const ResponseSize = 88
+
+// NameMax is the longest name a child sends (BLOCKCACHE_SOCK_NAME_MAX):
+// room for a 253-octet name with every octet in dnsmasq's escaped form.
+const NameMax = 1024
 
 // Lookuper is what Serve needs of the library.
 type Lookuper interface {
@@ -50,14 +55,17 @@ func Encode(a blockcache.Answer, out *[ResponseSize]byte) {
 // It runs in its own goroutine, one per TCP child.
 func Serve(ctx context.Context, l Lookuper, f *os.File) {
 	defer f.Close()
-	var hdr [1]byte
-	var name [255]byte
+	var hdr [2]byte
+	var name [NameMax]byte
 	var resp [ResponseSize]byte
 	for {
 		if _, err := io.ReadFull(f, hdr[:]); err != nil {
 			return
 		}
-		n := int(hdr[0])
+		n := int(binary.BigEndian.Uint16(hdr[:]))
+		if n > NameMax { // not our child: stop rather than guess
+			return
+		}
 		if _, err := io.ReadFull(f, name[:n]); err != nil {
 			return
 		}

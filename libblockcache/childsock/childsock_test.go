@@ -69,7 +69,7 @@ func serve(t *testing.T) (child *os.File, done chan struct{}) {
 
 func ask(t *testing.T, f *os.File, name string) [ResponseSize]byte {
 	t.Helper()
-	if _, err := f.Write(append([]byte{byte(len(name))}, name...)); err != nil {
+	if _, err := f.Write(append([]byte{byte(len(name) >> 8), byte(len(name))}, name...)); err != nil {
 		t.Fatal(err)
 	}
 	var resp [ResponseSize]byte
@@ -106,11 +106,25 @@ func TestServeAnswersInOrder(t *testing.T) {
 	}
 }
 
+// A name in dnsmasq's escaped form can be twice as long as its octets;
+// the child must be able to send the longest one.
+func TestServeLongEscapedName(t *testing.T) {
+	child, _ := serve(t)
+	label := strings.Repeat("\x01\x01", 58) // 58 NUL octets, 116 bytes: 247 octets in all
+	name := strings.Repeat(label+".", 4) + "tracker.net"
+	if len(name) <= 255 {
+		t.Fatalf("test name only %d bytes", len(name))
+	}
+	if r := ask(t, child, name); verdict.Action(r[0]) != verdict.Block {
+		t.Errorf("%d-byte escaped subdomain of tracker.net: action %d", len(name), r[0])
+	}
+}
+
 // Names the library refuses (empty, or a 255-byte one with a label too
 // long) get a Pass answer, and the connection goes on.
 func TestServeBadNamesPass(t *testing.T) {
 	child, _ := serve(t)
-	for _, name := range []string{"", strings.Repeat("a", 255)} {
+	for _, name := range []string{"", strings.Repeat("a", 255), strings.Repeat("a.", NameMax/2)} {
 		if r := ask(t, child, name); verdict.Action(r[0]) != verdict.Pass {
 			t.Errorf("%d-byte name: action %d", len(name), r[0])
 		}
@@ -120,11 +134,25 @@ func TestServeBadNamesPass(t *testing.T) {
 	}
 }
 
+// A length beyond NameMax is not from our child; Serve stops rather than
+// read an unknown framing.
+func TestServeEndsOnAnOverlongRequest(t *testing.T) {
+	child, done := serve(t)
+	if _, err := child.Write([]byte{0xff, 0xff}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve still running after a 65535-byte length")
+	}
+}
+
 // A child that dies mid-request must not leave a goroutine or a
 // descriptor behind: Serve returns and closes its end.
 func TestServeEndsWhenTheChildGoes(t *testing.T) {
 	child, done := serve(t)
-	if _, err := child.Write([]byte{20, 'a', 'b'}); err != nil { // 2 of 20 bytes
+	if _, err := child.Write([]byte{0, 20, 'a', 'b'}); err != nil { // 2 of 20 bytes
 		t.Fatal(err)
 	}
 	child.Close()

@@ -76,7 +76,9 @@ int main(int argc, char **argv)
   CHECK(db_check_termination_fn("") == 0, "empty");
   memset(buf, 'a', 300); buf[300] = 0;
   CHECK(db_check_termination_fn(buf) == 0, "300 bytes");
-  CHECK(db_check_termination_fn("bad name.example") == 0, "space");
+  CHECK(db_check_termination_fn("bad name.example") == 0, "unlisted, with a space");
+  CHECK(db_check_termination_fn("bad name.tracker.net") == 1, "a space in a subdomain of a listed domain");
+  CHECK(db_check_termination_fn("bad\001escape.tracker.net") == 0, "broken escape");
 
   CHECK(blockcache_lookup_fn("x.deep.tracker.net", &v) == 0, "lookup");
   inet_ntop(AF_INET, v.ipv4, ip, sizeof ip);
@@ -98,12 +100,13 @@ int main(int argc, char **argv)
   CHECK(blockcache_serve_child_fn(sv[0]) == 0, "serve_child");
   {
     const char *q = "a.tracker.net";
-    unsigned char req[256], resp[BLOCKCACHE_SOCK_RESPONSE];
+    unsigned char req[2 + BLOCKCACHE_SOCK_NAME_MAX], resp[BLOCKCACHE_SOCK_RESPONSE];
     size_t got = 0;
     ssize_t r;
-    req[0] = (unsigned char)strlen(q);
-    memcpy(req + 1, q, strlen(q));
-    CHECK(write(sv[1], req, 1 + strlen(q)) == (ssize_t)(1 + strlen(q)), "child write");
+    req[0] = (unsigned char)(strlen(q) >> 8);
+    req[1] = (unsigned char)strlen(q);
+    memcpy(req + 2, q, strlen(q));
+    CHECK(write(sv[1], req, 2 + strlen(q)) == (ssize_t)(2 + strlen(q)), "child write");
     while (got < sizeof resp && (r = read(sv[1], resp + got, sizeof resp - got)) > 0)
       got += r;
     CHECK(got == sizeof resp && resp[0] == BLOCKCACHE_BLOCK && resp[1] == BLOCKCACHE_TABLE_DOMAIN &&
