@@ -120,6 +120,39 @@ func TestAnswersUDPAndTCP(t *testing.T) {
 	}
 }
 
+// A query may carry any octet in a label. A subdomain of a listed domain
+// is blocked whatever its first labels hold, over UDP and over a forked TCP
+// child alike, or an odd label would be the way around the list (malware
+// with wildcard DNS under a listed domain needs nothing else).
+func TestOddLabelsCannotBypassTheList(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	nuls := strings.Repeat("\\000", 58) // 58 NUL octets: dnsmasq escapes each, 116 bytes
+	escaped := strings.Repeat(nuls+".", 4) + "tracker.net"
+	blocked := []string{"we!rd.tracker.net", "bad\\032name.tracker.net", "a\\.b.tracker.net",
+		"\\195\\188.tracker.net", "x\\001y.tracker.net", escaped}
+	passed := []string{"exa\\032mple.exact.example", "tracker\\.net"} // exact is exact; one label
+	for _, network := range []string{"udp", "tcp"} {
+		for _, n := range blocked {
+			if got := summary(d.mustQuery(t, network, n, dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+				t.Errorf("%s %.40s A = %q, want the sinkhole", network, n, got)
+			}
+			if c := up.count(n); c != 0 {
+				t.Errorf("%s %.40s reached upstream %d times", network, n, c)
+			}
+		}
+		for _, n := range passed {
+			if got := summary(d.mustQuery(t, network, n, dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+				t.Errorf("%s %s A = %q, want it forwarded", network, n, got)
+			}
+		}
+	}
+	if b, _ := os.ReadFile(d.log); strings.Contains(string(b), "no verdict from parent") {
+		t.Error("a TCP child could not ask for a verdict")
+	}
+}
+
 func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
