@@ -83,13 +83,16 @@ struct blockcache_stats {
   uint64_t regex_patterns, regex_skipped;
   uint64_t filter_bytes;      /* membership filter of listed names; 0 while building */
   uint64_t filter_skips;      /* lookups the filter answered without SQL */
+  uint64_t cname_blocks;      /* replies blocked by blockcache_cname */
 };
 
 /* Child socket wire format (blockcache_serve_child).
  * request:  2 bytes length N, big-endian (1..BLOCKCACHE_SOCK_NAME_MAX),
- *           then N bytes of name. A name needs up to 506 bytes in
- *           dnsmasq's escaped form (253 octets, each of them escaped);
- *           a longer one is not a DNS name and gets PASS without asking.
+ *           then N bytes: a name (blockcache_lookup), or question, NUL,
+ *           target (blockcache_cname; a NUL never occurs in a name). A name
+ *           needs up to 506 bytes in dnsmasq's escaped form (253 octets,
+ *           each of them escaped); a request longer than the maximum is not
+ *           about DNS names, and the child takes PASS without asking.
  * response: BLOCKCACHE_SOCK_RESPONSE bytes: action, table, tier, flags
  *           (bit 0: IPv4 set, bit 1: IPv6 set), IPv4[4], IPv6[16],
  *           server[64] NUL-padded. */
@@ -127,6 +130,13 @@ int db_check_termination(const char *name);
  * initialized or the lookup failed, with *out set to PASS. Invalid names
  * get PASS and 0. */
 int blockcache_lookup(const char *name, struct blockcache_verdict *out);
+
+/* A forwarded reply's CNAME chain reaches target (CNAME cloaking). 1 when
+ * the reply must be blocked: target is blocked and question's own verdict
+ * is PASS (an allow or forward rule for the question outranks the chain),
+ * with target's verdict in *out. 0 otherwise, with *out set to PASS (also
+ * when db-cname=off), -1 when not initialized. */
+int blockcache_cname(const char *question, const char *target, struct blockcache_verdict *out);
 
 /* Fill *out with the counters. 0, or -1 when not initialized. */
 int blockcache_stats(struct blockcache_stats *out);

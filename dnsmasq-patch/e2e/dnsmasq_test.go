@@ -153,6 +153,51 @@ func TestOddLabelsCannotBypassTheList(t *testing.T) {
 	}
 }
 
+// A tracker served under a first-party name (CNAME cloaking) is blocked
+// when the upstream's reply reaches it, at any depth of the chain, over UDP
+// and TCP; nothing of that reply is cached. An allow rule for the question
+// outranks its chain, and db-cname=off turns the check off.
+func TestCNAMECloaking(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	up.chain("metrics.news.example", "x.deep.tracker.net")
+	up.chain("a.shop.example", "b.cdn.example", "c.cdn.example", "exact.example")
+	up.chain("www.shop.example", "edge.cdn.example")
+	filter.chain("allowed.tracker.net", "x.tracker.net")
+	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: []string{"--log-queries"}})
+	for _, network := range []string{"udp", "tcp"} {
+		for _, c := range []struct {
+			name  string
+			qtype uint16
+			want  string
+		}{
+			{"metrics.news.example", dns.TypeA, "NOERROR A 10.0.0.2 EDE 15"}, // the target's own address
+			{"metrics.news.example", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
+			{"metrics.news.example", dns.TypeTXT, "NOERROR EDE 15"},
+			{"a.shop.example", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"}, // third link of the chain
+			{"www.shop.example", dns.TypeA, "NOERROR A 192.0.2.1 CNAME"},
+			{"allowed.tracker.net", dns.TypeA, "NOERROR A 198.51.100.7 CNAME"},
+		} {
+			for i := range 2 { // the second time too: the blocked reply was not cached
+				if got := summary(d.mustQuery(t, network, c.name, c.qtype)); got != c.want {
+					t.Errorf("%s %s %s (#%d) = %q, want %q", network, c.name, dns.TypeToString[c.qtype], i+1, got, c.want)
+				}
+			}
+		}
+	}
+	d.waitLog(t, 2*time.Second, "blockcache/cname metrics.news.example is 10.0.0.2")
+	d.waitLog(t, 2*time.Second, "metrics.news.example is blocked by its CNAME x.deep.tracker.net")
+	if n := up.count("metrics.news.example"); n != 12 {
+		t.Errorf("metrics.news.example asked upstream %d times, want 12 (never answered from the cache)", n)
+	}
+
+	off := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--db-cname=off"}})
+	if got := summary(off.mustQuery(t, "udp", "metrics.news.example", dns.TypeA)); got != "NOERROR A 192.0.2.1 CNAME" {
+		t.Errorf("db-cname=off: %q, want the upstream's answer", got)
+	}
+}
+
 func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")

@@ -47,11 +47,12 @@ type upstream struct {
 	a     net.IP
 	mu    sync.Mutex
 	asked map[string]int
+	cname map[string]string // owner -> target, both FQDNs; answered as a chain
 }
 
 func startUpstream(t testing.TB, a string) *upstream {
 	t.Helper()
-	u := &upstream{a: net.ParseIP(a), asked: map[string]int{}}
+	u := &upstream{a: net.ParseIP(a), asked: map[string]int{}, cname: map[string]string{}}
 	// UDP and TCP on one port: retry when the TCP side is taken.
 	var pc net.PacketConn
 	var l net.Listener
@@ -72,17 +73,25 @@ func startUpstream(t testing.TB, a string) *upstream {
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
+		if o := r.IsEdns0(); o != nil { // as real servers do; dnsmasq's EDE rides on it
+			m.SetEdns0(o.UDPSize(), o.Do())
+		}
 		q := r.Question[0]
+		owner := q.Name
 		u.mu.Lock()
 		u.asked[strings.ToLower(q.Name)]++
+		for i := 0; i < 8 && u.cname[owner] != ""; i++ {
+			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 300}, Target: u.cname[owner]})
+			owner = u.cname[owner]
+		}
 		u.mu.Unlock()
 		switch q.Qtype {
 		case dns.TypeA:
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: u.a})
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: u.a})
 		case dns.TypeAAAA:
-			m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::53")})
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 300}, AAAA: net.ParseIP("2001:db8::53")})
 		case dns.TypeTXT:
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: []string{"upstream " + u.a.String()}})
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: 300}, Txt: []string{"upstream " + u.a.String()}})
 		}
 		w.WriteMsg(m)
 	})
@@ -92,6 +101,16 @@ func startUpstream(t testing.TB, a string) *upstream {
 		t.Cleanup(func() { s.Shutdown() })
 	}
 	return u
+}
+
+// chain makes the upstream answer name with a CNAME chain through targets.
+func (u *upstream) chain(name string, targets ...string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, t := range targets {
+		u.cname[dns.Fqdn(name)] = dns.Fqdn(t)
+		name = t
+	}
 }
 
 func (u *upstream) count(name string) int {

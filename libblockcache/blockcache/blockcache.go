@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/cgopace"
@@ -34,6 +35,8 @@ type Cache struct {
 	// Pacer.Enter before each lookup; Go callers leave it alone.
 	Pacer   *cgopace.Pacer
 	closers []io.Closer
+
+	cnameBlocks atomic.Uint64
 }
 
 // Open validates cfg and opens every tier. A Valkey that is down is not an
@@ -115,6 +118,28 @@ func (c *Cache) resolve(r engine.Result) Answer {
 		}
 	}
 	return a
+}
+
+// CNAME decides a forwarded reply whose CNAME chain reaches target. A
+// tracker served under a first-party name (CNAME cloaking) shows up only
+// here, so the reply is blocked when its target is, with the target's
+// sinkhole addresses. A question that an allow or forward rule sent to its
+// own server is left alone: the operator chose that server's answer for
+// the name. Both names are looked up through the tiers, so a chain that
+// recurs costs two cache hits.
+func (c *Cache) CNAME(ctx context.Context, question, target string) (Answer, bool) {
+	if c.Config.NoCNAME {
+		return Answer{}, false
+	}
+	if q, _ := c.Lookup(ctx, question); q.Verdict.Action != verdict.Pass {
+		return Answer{}, false
+	}
+	t, _ := c.Lookup(ctx, target)
+	if t.Verdict.Action != verdict.Block {
+		return Answer{}, false
+	}
+	c.cnameBlocks.Add(1)
+	return t, true
 }
 
 // Explain resolves from SQLite, bypassing caches, and reports which tier

@@ -130,6 +130,44 @@ func TestInvalidNamePasses(t *testing.T) {
 	}
 }
 
+// A reply is blocked for its CNAME target only when the question itself
+// was let through: an allow or forward rule for the question outranks the
+// chain, and db-cname=off turns the check off.
+func TestCNAME(t *testing.T) {
+	path, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, nil)
+	ctx := context.Background()
+	cases := []struct {
+		question, target string
+		blocked          bool
+		ipv4             string
+	}{
+		{"metrics.news.example", "x.deep.tracker.net", true, "10.0.0.2"}, // the target's own address
+		{"www.shop.example", "exact.example", true, "0.0.0.0"},
+		{"www.shop.example", "edge.cdn.example", false, ""},
+		{"www.shop.example", "sub.exact.example", false, ""}, // exact is exact
+		{"allowed.tracker.net", "x.tracker.net", false, ""},  // dns_allow for the question
+		{"www.family.example", "x.tracker.net", false, ""},   // dns_block for the question
+		{"x.tracker.net", "y.tracker.net", false, ""},        // blocked questions never get a reply
+	}
+	for _, tc := range cases {
+		a, blocked := c.CNAME(ctx, tc.question, tc.target)
+		if blocked != tc.blocked || blocked && (a.Verdict.Action != verdict.Block || a.IPv4.String() != tc.ipv4) {
+			t.Errorf("CNAME(%s -> %s) = %v %+v, want blocked %v %s", tc.question, tc.target, blocked, a, tc.blocked, tc.ipv4)
+		}
+	}
+	if got := c.Stats().CNAMEBlocks; got != 2 {
+		t.Errorf("CNAMEBlocks = %d, want 2", got)
+	}
+	if !strings.Contains(c.Stats().String(), "cname blocks 2") {
+		t.Errorf("stats line lacks the count: %s", c.Stats())
+	}
+	off := open(t, path, func(cfg *config.Config) { cfg.NoCNAME = true })
+	if _, blocked := off.CNAME(ctx, "metrics.news.example", "x.tracker.net"); blocked {
+		t.Error("db-cname=off still blocks")
+	}
+}
+
 func TestOpenFailsClearly(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.db")
 	cfg := config.Default()

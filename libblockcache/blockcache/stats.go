@@ -13,6 +13,7 @@ import (
 // ABI and the log line expose.
 type Stats struct {
 	Lookups, Invalid, SourceErrors               uint64
+	CNAMEBlocks                                  uint64 // replies blocked for a CNAME target
 	LRUHits, LRUMisses, LRUEntries, LRUEvictions uint64
 	ValkeyEnabled, ValkeyCircuitOpen             bool
 	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
@@ -24,7 +25,8 @@ type Stats struct {
 // Stats returns a snapshot of every counter.
 func (c *Cache) Stats() Stats {
 	es := c.Engine.Stats()
-	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats(), Answered: es.Answered}
+	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats(), Answered: es.Answered,
+		CNAMEBlocks: c.cnameBlocks.Load()}
 	if c.LRU != nil {
 		ts := c.LRU.Stats()
 		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
@@ -41,9 +43,9 @@ func (c *Cache) Stats() Stats {
 
 // String is the one-line form dnsmasq logs on SIGUSR1.
 func (s Stats) String() string {
-	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
+	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d, cname blocks %d; lru hits %d misses %d entries %d evictions %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
 		s.Store.Namespace, s.Store.Reloads, s.Store.Reopens, s.Store.RegexPatterns, s.Store.RegexSkipped,
-		s.Lookups, s.Invalid, s.SourceErrors, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
+		s.Lookups, s.Invalid, s.SourceErrors, s.CNAMEBlocks, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions,
 		s.Store.Lookups, s.Store.Errors, s.Store.FilterBytes>>10, s.Store.FilterSkips)
 	if s.ValkeyEnabled {
 		state := "closed"
@@ -60,7 +62,7 @@ func (s Stats) String() string {
 func (c *Cache) metricsSample() metrics.Sample {
 	s := c.Stats()
 	m := metrics.Sample{
-		Answered: s.Answered, Invalid: s.Invalid, Errors: s.SourceErrors,
+		Answered: s.Answered, Invalid: s.Invalid, Errors: s.SourceErrors, CNAMEBlocks: s.CNAMEBlocks,
 		TierHits:      map[verdict.Tier]uint64{verdict.TierLRU: s.LRUHits},
 		TierMisses:    map[verdict.Tier]uint64{verdict.TierLRU: s.LRUMisses},
 		ValkeyEnabled: s.ValkeyEnabled, ValkeyErrors: s.ValkeyErrors, ValkeyTimeouts: s.ValkeyTimeouts,

@@ -145,6 +145,33 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	}
 	c.Pacer.Enter()
 	a, err := c.Lookup(context.Background(), cName(name))
+	fill(out, a)
+	if err != nil && a.Name != "" { // invalid names are not errors here
+		return -1
+	}
+	return 0
+}
+
+//export blockcache_cname
+func blockcache_cname(question, target *C.char, out *C.struct_blockcache_verdict) C.int {
+	if out == nil {
+		return -1
+	}
+	*out = C.struct_blockcache_verdict{}
+	c := get()
+	if c == nil {
+		return -1
+	}
+	c.Pacer.Enter()
+	a, blocked := c.CNAME(context.Background(), cName(question), cName(target))
+	if !blocked {
+		return 0
+	}
+	fill(out, a)
+	return 1
+}
+
+func fill(out *C.struct_blockcache_verdict, a blockcache.Answer) {
 	out.action = C.int(a.Verdict.Action)
 	out.table = C.int(a.Verdict.Table)
 	out.tier = C.int(a.Tier)
@@ -166,10 +193,6 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 	for i := 0; i < len(a.Verdict.Server) && i < C.BLOCKCACHE_SERVER_MAX-1; i++ {
 		out.server[i] = C.char(a.Verdict.Server[i])
 	}
-	if err != nil && a.Name != "" { // invalid names are not errors here
-		return -1
-	}
-	return 0
 }
 
 //export blockcache_stats
@@ -191,6 +214,7 @@ func blockcache_stats(out *C.struct_blockcache_stats) C.int {
 		list_version: C.uint64_t(s.Store.Namespace.Version), list_reloads: C.uint64_t(s.Store.Reloads),
 		regex_patterns: C.uint64_t(s.Store.RegexPatterns), regex_skipped: C.uint64_t(s.Store.RegexSkipped),
 		filter_bytes: C.uint64_t(s.Store.FilterBytes), filter_skips: C.uint64_t(s.Store.FilterSkips),
+		cname_blocks: C.uint64_t(s.CNAMEBlocks),
 	}
 	return 0
 }

@@ -5,7 +5,8 @@
 //
 // Wire format (see include/blockcache.h, BLOCKCACHE_SOCK_*):
 //
-//	request:  2 bytes length N, big-endian (1..NameMax), N bytes of name
+//	request:  2 bytes length N, big-endian (1..NameMax), N bytes: a name,
+//	          or question NUL target for a CNAME check (Cache.CNAME)
 //	response: ResponseSize bytes: action, table, tier, flags (bit 0 has
 //	          IPv4, bit 1 has IPv6), IPv4[4], IPv6[16], server[64] NUL-padded
 package childsock
@@ -15,6 +16,7 @@ import (
 	"encoding/binary"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 )
@@ -22,13 +24,14 @@ import (
 // ResponseSize is the fixed size of one answer.
 const ResponseSize = 88
 
-// NameMax is the longest name a child sends (BLOCKCACHE_SOCK_NAME_MAX):
-// room for a 253-octet name with every octet in dnsmasq's escaped form.
+// NameMax is the longest request a child sends (BLOCKCACHE_SOCK_NAME_MAX):
+// room for two 253-octet names with every octet in dnsmasq's escaped form.
 const NameMax = 1024
 
 // Lookuper is what Serve needs of the library.
 type Lookuper interface {
 	Lookup(ctx context.Context, raw string) (blockcache.Answer, error)
+	CNAME(ctx context.Context, question, target string) (blockcache.Answer, bool)
 }
 
 // Encode writes an answer in the wire format; errors were counted by the
@@ -69,10 +72,20 @@ func Serve(ctx context.Context, l Lookuper, f *os.File) {
 		if _, err := io.ReadFull(f, name[:n]); err != nil {
 			return
 		}
-		a, _ := l.Lookup(ctx, string(name[:n]))
-		Encode(a, &resp)
+		Encode(answer(ctx, l, string(name[:n])), &resp)
 		if _, err := f.Write(resp[:]); err != nil {
 			return
 		}
 	}
+}
+
+// answer is the verdict for one request: a CNAME check when it holds a
+// NUL (dnsmasq escapes NUL octets inside names, so it only separates).
+func answer(ctx context.Context, l Lookuper, req string) blockcache.Answer {
+	if q, t, ok := strings.Cut(req, "\x00"); ok {
+		a, _ := l.CNAME(ctx, q, t) // zero (Pass) when not blocked
+		return a
+	}
+	a, _ := l.Lookup(ctx, req)
+	return a
 }

@@ -106,6 +106,21 @@ func TestServeAnswersInOrder(t *testing.T) {
 	}
 }
 
+// "question NUL target" asks for a CNAME check: the reply is blocked, with
+// the target's addresses, only when the question passes and the target is
+// blocked.
+func TestServeCNAME(t *testing.T) {
+	child, _ := serve(t)
+	if r := ask(t, child, "metrics.news.example\x00x.deep.tracker.net"); verdict.Action(r[0]) != verdict.Block || r[4] != 10 || r[7] != 2 {
+		t.Errorf("cloaked tracker: action %d ipv4 % x", r[0], r[4:8])
+	}
+	for _, req := range []string{"www.shop.example\x00edge.cdn.example", "allowed.tracker.net\x00x.tracker.net"} {
+		if r := ask(t, child, req); verdict.Action(r[0]) != verdict.Pass {
+			t.Errorf("%q: action %d, want pass", req, r[0])
+		}
+	}
+}
+
 // A name in dnsmasq's escaped form can be twice as long as its octets;
 // the child must be able to send the longest one.
 func TestServeLongEscapedName(t *testing.T) {

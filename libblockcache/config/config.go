@@ -68,6 +68,7 @@ type Config struct {
 	PollInterval time.Duration
 	MmapSize     int64
 	NoFilter     bool          // db-filter=off
+	NoCNAME      bool          // db-cname=off
 	Yield        time.Duration // db-yield-ms; see package cgopace
 	BlockTTL     int           // dnsmasq's; kept so one option list serves both
 	Metrics      string        // host:port of the Prometheus endpoint; empty = off
@@ -145,6 +146,17 @@ var options = map[string]option{
 			c.NoFilter = false
 		case "off":
 			c.NoFilter = true
+		default:
+			return fmt.Errorf("%q: want on or off", v)
+		}
+		return nil
+	}},
+	"db-cname": {"on (default): block a forwarded reply whose CNAME chain reaches a blocked name (CNAME cloaking); off", func(c *Config, v string) error {
+		switch v {
+		case "on":
+			c.NoCNAME = false
+		case "off":
+			c.NoCNAME = true
 		default:
 			return fmt.Errorf("%q: want on or off", v)
 		}

@@ -35,6 +35,7 @@ type Sample struct {
 	ListLoaded      time.Time
 	ListReloads     uint64
 	ListReopens     uint64
+	CNAMEBlocks     uint64
 	FilterSkips     uint64
 	FilterBytes     int64
 	RegexPatterns   int
@@ -100,6 +101,7 @@ func (s *Server) Close() error {
 var (
 	descLookups  = prometheus.NewDesc("blockcache_lookups_total", "Lookups answered, by verdict and by the tier that answered.", []string{"verdict", "tier"}, nil)
 	descInvalid  = prometheus.NewDesc("blockcache_invalid_names_total", "Names no DNS message can carry (answered pass).", nil, nil)
+	descCNAME    = prometheus.NewDesc("blockcache_cname_blocks_total", "Forwarded replies blocked because their CNAME chain reached a blocked name.", nil, nil)
 	descErrors   = prometheus.NewDesc("blockcache_lookup_errors_total", "Lookups that failed in SQLite (answered pass).", nil, nil)
 	descHits     = prometheus.NewDesc("blockcache_tier_hits_total", "Cache tier hits.", []string{"tier"}, nil)
 	descMisses   = prometheus.NewDesc("blockcache_tier_misses_total", "Cache tier misses.", []string{"tier"}, nil)
@@ -123,7 +125,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descSkips, descFilter, descRegex} {
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descSkips, descFilter, descRegex, descCNAME} {
 		ch <- d
 	}
 }
@@ -166,6 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
 	counter(descReloads, s.ListReloads)
 	counter(descReopens, s.ListReopens)
+	counter(descCNAME, s.CNAMEBlocks)
 	counter(descSkips, s.FilterSkips)
 	gauge(descFilter, float64(s.FilterBytes))
 	gauge(descRegex, float64(s.RegexPatterns), "active")

@@ -33,7 +33,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 	sample := Sample{
 		Invalid: 3, ValkeyEnabled: true, ValkeyCircuit: true, ValkeyTimeouts: 5,
 		TierHits: map[verdict.Tier]uint64{verdict.TierLRU: 11}, LRUEntries: 9,
-		ListVersion: 42, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, RegexPatterns: 4, RegexSkipped: 2,
+		ListVersion: 42, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
 	}
 	sample.Answered[verdict.Block][verdict.TierLRU] = 7
 	s, err := Start("127.0.0.1:0", func() Sample {
@@ -59,6 +59,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		`blockcache_lru_entries 9`,
 		`blockcache_list_version 42`,
 		`blockcache_list_file_replacements_total 6`,
+		`blockcache_cname_blocks_total 9`,
 		`blockcache_list_loaded_timestamp_seconds 1.7e+09`,
 		`blockcache_regex_patterns{state="skipped"} 2`,
 		`blockcache_lookup_duration_seconds_bucket{tier="sqlite",le="5e-06"} 1`,

@@ -26,6 +26,7 @@ static typeof(blockcache_last_error) *blockcache_last_error_fn;
 static typeof(db_init) *db_init_fn;
 static typeof(db_check_termination) *db_check_termination_fn;
 static typeof(blockcache_lookup) *blockcache_lookup_fn;
+static typeof(blockcache_cname) *blockcache_cname_fn;
 static typeof(blockcache_stats) *blockcache_stats_fn;
 static typeof(blockcache_stats_text) *blockcache_stats_text_fn;
 static typeof(blockcache_flush) *blockcache_flush_fn;
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
 {
   void *h;
   struct blockcache_verdict v;
+  struct blockcache_verdict cv;
   struct blockcache_stats st;
   char buf[4096], ip[INET6_ADDRSTRLEN];
   int i, sv[2];
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
   LOAD(blockcache_abi_version) LOAD(blockcache_set_option) LOAD(blockcache_last_error)
   LOAD(db_init) LOAD(db_check_termination) LOAD(blockcache_lookup) LOAD(blockcache_stats)
   LOAD(blockcache_stats_text) LOAD(blockcache_flush) LOAD(blockcache_serve_child) LOAD(db_cleanup)
+  LOAD(blockcache_cname)
 
   CHECK(blockcache_abi_version_fn() == BLOCKCACHE_ABI_VERSION, "abi version %d", blockcache_abi_version_fn());
   CHECK(db_check_termination_fn("x.tracker.net") == -1, "lookup before db_init must be -1");
@@ -94,6 +97,11 @@ int main(int argc, char **argv)
   CHECK(blockcache_lookup_fn("unlisted.example", &v) == 0 && v.action == BLOCKCACHE_PASS && !v.has_ipv4, "pass");
   CHECK(blockcache_lookup_fn(buf, &v) == 0 && v.action == BLOCKCACHE_PASS, "invalid name gives PASS");
   CHECK(blockcache_lookup_fn("x.tracker.net", NULL) == -1, "NULL out");
+  CHECK(blockcache_cname_fn("metrics.news.example", "x.deep.tracker.net", &cv) == 1 && cv.action == BLOCKCACHE_BLOCK &&
+        cv.ipv4[0] == 10 && cv.ipv4[3] == 2, "cname to a blocked target: action %d", cv.action);
+  CHECK(blockcache_cname_fn("allowed.tracker.net", "x.tracker.net", &cv) == 0 && cv.action == BLOCKCACHE_PASS,
+        "cname under an allowed question: action %d", cv.action);
+  CHECK(blockcache_cname_fn("a.example", "b.example", NULL) == -1, "cname NULL out");
 
   /* the child socket: what a forked TCP child does, in plain C */
   CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
@@ -116,8 +124,9 @@ int main(int argc, char **argv)
 
   CHECK(blockcache_stats_fn(&st) == 0, "stats");
   CHECK(st.lookups >= 10 && st.lru_hits >= 1 && st.invalid_names >= 4 && st.list_version == v.list_version &&
-        st.regex_patterns == 1 && !st.valkey_enabled, "stats: lookups %llu hits %llu invalid %llu",
-        (unsigned long long)st.lookups, (unsigned long long)st.lru_hits, (unsigned long long)st.invalid_names);
+        st.regex_patterns == 1 && !st.valkey_enabled && st.cname_blocks == 1, "stats: lookups %llu hits %llu invalid %llu cname %llu",
+        (unsigned long long)st.lookups, (unsigned long long)st.lru_hits, (unsigned long long)st.invalid_names,
+        (unsigned long long)st.cname_blocks);
   i = blockcache_stats_text_fn(buf, 32);
   CHECK(i > 32 && strlen(buf) == 31, "stats_text truncation: %d %zu", i, strlen(buf));
   CHECK(blockcache_flush_fn() == 0, "flush");
