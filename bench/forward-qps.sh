@@ -22,10 +22,13 @@
 # environment, which the library then keeps (N=1: one P, as Go picks on
 # one CPU); everyK is build/dnsmasq-every asking the library for one query in K,
 # noop the patched one with build/libblockcache-noop.so, which skips the
-# lookup (see bench/call-rate.sh, which builds both).
+# lookup (see bench/call-rate.sh, which builds both); patched-cnameoff the
+# patched one with db-cname=off.
+# With CNAME=1 the upstream answers every name with a CNAME to one
+# unlisted name and its address, so each reply has one CNAME to inspect.
 # Needs the files of bench/dnsperf.sh N (run it once first, with the same
 # BENCH_DATA). DNSPERF_TIMEOUT as there.
-# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [CNAME=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
@@ -37,7 +40,15 @@ db=$data/list-$n.db
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 ticks=$(getconf CLK_TCK)
-up=$(port); "${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
+up=$(port)
+if [ "${CNAME:-0}" = 1 ]; then
+	upconf=$(mktemp); trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$upconf"' EXIT
+	awk '{print "cname=" $1 ",edge.cdn.example"}' $data/q-unlisted.txt >"$upconf"
+	echo "host-record=edge.cdn.example,192.0.2.1" >>"$upconf"
+	"${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --conf-file="$upconf" & pids+=($!)
+else
+	"${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
+fi
 wait_dns "$up"
 lib=(--db-file="$db" --blockcache-library="$top/build/libblockcache.so")
 declare -A port_of pid_of
@@ -49,6 +60,7 @@ for which in "${order[@]}"; do
 	stock) "${srv[@]}" build/dnsmasq-stock "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
 	patched) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	patched-yield[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms="${which#patched-yield}" & ;;
+	patched-cnameoff) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-cname=off & ;;
 	patched-lru[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-lru-size="${which#patched-lru}" & ;;
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	noop) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-noop.so" & ;;
@@ -62,7 +74,7 @@ for which in "${order[@]}"; do
 done
 declare -A res
 if [ "$mode" = cpu ]; then
-	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}, $(date -u +%F)"
+	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}${CNAME:+, CNAME=$CNAME}, $(date -u +%F)"
 else
 	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
 fi
