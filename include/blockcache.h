@@ -15,8 +15,9 @@
  * label, labels joined by '.', except that a NUL, '.' or 0x01 octet is
  * written as 0x01 followed by the octet plus one. Any other octet is part
  * of the name, so "we!rd.tracker.net" is a subdomain of tracker.net. Only
- * names no DNS message can carry (empty, an empty label, over 63 octets in
- * a label or 253 in the name, a broken escape) are invalid.
+ * names no DNS message can carry (an empty label, over 63 octets in a
+ * label or 253 in the name, a broken escape) are invalid; the root ("")
+ * is a name and gets PASS.
  */
 #ifndef BLOCKCACHE_H
 #define BLOCKCACHE_H

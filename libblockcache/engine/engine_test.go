@@ -80,7 +80,7 @@ func TestListChangeInvalidatesCache(t *testing.T) {
 
 func TestInvalidNames(t *testing.T) {
 	e, _, _, _ := setup(t)
-	for _, n := range []string{"", ".", "a..b", strings.Repeat("x", 300), strings.Repeat("abc.", 70), "bad\x01escape.com", "nul\x00.com"} {
+	for _, n := range []string{"a..b", ".a", strings.Repeat("x", 300), strings.Repeat("abc.", 70), "bad\x01escape.com", "nul\x00.com", "a.\x01"} {
 		r, err := e.Lookup(context.Background(), n)
 		if !errors.Is(err, engine.ErrInvalidName) || r.Verdict.Action != verdict.Pass {
 			t.Errorf("Lookup(%.20q) = %+v, %v", n, r, err)
@@ -88,6 +88,15 @@ func TestInvalidNames(t *testing.T) {
 	}
 	if got := e.Stats().Invalid; got != 7 {
 		t.Errorf("invalid counted %d, want 7", got)
+	}
+	// The root is a name (". NS" is a real query) that no rule can list.
+	for _, n := range []string{"", "."} {
+		if r, err := e.Lookup(context.Background(), n); err != nil || r.Verdict.Action != verdict.Pass {
+			t.Errorf("Lookup(%q) = %+v, %v; want Pass", n, r, err)
+		}
+	}
+	if got := e.Stats().Invalid; got != 7 {
+		t.Errorf("the root counted as invalid: %d", got)
 	}
 }
 
