@@ -88,7 +88,7 @@ struct blockcache_stats {
 };
 
 /* Child socket wire format (blockcache_serve_child).
- * request:  2 bytes length N, big-endian (1..BLOCKCACHE_SOCK_NAME_MAX),
+ * request:  2 bytes length N, big-endian (1..BLOCKCACHE_SOCK_REQUEST_MAX),
  *           then N bytes: a name (blockcache_lookup), or question, NUL,
  *           target (blockcache_cname; a NUL never occurs in a name). A name
  *           needs up to 506 bytes in dnsmasq's escaped form (253 octets,
@@ -98,7 +98,7 @@ struct blockcache_stats {
  *           (bit 0: IPv4 set, bit 1: IPv6 set), IPv4[4], IPv6[16],
  *           server[64] NUL-padded. */
 #define BLOCKCACHE_SOCK_RESPONSE 88
-#define BLOCKCACHE_SOCK_NAME_MAX 1024
+#define BLOCKCACHE_SOCK_REQUEST_MAX 1024
 
 #ifndef BLOCKCACHE_NO_PROTOTYPES
 

@@ -260,8 +260,8 @@ func blockcache_flush() C.int {
 var (
 	_ [C.BLOCKCACHE_SOCK_RESPONSE - childsock.ResponseSize]struct{}
 	_ [childsock.ResponseSize - C.BLOCKCACHE_SOCK_RESPONSE]struct{}
-	_ [C.BLOCKCACHE_SOCK_NAME_MAX - childsock.NameMax]struct{}
-	_ [childsock.NameMax - C.BLOCKCACHE_SOCK_NAME_MAX]struct{}
+	_ [C.BLOCKCACHE_SOCK_REQUEST_MAX - childsock.RequestMax]struct{}
+	_ [childsock.RequestMax - C.BLOCKCACHE_SOCK_REQUEST_MAX]struct{}
 )
 
 //export blockcache_serve_child

@@ -5,7 +5,7 @@
 //
 // Wire format (see include/blockcache.h, BLOCKCACHE_SOCK_*):
 //
-//	request:  2 bytes length N, big-endian (1..NameMax), N bytes: a name,
+//	request:  2 bytes length N, big-endian (1..RequestMax), N bytes: a name,
 //	          or question NUL target for a CNAME check (Cache.CNAME)
 //	response: ResponseSize bytes: action, table, tier, flags (bit 0 has
 //	          IPv4, bit 1 has IPv6), IPv4[4], IPv6[16], server[64] NUL-padded
@@ -24,9 +24,9 @@ import (
 // ResponseSize is the fixed size of one answer.
 const ResponseSize = 88
 
-// NameMax is the longest request a child sends (BLOCKCACHE_SOCK_NAME_MAX):
+// RequestMax is the longest request a child sends (BLOCKCACHE_SOCK_REQUEST_MAX):
 // room for two 253-octet names with every octet in dnsmasq's escaped form.
-const NameMax = 1024
+const RequestMax = 1024
 
 // Lookuper is what Serve needs of the library.
 type Lookuper interface {
@@ -59,20 +59,20 @@ func Encode(a blockcache.Answer, out *[ResponseSize]byte) {
 func Serve(ctx context.Context, l Lookuper, f *os.File) {
 	defer f.Close()
 	var hdr [2]byte
-	var name [NameMax]byte
+	var req [RequestMax]byte
 	var resp [ResponseSize]byte
 	for {
 		if _, err := io.ReadFull(f, hdr[:]); err != nil {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(hdr[:]))
-		if n > NameMax { // not our child: stop rather than guess
+		if n > RequestMax { // not our child: stop rather than guess
 			return
 		}
-		if _, err := io.ReadFull(f, name[:n]); err != nil {
+		if _, err := io.ReadFull(f, req[:n]); err != nil {
 			return
 		}
-		Encode(answer(ctx, l, string(name[:n])), &resp)
+		Encode(answer(ctx, l, string(req[:n])), &resp)
 		if _, err := f.Write(resp[:]); err != nil {
 			return
 		}

@@ -139,7 +139,7 @@ func TestServeLongEscapedName(t *testing.T) {
 // long) get a Pass answer, and the connection goes on.
 func TestServeBadNamesPass(t *testing.T) {
 	child, _ := serve(t)
-	for _, name := range []string{"", strings.Repeat("a", 255), strings.Repeat("a.", NameMax/2)} {
+	for _, name := range []string{"", strings.Repeat("a", 255), strings.Repeat("a.", RequestMax/2)} {
 		if r := ask(t, child, name); verdict.Action(r[0]) != verdict.Pass {
 			t.Errorf("%d-byte name: action %d", len(name), r[0])
 		}
@@ -149,7 +149,7 @@ func TestServeBadNamesPass(t *testing.T) {
 	}
 }
 
-// A length beyond NameMax is not from our child; Serve stops rather than
+// A length beyond RequestMax is not from our child; Serve stops rather than
 // read an unknown framing.
 func TestServeEndsOnAnOverlongRequest(t *testing.T) {
 	child, done := serve(t)

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
   CHECK(blockcache_serve_child_fn(sv[0]) == 0, "serve_child");
   {
     const char *q = "a.tracker.net";
-    unsigned char req[2 + BLOCKCACHE_SOCK_NAME_MAX], resp[BLOCKCACHE_SOCK_RESPONSE];
+    unsigned char req[2 + BLOCKCACHE_SOCK_REQUEST_MAX], resp[BLOCKCACHE_SOCK_RESPONSE];
     size_t got = 0;
     ssize_t r;
     req[0] = (unsigned char)(strlen(q) >> 8);
