@@ -164,6 +164,7 @@ func TestCNAMECloaking(t *testing.T) {
 	up.chain("metrics.news.example", "x.deep.tracker.net")
 	up.chain("a.shop.example", "b.cdn.example", "c.cdn.example", "exact.example")
 	up.chain("www.shop.example", "edge.cdn.example")
+	up.chain("x\\010fake-log-line.news.example", "x.tracker.net") // a newline in a label
 	filter.chain("allowed.tracker.net", "x.tracker.net")
 	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: []string{"--log-queries"}})
 	for _, network := range []string{"udp", "tcp"} {
@@ -188,6 +189,10 @@ func TestCNAMECloaking(t *testing.T) {
 	}
 	d.waitLog(t, 2*time.Second, "blockcache/cname metrics.news.example is 10.0.0.2")
 	d.waitLog(t, 2*time.Second, "metrics.news.example is blocked by its CNAME x.deep.tracker.net")
+	if got := summary(d.mustQuery(t, "udp", "x\\010fake-log-line.news.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Errorf("a newline in the question: %q, want the sinkhole", got)
+	}
+	d.waitLog(t, 2*time.Second, "blockcache: <name unprintable> is blocked by its CNAME x.tracker.net")
 	if n := up.count("metrics.news.example"); n != 12 {
 		t.Errorf("metrics.news.example asked upstream %d times, want 12 (never answered from the cache)", n)
 	}
