@@ -25,7 +25,7 @@ $(BUILD)/blockcachectl: $(GOFILES)
 	$(GO) build -o $@ ./libblockcache/cmd/blockcachectl
 
 dnsmasq: $(BUILD)/dnsmasq
-$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch) include/blockcache.h scripts/build-dnsmasq.sh
+$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch) include/blockcache.h scripts/build-dnsmasq.sh scripts/dnsmasq-features.sh
 	PREFIX=$(PREFIX) scripts/build-dnsmasq.sh $(BUILD)
 
 bench: $(BUILD)/bench

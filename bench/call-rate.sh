@@ -16,7 +16,9 @@ src=build/dnsmasq-2.90-patched tree=build/dnsmasq-2.90-every
 [ -d $src ] || { echo "call-rate: run make dnsmasq first" >&2; exit 1; }
 rm -rf $tree && cp -a $src $tree
 patch -s -p1 -d $tree --no-backup-if-mismatch <bench/call-rate/every.patch
-make -s -C $tree -j"$(nproc)" COPTS="-I$top/include" >/dev/null
+# shellcheck source=scripts/dnsmasq-features.sh
+. "$top/scripts/dnsmasq-features.sh"
+make -s -C $tree -j"$(nproc)" COPTS="$dnsmasq_features -I$top/include" >/dev/null
 cp $tree/src/dnsmasq build/dnsmasq-every
 gotree=build/noop-src
 rm -rf $gotree && mkdir -p $gotree && cp -a go.mod go.sum include libblockcache $gotree/

@@ -52,7 +52,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 [ $sources_only = 1 ] && exit 0
 apt-get install -y -qq --no-install-recommends \
-	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc shellcheck dnsperf linux-perf >/dev/null
+	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc shellcheck dnsperf linux-perf \
+	nettle-dev libgmp-dev libidn2-dev libdbus-1-dev libnetfilter-conntrack-dev libnftables-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t "${codename}-backports" valkey-server valkey-tools >/dev/null
 # Stop the packaged service: tests and the demo start their own servers.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now valkey-server >/dev/null 2>&1 || true; fi

@@ -3,7 +3,8 @@
 # (the pristine .orig tarball, not Debian's patches) with dnsmasq-patch/*.patch
 # applied. With --stock, builds BUILD/dnsmasq-stock from the same tree
 # unpatched, for benchmarks. The source is fetched at build time, never
-# committed.
+# committed. Both have the compile-time features of Debian's own binary
+# (scripts/dnsmasq-features.sh).
 # Usage: scripts/build-dnsmasq.sh [--stock] [BUILD_DIR]
 set -euo pipefail
 stock=0
@@ -48,8 +49,10 @@ if [ $stock = 0 ]; then
 		patch -s -p1 -d "$tree" --no-backup-if-mismatch <"$p"
 	done
 fi
+# shellcheck source=scripts/dnsmasq-features.sh
+. "$top/scripts/dnsmasq-features.sh"
 make -s -C "$tree" -j"$(nproc)" \
-	COPTS="-I$top/include -DBLOCKCACHE_LIBRARY='\"$prefix/lib/libblockcache.so\"'" >/dev/null
+	COPTS="$dnsmasq_features -I$top/include -DBLOCKCACHE_LIBRARY='\"$prefix/lib/libblockcache.so\"'" >/dev/null
 out=$build/dnsmasq
 [ $stock = 1 ] && out=$build/dnsmasq-stock
 cp "$tree/src/dnsmasq" "$out"

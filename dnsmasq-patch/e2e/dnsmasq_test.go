@@ -203,6 +203,39 @@ func TestCNAMECloaking(t *testing.T) {
 	}
 }
 
+// The patched dnsmasq must be able to replace Debian's under an existing
+// configuration: it has the same compile-time features, and starts and
+// blocks with DNSSEC validation on. (Forwarded names would need an
+// upstream that signs; the test upstream does not.)
+func TestDebianFeaturesAndDNSSEC(t *testing.T) {
+	out, err := exec.Command(filepath.Join(buildDir(t), "dnsmasq"), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{" DBus ", " IDN2 ", " conntrack ", " nftset ", " DNSSEC "} {
+		if !strings.Contains(string(out), f) {
+			t.Errorf("compile-time options lack%s(Debian's binary has it): %s", f, out)
+		}
+	}
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--dnssec",
+		"--trust-anchor=.,20326,8,2,E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D"}})
+	for _, network := range []string{"udp", "tcp"} {
+		for name, want := range map[string]string{
+			"x.tracker.net":    "NOERROR A 0.0.0.0 EDE 15",
+			"ip.exact.example": "NOERROR A 10.0.0.9 EDE 15",
+		} {
+			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+				t.Errorf("%s %s with DNSSEC on = %q, want %q", network, name, got, want)
+			}
+		}
+	}
+	if n := up.count("x.tracker.net"); n != 0 {
+		t.Errorf("a blocked name reached the upstream %d times", n)
+	}
+}
+
 func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
