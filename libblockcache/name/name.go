@@ -56,32 +56,35 @@ func Query(s string) (string, error) {
 		return "", ErrEmpty
 	}
 	upper := false
-	octets, label := 0, 0 // label: octets in the current label
+	start, escapes, labelEscapes := 0, 0, 0 // start: first byte of the current label
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			if label == 0 || label > MaxLabel {
+		k := class[s[i]]
+		if k == plain {
+			continue
+		}
+		switch k {
+		case dot:
+			if n := i - start - labelEscapes; n == 0 || n > MaxLabel {
 				return "", ErrLabel
 			}
-			octets += label + 1
-			label = 0
-			continue
-		case c == Escape:
+			start, labelEscapes = i+1, 0
+		case escape:
 			if i+1 == len(s) || s[i+1] != 0+1 && s[i+1] != '.'+1 && s[i+1] != Escape+1 {
 				return "", fmt.Errorf("%w at %d", ErrEscape, i)
 			}
 			i++
-		case c == 0:
+			labelEscapes++
+			escapes++
+		case nul:
 			return "", fmt.Errorf("%w: NUL at %d", ErrBadChars, i)
-		case c >= 'A' && c <= 'Z':
+		case upperCase:
 			upper = true
 		}
-		label++
 	}
-	if label == 0 || label > MaxLabel {
+	if n := len(s) - start - labelEscapes; n == 0 || n > MaxLabel {
 		return "", ErrLabel
 	}
-	if octets += label; octets > MaxLen {
+	if octets := len(s) - escapes; octets > MaxLen {
 		return "", fmt.Errorf("%w: %d", ErrTooLong, octets)
 	}
 	if !upper {
@@ -95,6 +98,24 @@ func Query(s string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// Byte classes for Query's scan: most bytes are plain, and cost one table
+// load and one compare.
+const (
+	plain = iota
+	dot
+	escape
+	nul
+	upperCase
+)
+
+var class = func() (t [256]uint8) {
+	t['.'], t[Escape], t[0] = dot, escape, nul
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = upperCase
+	}
+	return t
+}()
 
 // Normalize returns the stored form of a list entry: Query's form, and
 // only the bytes host names are written with.
