@@ -87,11 +87,12 @@ func New(src Source, tiers ...Tier) *Engine {
 var ErrInvalidName = errors.New("invalid name")
 
 // Lookup returns the verdict for a raw name in dnsmasq's form (name.Query).
-// A name no DNS message can carry gets Pass and ErrInvalidName; a source failure gets Pass and the
-// error, and is not cached, so dnsmasq fails open (resolves normally)
-// rather than failing the query. raw may be a view of memory the caller
-// reuses (the C export layer passes C memory): Lookup copies the name
-// before any tier keeps it, and Result.Name is only valid as long as raw.
+// A name no DNS message can carry gets Pass and ErrInvalidName; a source
+// failure gets Pass and the error, and is not cached, so dnsmasq fails open
+// (resolves normally) rather than failing the query. raw may be a view of
+// memory the caller reuses (the C export layer passes C memory): Lookup
+// copies the name before any tier keeps it, and Result.Name is only valid
+// as long as raw.
 func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
 	if e.observe != nil && e.lookups.Load()%SampleEvery == 0 {
 		start := time.Now()
