@@ -197,6 +197,25 @@ func TestCNAMECloaking(t *testing.T) {
 		t.Errorf("metrics.news.example asked upstream %d times, want 12 (never answered from the cache)", n)
 	}
 
+	// A chain dnsmasq cached while its target was unlisted is blocked as
+	// soon as the target is listed: the cached answer gives way to the
+	// upstream, whose reply is then checked.
+	up.chain("later.news.example", "soon.cdn.example")
+	for _, network := range []string{"udp", "tcp"} {
+		if got := summary(d.mustQuery(t, network, "later.news.example", dns.TypeA)); got != "NOERROR A 192.0.2.1 CNAME" {
+			t.Fatalf("%s later.news.example before the listing = %q", network, got)
+		}
+	}
+	asked := up.count("later.news.example")
+	if got := summary(d.mustQuery(t, "udp", "later.news.example", dns.TypeA)); got != "NOERROR A 192.0.2.1 CNAME" || up.count("later.news.example") != asked {
+		t.Fatalf("the chain was not answered from dnsmasq's cache (%q, upstream asked %d times)", got, up.count("later.news.example"))
+	}
+	sqlite3(t, db, `INSERT INTO domain VALUES ('soon.cdn.example', NULL, NULL)`)
+	d.waitAnswer(t, 2*time.Second, "later.news.example", "NOERROR A 0.0.0.0 EDE 15", "listing the cached chain's target")
+	if got := summary(d.mustQuery(t, "tcp", "later.news.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Errorf("tcp later.news.example after the listing = %q", got)
+	}
+
 	off := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--db-cname=off"}})
 	if got := summary(off.mustQuery(t, "udp", "metrics.news.example", dns.TypeA)); got != "NOERROR A 192.0.2.1 CNAME" {
 		t.Errorf("db-cname=off: %q, want the upstream's answer", got)
