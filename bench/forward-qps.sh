@@ -26,9 +26,12 @@
 # patched one with db-cname=off.
 # With CNAME=1 the upstream answers every name with a CNAME to one
 # unlisted name and its address, so each reply has one CNAME to inspect.
+# With CACHED=1 as well, those answers have a TTL of an hour and the
+# servers' caches hold them all, so every measured query is answered from
+# dnsmasq's cache, CNAME included (the patched one checks the cached CNAME).
 # Needs the files of bench/dnsperf.sh N (run it once first, with the same
 # BENCH_DATA). DNSPERF_TIMEOUT as there.
-# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [CNAME=1] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [CNAME=1 [CACHED=1]] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
@@ -45,12 +48,13 @@ if [ "${CNAME:-0}" = 1 ]; then
 	upconf=$(mktemp); trap 'kill "${pids[@]}" 2>/dev/null || true; rm -f "$upconf"' EXIT
 	awk '{print "cname=" $1 ",edge.cdn.example"}' $data/q-unlisted.txt >"$upconf"
 	echo "host-record=edge.cdn.example,192.0.2.1" >>"$upconf"
-	"${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --conf-file="$upconf" & pids+=($!)
+	"${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --conf-file="$upconf" ${CACHED:+--local-ttl=3600} & pids+=($!)
 else
 	"${cli[@]}" build/dnsmasq-stock "${common[@]}" --port=$up --address=/#/192.0.2.1 & pids+=($!)
 fi
 wait_dns "$up"
 lib=(--db-file="$db" --blockcache-library="$top/build/libblockcache.so")
+[ -z "${CACHED:-}" ] || common=("${common[@]/#--cache-size=*/--cache-size=300000}")
 declare -A port_of pid_of
 read -ra order <<<"${ORDER:-stock patched patched-yield0}"
 [ "${order[0]}" = stock ] || { echo "forward-qps: ORDER must start with stock (the ratios are to it)" >&2; exit 2; }
@@ -74,7 +78,7 @@ for which in "${order[@]}"; do
 done
 declare -A res
 if [ "$mode" = cpu ]; then
-	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}${CNAME:+, CNAME=$CNAME}, $(date -u +%F)"
+	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}${CNAME:+, CNAME=$CNAME}${CACHED:+, CACHED=$CACHED}, $(date -u +%F)"
 else
 	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
 fi

@@ -120,6 +120,10 @@ func TestDNSPerfScriptsSmoke(t *testing.T) {
 	if n := count(out, `^median (?:stock|patched|patched-cnameoff): ([\d.]+) us/query`); n != 3 || !strings.Contains(out, "CNAME=1") {
 		t.Errorf("%d CPU medians with an upstream that answers CNAMEs, want 3", n)
 	}
+	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000", "CNAME=1", "CACHED=1", "ORDER=stock patched patched-cnameoff"}, "bench/forward-qps.sh", "2000", "1")
+	if n := count(out, `^median (?:stock|patched|patched-cnameoff): ([\d.]+) us/query`); n != 3 || !strings.Contains(out, "CACHED=1") {
+		t.Errorf("%d CPU medians with CNAMEs answered from the cache, want 3", n)
+	}
 
 	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000"}, "bench/call-rate.sh", "2000", "1")
 	if n := count(out, `^median (?:stock|every1|noop|every10|every100|every0): ([\d.]+) us/query`); n != 6 {
