@@ -84,21 +84,28 @@ struct blockcache_stats {
   uint64_t regex_patterns, regex_skipped;
   uint64_t filter_bytes;      /* membership filter of listed names; 0 while building */
   uint64_t filter_skips;      /* lookups the filter answered without SQL */
-  uint64_t cname_blocks;      /* replies blocked by blockcache_cname */
+  uint64_t cname_blocks;      /* replies blocked by blockcache_cname (not cached rechecks) */
 };
 
 /* Child socket wire format (blockcache_serve_child).
- * request:  2 bytes length N, big-endian (1..BLOCKCACHE_SOCK_REQUEST_MAX),
- *           then N bytes: a name (blockcache_lookup), or question, NUL,
- *           target (blockcache_cname; a NUL never occurs in a name). A name
- *           needs up to 506 bytes in dnsmasq's escaped form (253 octets,
- *           each of them escaped); a request longer than the maximum is not
- *           about DNS names, and the child takes PASS without asking.
+ * request:  2 bytes length N, big-endian (2..BLOCKCACHE_SOCK_REQUEST_MAX),
+ *           then N bytes: a kind, then its arguments:
+ *           BLOCKCACHE_SOCK_LOOKUP name (blockcache_lookup);
+ *           BLOCKCACHE_SOCK_CNAME question NUL target (blockcache_cname);
+ *           BLOCKCACHE_SOCK_CACHED_CNAME question NUL target
+ *           (blockcache_cached_cname: action BLOCK when it returns 1).
+ *           A NUL never occurs in a name. A name needs up to 506 bytes in
+ *           dnsmasq's escaped form (253 octets, each of them escaped); a
+ *           request longer than the maximum is not about DNS names, and the
+ *           child takes PASS without asking.
  * response: BLOCKCACHE_SOCK_RESPONSE bytes: action, table, tier, flags
  *           (bit 0: IPv4 set, bit 1: IPv6 set), IPv4[4], IPv6[16],
  *           server[64] NUL-padded. */
 #define BLOCKCACHE_SOCK_RESPONSE 88
 #define BLOCKCACHE_SOCK_REQUEST_MAX 1024
+#define BLOCKCACHE_SOCK_LOOKUP 'L'
+#define BLOCKCACHE_SOCK_CNAME 'C'
+#define BLOCKCACHE_SOCK_CACHED_CNAME 'K'
 
 #ifndef BLOCKCACHE_NO_PROTOTYPES
 
@@ -138,6 +145,12 @@ int blockcache_lookup(const char *name, struct blockcache_verdict *out);
  * with target's verdict in *out. 0 otherwise, with *out set to PASS (also
  * when db-cname=off), -1 when not initialized. */
 int blockcache_cname(const char *question, const char *target, struct blockcache_verdict *out);
+
+/* 1 when a CNAME that dnsmasq would answer from its own cache now leads to
+ * a blocked name (the same decision as blockcache_cname, not counted: the
+ * caller forwards the query instead, and the reply's check counts it); 0
+ * otherwise, -1 when not initialized. */
+int blockcache_cached_cname(const char *question, const char *target);
 
 /* Fill *out with the counters. 0, or -1 when not initialized. */
 int blockcache_stats(struct blockcache_stats *out);

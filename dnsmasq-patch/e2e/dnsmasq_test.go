@@ -215,6 +215,12 @@ func TestCNAMECloaking(t *testing.T) {
 	if got := summary(d.mustQuery(t, "tcp", "later.news.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
 		t.Errorf("tcp later.news.example after the listing = %q", got)
 	}
+	// Every blocked reply is counted once, the rechecks of cached chains
+	// not at all: 12 + 4 + 1 above, and later.news.example twice.
+	if err := syscall.Kill(d.pid, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitLog(t, 2*time.Second, "cname blocks 19;")
 
 	off := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--db-cname=off"}})
 	if got := summary(off.mustQuery(t, "udp", "metrics.news.example", dns.TypeA)); got != "NOERROR A 192.0.2.1 CNAME" {

@@ -126,8 +126,25 @@ func (c *Cache) resolve(r engine.Result) Answer {
 // sinkhole addresses. A question that an allow or forward rule sent to its
 // own server is left alone: the operator chose that server's answer for
 // the name. Both names are looked up through the tiers, so a chain that
-// recurs costs two cache hits.
+// recurs costs two cache hits. Each blocked reply is counted.
 func (c *Cache) CNAME(ctx context.Context, question, target string) (Answer, bool) {
+	a, blocked := c.cname(ctx, question, target)
+	if blocked {
+		c.cnameBlocks.Add(1)
+	}
+	return a, blocked
+}
+
+// CachedCNAME reports whether a CNAME that dnsmasq would answer from its
+// own cache now leads to a blocked name: its target may have been listed
+// since the reply was cached. dnsmasq then asks upstream instead, and the
+// reply's CNAME check blocks and counts it, so this one is not counted.
+func (c *Cache) CachedCNAME(ctx context.Context, question, target string) bool {
+	_, blocked := c.cname(ctx, question, target)
+	return blocked
+}
+
+func (c *Cache) cname(ctx context.Context, question, target string) (Answer, bool) {
 	if c.Config.NoCNAME {
 		return Answer{}, false
 	}
@@ -138,7 +155,6 @@ func (c *Cache) CNAME(ctx context.Context, question, target string) (Answer, boo
 	if t.Verdict.Action != verdict.Block {
 		return Answer{}, false
 	}
-	c.cnameBlocks.Add(1)
 	return t, true
 }
 

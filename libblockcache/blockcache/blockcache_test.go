@@ -159,11 +159,19 @@ func TestCNAME(t *testing.T) {
 	if got := c.Stats().CNAMEBlocks; got != 2 {
 		t.Errorf("CNAMEBlocks = %d, want 2", got)
 	}
+	// The recheck of a cached chain decides alike and is not counted: the
+	// reply that follows is.
+	if !c.CachedCNAME(ctx, "metrics.news.example", "x.tracker.net") || c.CachedCNAME(ctx, "allowed.tracker.net", "x.tracker.net") {
+		t.Error("CachedCNAME does not decide as CNAME")
+	}
+	if got := c.Stats().CNAMEBlocks; got != 2 {
+		t.Errorf("CNAMEBlocks = %d after CachedCNAME, want 2", got)
+	}
 	if !strings.Contains(c.Stats().String(), "cname blocks 2") {
 		t.Errorf("stats line lacks the count: %s", c.Stats())
 	}
 	off := open(t, path, func(cfg *config.Config) { cfg.NoCNAME = true })
-	if _, blocked := off.CNAME(ctx, "metrics.news.example", "x.tracker.net"); blocked {
+	if _, blocked := off.CNAME(ctx, "metrics.news.example", "x.tracker.net"); blocked || off.CachedCNAME(ctx, "metrics.news.example", "x.tracker.net") {
 		t.Error("db-cname=off still blocks")
 	}
 }

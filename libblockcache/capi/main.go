@@ -171,6 +171,16 @@ func blockcache_cname(question, target *C.char, out *C.struct_blockcache_verdict
 	return 1
 }
 
+//export blockcache_cached_cname
+func blockcache_cached_cname(question, target *C.char) C.int {
+	c := get()
+	if c == nil {
+		return -1
+	}
+	c.Pacer.Enter()
+	return cbool(c.CachedCNAME(context.Background(), cName(question), cName(target)))
+}
+
 func fill(out *C.struct_blockcache_verdict, a blockcache.Answer) {
 	out.action = C.int(a.Verdict.Action)
 	out.table = C.int(a.Verdict.Table)
@@ -262,6 +272,12 @@ var (
 	_ [childsock.ResponseSize - C.BLOCKCACHE_SOCK_RESPONSE]struct{}
 	_ [C.BLOCKCACHE_SOCK_REQUEST_MAX - childsock.RequestMax]struct{}
 	_ [childsock.RequestMax - C.BLOCKCACHE_SOCK_REQUEST_MAX]struct{}
+	_ [C.BLOCKCACHE_SOCK_LOOKUP - childsock.KindLookup]struct{}
+	_ [childsock.KindLookup - C.BLOCKCACHE_SOCK_LOOKUP]struct{}
+	_ [C.BLOCKCACHE_SOCK_CNAME - childsock.KindCNAME]struct{}
+	_ [childsock.KindCNAME - C.BLOCKCACHE_SOCK_CNAME]struct{}
+	_ [C.BLOCKCACHE_SOCK_CACHED_CNAME - childsock.KindCachedCNAME]struct{}
+	_ [childsock.KindCachedCNAME - C.BLOCKCACHE_SOCK_CACHED_CNAME]struct{}
 )
 
 //export blockcache_serve_child

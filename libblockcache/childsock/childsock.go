@@ -5,8 +5,8 @@
 //
 // Wire format (see include/blockcache.h, BLOCKCACHE_SOCK_*):
 //
-//	request:  2 bytes length N, big-endian (1..RequestMax), N bytes: a name,
-//	          or question NUL target for a CNAME check (Cache.CNAME)
+//	request:  2 bytes length N, big-endian (2..RequestMax), N bytes: a kind
+//	          (KindLookup, KindCNAME, KindCachedCNAME) and its arguments
 //	response: ResponseSize bytes: action, table, tier, flags (bit 0 has
 //	          IPv4, bit 1 has IPv6), IPv4[4], IPv6[16], server[64] NUL-padded
 package childsock
@@ -19,6 +19,8 @@ import (
 	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
+	"github.com/libblockcache/libblockcache/libblockcache/engine"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 // ResponseSize is the fixed size of one answer.
@@ -28,10 +30,18 @@ const ResponseSize = 88
 // room for two 253-octet names with every octet in dnsmasq's escaped form.
 const RequestMax = 1024
 
+// Request kinds, the first byte of a request (BLOCKCACHE_SOCK_*).
+const (
+	KindLookup      = 'L' // name
+	KindCNAME       = 'C' // question NUL target, a reply's CNAME
+	KindCachedCNAME = 'K' // question NUL target, a CNAME in dnsmasq's cache
+)
+
 // Lookuper is what Serve needs of the library.
 type Lookuper interface {
 	Lookup(ctx context.Context, raw string) (blockcache.Answer, error)
 	CNAME(ctx context.Context, question, target string) (blockcache.Answer, bool)
+	CachedCNAME(ctx context.Context, question, target string) bool
 }
 
 // Encode writes an answer in the wire format; errors were counted by the
@@ -79,13 +89,24 @@ func Serve(ctx context.Context, l Lookuper, f *os.File) {
 	}
 }
 
-// answer is the verdict for one request: a CNAME check when it holds a
-// NUL (dnsmasq escapes NUL octets inside names, so it only separates).
+// answer is the verdict for one request; an unknown kind gets Pass.
 func answer(ctx context.Context, l Lookuper, req string) blockcache.Answer {
-	if q, t, ok := strings.Cut(req, "\x00"); ok {
-		a, _ := l.CNAME(ctx, q, t) // zero (Pass) when not blocked
+	if req == "" {
+		return blockcache.Answer{}
+	}
+	kind, args := req[0], req[1:]
+	if kind == KindLookup {
+		a, _ := l.Lookup(ctx, args)
 		return a
 	}
-	a, _ := l.Lookup(ctx, req)
-	return a
+	q, t, ok := strings.Cut(args, "\x00") // dnsmasq escapes NUL octets inside names
+	switch {
+	case !ok:
+	case kind == KindCNAME:
+		a, _ := l.CNAME(ctx, q, t) // zero (Pass) when not blocked
+		return a
+	case kind == KindCachedCNAME && l.CachedCNAME(ctx, q, t):
+		return blockcache.Answer{Result: engine.Result{Verdict: verdict.Verdict{Action: verdict.Block}}}
+	}
+	return blockcache.Answer{}
 }

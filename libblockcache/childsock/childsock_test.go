@@ -67,15 +67,21 @@ func serve(t *testing.T) (child *os.File, done chan struct{}) {
 	return child, done
 }
 
+// ask sends a lookup of name; request sends any request.
 func ask(t *testing.T, f *os.File, name string) [ResponseSize]byte {
 	t.Helper()
-	if _, err := f.Write(append([]byte{byte(len(name) >> 8), byte(len(name))}, name...)); err != nil {
+	return request(t, f, string(KindLookup)+name)
+}
+
+func request(t *testing.T, f *os.File, req string) [ResponseSize]byte {
+	t.Helper()
+	if _, err := f.Write(append([]byte{byte(len(req) >> 8), byte(len(req))}, req...)); err != nil {
 		t.Fatal(err)
 	}
 	var resp [ResponseSize]byte
 	f.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(f, resp[:]); err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%q: %v", req, err)
 	}
 	return resp
 }
@@ -106,18 +112,28 @@ func TestServeAnswersInOrder(t *testing.T) {
 	}
 }
 
-// "question NUL target" asks for a CNAME check: the reply is blocked, with
-// the target's addresses, only when the question passes and the target is
-// blocked.
+// A CNAME check ("question NUL target", of a reply or of dnsmasq's cache)
+// blocks, with the target's addresses for a reply, only when the question
+// passes and the target is blocked. Unknown kinds and malformed requests
+// get Pass and the connection goes on.
 func TestServeCNAME(t *testing.T) {
 	child, _ := serve(t)
-	if r := ask(t, child, "metrics.news.example\x00x.deep.tracker.net"); verdict.Action(r[0]) != verdict.Block || r[4] != 10 || r[7] != 2 {
-		t.Errorf("cloaked tracker: action %d ipv4 % x", r[0], r[4:8])
-	}
-	for _, req := range []string{"www.shop.example\x00edge.cdn.example", "allowed.tracker.net\x00x.tracker.net"} {
-		if r := ask(t, child, req); verdict.Action(r[0]) != verdict.Pass {
-			t.Errorf("%q: action %d, want pass", req, r[0])
+	for _, kind := range []string{string(KindCNAME), string(KindCachedCNAME)} {
+		r := request(t, child, kind+"metrics.news.example\x00x.deep.tracker.net")
+		if verdict.Action(r[0]) != verdict.Block || kind == string(KindCNAME) && (r[4] != 10 || r[7] != 2) {
+			t.Errorf("%s cloaked tracker: action %d ipv4 % x", kind, r[0], r[4:8])
 		}
+		for _, req := range []string{"www.shop.example\x00edge.cdn.example", "allowed.tracker.net\x00x.tracker.net", "x.tracker.net"} {
+			if r := request(t, child, kind+req); verdict.Action(r[0]) != verdict.Pass {
+				t.Errorf("%s%q: action %d, want pass", kind, req, r[0])
+			}
+		}
+	}
+	if r := request(t, child, "Zx.tracker.net"); verdict.Action(r[0]) != verdict.Pass {
+		t.Errorf("unknown kind: action %d, want pass", r[0])
+	}
+	if r := ask(t, child, "x.tracker.net"); verdict.Action(r[0]) != verdict.Block {
+		t.Errorf("after odd requests: action %d", r[0])
 	}
 }
 
@@ -139,7 +155,7 @@ func TestServeLongEscapedName(t *testing.T) {
 // long) get a Pass answer, and the connection goes on.
 func TestServeBadNamesPass(t *testing.T) {
 	child, _ := serve(t)
-	for _, name := range []string{"", strings.Repeat("a", 255), strings.Repeat("a.", RequestMax/2)} {
+	for _, name := range []string{"", strings.Repeat("a", 255), strings.Repeat("a.", RequestMax/2)[:RequestMax-1]} { // the longest request
 		if r := ask(t, child, name); verdict.Action(r[0]) != verdict.Pass {
 			t.Errorf("%d-byte name: action %d", len(name), r[0])
 		}

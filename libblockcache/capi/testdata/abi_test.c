@@ -27,6 +27,7 @@ static typeof(db_init) *db_init_fn;
 static typeof(db_check_termination) *db_check_termination_fn;
 static typeof(blockcache_lookup) *blockcache_lookup_fn;
 static typeof(blockcache_cname) *blockcache_cname_fn;
+static typeof(blockcache_cached_cname) *blockcache_cached_cname_fn;
 static typeof(blockcache_stats) *blockcache_stats_fn;
 static typeof(blockcache_stats_text) *blockcache_stats_text_fn;
 static typeof(blockcache_flush) *blockcache_flush_fn;
@@ -47,7 +48,7 @@ int main(int argc, char **argv)
   LOAD(blockcache_abi_version) LOAD(blockcache_set_option) LOAD(blockcache_last_error)
   LOAD(db_init) LOAD(db_check_termination) LOAD(blockcache_lookup) LOAD(blockcache_stats)
   LOAD(blockcache_stats_text) LOAD(blockcache_flush) LOAD(blockcache_serve_child) LOAD(db_cleanup)
-  LOAD(blockcache_cname)
+  LOAD(blockcache_cname) LOAD(blockcache_cached_cname)
 
   CHECK(blockcache_abi_version_fn() == BLOCKCACHE_ABI_VERSION, "abi version %d", blockcache_abi_version_fn());
   CHECK(db_check_termination_fn("x.tracker.net") == -1, "lookup before db_init must be -1");
@@ -102,6 +103,8 @@ int main(int argc, char **argv)
   CHECK(blockcache_cname_fn("allowed.tracker.net", "x.tracker.net", &cv) == 0 && cv.action == BLOCKCACHE_PASS,
         "cname under an allowed question: action %d", cv.action);
   CHECK(blockcache_cname_fn("a.example", "b.example", NULL) == -1, "cname NULL out");
+  CHECK(blockcache_cached_cname_fn("metrics.news.example", "x.tracker.net") == 1 &&
+        blockcache_cached_cname_fn("allowed.tracker.net", "x.tracker.net") == 0, "cached cname");
 
   /* the child socket: what a forked TCP child does, in plain C */
   CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
@@ -111,10 +114,11 @@ int main(int argc, char **argv)
     unsigned char req[2 + BLOCKCACHE_SOCK_REQUEST_MAX], resp[BLOCKCACHE_SOCK_RESPONSE];
     size_t got = 0;
     ssize_t r;
-    req[0] = (unsigned char)(strlen(q) >> 8);
-    req[1] = (unsigned char)strlen(q);
-    memcpy(req + 2, q, strlen(q));
-    CHECK(write(sv[1], req, 2 + strlen(q)) == (ssize_t)(2 + strlen(q)), "child write");
+    req[0] = (unsigned char)((strlen(q) + 1) >> 8);
+    req[1] = (unsigned char)(strlen(q) + 1);
+    req[2] = BLOCKCACHE_SOCK_LOOKUP;
+    memcpy(req + 3, q, strlen(q));
+    CHECK(write(sv[1], req, 3 + strlen(q)) == (ssize_t)(3 + strlen(q)), "child write");
     while (got < sizeof resp && (r = read(sv[1], resp + got, sizeof resp - got)) > 0)
       got += r;
     CHECK(got == sizeof resp && resp[0] == BLOCKCACHE_BLOCK && resp[1] == BLOCKCACHE_TABLE_DOMAIN &&
