@@ -662,6 +662,12 @@ func TestInstall(t *testing.T) {
 			t.Errorf("not installed: %s", f)
 		}
 	}
+	// The example configuration operators start from must parse.
+	conf := filepath.Join(root, "share/doc/libblockcache/examples/dnsmasq-blockcache.conf")
+	if out, err := exec.Command(filepath.Join(root, "sbin/dnsmasq-blockcache"), "--test", "--conf-file="+conf).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "syntax check OK") {
+		t.Errorf("the example configuration does not parse: %v\n%s", err, out)
+	}
 	db := filepath.Join(t.TempDir(), "list.db")
 	ctl := filepath.Join(root, "bin/blockcachectl")
 	if out, err := exec.Command(ctl, "add", "--db", db, "--table", "domain", "installed.example").CombinedOutput(); err != nil {
