@@ -133,17 +133,26 @@ func db_check_termination(name *C.char) C.int {
 	return 0
 }
 
-//export blockcache_lookup
-func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
+// begin starts a call that fills *out: it clears *out and returns the
+// library, or nil when out is NULL or the library is not initialized.
+func begin(out *C.struct_blockcache_verdict) *blockcache.Cache {
 	if out == nil {
-		return -1
+		return nil
 	}
 	*out = C.struct_blockcache_verdict{}
 	c := get()
+	if c != nil {
+		c.Pacer.Enter()
+	}
+	return c
+}
+
+//export blockcache_lookup
+func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
+	c := begin(out)
 	if c == nil {
 		return -1
 	}
-	c.Pacer.Enter()
 	a, err := c.Lookup(context.Background(), cName(name))
 	fill(out, a)
 	if err != nil && a.Name != "" { // invalid names are not errors here
@@ -154,15 +163,10 @@ func blockcache_lookup(name *C.char, out *C.struct_blockcache_verdict) C.int {
 
 //export blockcache_cname
 func blockcache_cname(question, target *C.char, out *C.struct_blockcache_verdict) C.int {
-	if out == nil {
-		return -1
-	}
-	*out = C.struct_blockcache_verdict{}
-	c := get()
+	c := begin(out)
 	if c == nil {
 		return -1
 	}
-	c.Pacer.Enter()
 	a, blocked := c.CNAME(context.Background(), cName(question), cName(target))
 	if !blocked {
 		return 0

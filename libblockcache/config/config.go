@@ -141,26 +141,10 @@ var options = map[string]option{
 		return durationMS(v, 10, 60000, &c.PollInterval)
 	}},
 	"db-filter": {"on (default): keep a membership filter of listed names so unlisted ones skip SQL; off", func(c *Config, v string) error {
-		switch v {
-		case "on":
-			c.NoFilter = false
-		case "off":
-			c.NoFilter = true
-		default:
-			return fmt.Errorf("%q: want on or off", v)
-		}
-		return nil
+		return off(v, &c.NoFilter)
 	}},
 	"db-cname": {"on (default): block a forwarded reply whose CNAME chain reaches a blocked name (CNAME cloaking); off", func(c *Config, v string) error {
-		switch v {
-		case "on":
-			c.NoCNAME = false
-		case "off":
-			c.NoCNAME = true
-		default:
-			return fmt.Errorf("%q: want on or off", v)
-		}
-		return nil
+		return off(v, &c.NoCNAME)
 	}},
 	"db-yield-ms": {"while queries keep coming, yield to Go's scheduler this often so its monitor thread stays asleep; also keeps GOMAXPROCS at 2 or more (8; 0: off; at most 9)", func(c *Config, v string) error {
 		return durationMS(v, 0, 9, &c.Yield)
@@ -307,5 +291,19 @@ func durationMS(v string, lo, hi int, dst *time.Duration) error {
 		return err
 	}
 	*dst = time.Duration(n) * time.Millisecond
+	return nil
+}
+
+// off parses an on|off option whose field says whether it is off, so that
+// the zero Config has it on.
+func off(v string, isOff *bool) error {
+	switch v {
+	case "on":
+		*isOff = false
+	case "off":
+		*isOff = true
+	default:
+		return fmt.Errorf("%q: want on or off", v)
+	}
 	return nil
 }

@@ -6,12 +6,32 @@ import (
 	"testing"
 )
 
+// nameCase is one input and what a function must give for it: want, or an
+// error that is err.
+type nameCase struct {
+	in, want string
+	err      error
+}
+
+func checkCases(t *testing.T, fname string, f func(string) (string, error), cases []nameCase) {
+	t.Helper()
+	for _, c := range cases {
+		got, err := f(c.in)
+		if c.err != nil {
+			if !errors.Is(err, c.err) {
+				t.Errorf("%s(%q) err = %v, want %v", fname, c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%s(%q) = %q, %v; want %q", fname, c.in, got, err, c.want)
+		}
+	}
+}
+
 func TestNormalize(t *testing.T) {
 	long63 := strings.Repeat("a", 63)
-	cases := []struct {
-		in, want string
-		err      error
-	}{
+	checkCases(t, "Normalize", Normalize, []nameCase{
 		{"example.com", "example.com", nil},
 		{"Example.COM.", "example.com", nil},
 		{"a", "a", nil},
@@ -30,29 +50,14 @@ func TestNormalize(t *testing.T) {
 		{strings.Repeat("abc.", 75), "", ErrTooLong},
 		{"we!rd.example", "", ErrBadChars},
 		{"a\x01/b.example", "", ErrBadChars}, // an escaped dot is fine in a query, not in a list
-	}
-	for _, c := range cases {
-		got, err := Normalize(c.in)
-		if c.err != nil {
-			if !errors.Is(err, c.err) {
-				t.Errorf("Normalize(%q) err = %v, want %v", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("Normalize(%q) = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
+	})
 }
 
 // Query takes names as dnsmasq hands them over: any octet, with NUL, '.'
 // and the escape byte escaped (see Escape).
 func TestQuery(t *testing.T) {
 	esc := func(n int) string { return strings.Repeat("\x01\x01", n) } // n escaped NULs
-	cases := []struct {
-		in, want string
-		err      error
-	}{
+	checkCases(t, "Query", Query, []nameCase{
 		{"We!rd.Tracker.NET.", "we!rd.tracker.net", nil},
 		{"a b.example", "a b.example", nil},
 		{"\xc3\xbc\xC3.example", "\xc3\xbc\xc3.example", nil}, // only ASCII letters fold
@@ -67,19 +72,7 @@ func TestQuery(t *testing.T) {
 		{"a\x00b", "", ErrBadChars},
 		{"a..b", "", ErrLabel},
 		{"", "", ErrEmpty},
-	}
-	for _, c := range cases {
-		got, err := Query(c.in)
-		if c.err != nil {
-			if !errors.Is(err, c.err) {
-				t.Errorf("Query(%q) err = %v, want %v", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || got != c.want {
-			t.Errorf("Query(%q) = %q, %v; want %q", c.in, got, err, c.want)
-		}
-	}
+	})
 	if got := strings.Join(Suffixes("a\x01/b.tracker.net"), " "); got != "a\x01/b.tracker.net tracker.net net" {
 		t.Errorf("an escaped dot split a label: %q", got)
 	}
