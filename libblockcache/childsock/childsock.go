@@ -100,13 +100,17 @@ func answer(ctx context.Context, l Lookuper, req string) blockcache.Answer {
 		return a
 	}
 	q, t, ok := strings.Cut(args, "\x00") // dnsmasq escapes NUL octets inside names
-	switch {
-	case !ok:
-	case kind == KindCNAME:
+	if !ok {
+		return blockcache.Answer{}
+	}
+	switch kind {
+	case KindCNAME:
 		a, _ := l.CNAME(ctx, q, t) // zero (Pass) when not blocked
 		return a
-	case kind == KindCachedCNAME && l.CachedCNAME(ctx, q, t):
-		return blockcache.Answer{Result: engine.Result{Verdict: verdict.Verdict{Action: verdict.Block}}}
+	case KindCachedCNAME:
+		if l.CachedCNAME(ctx, q, t) {
+			return blockcache.Answer{Result: engine.Result{Verdict: verdict.Verdict{Action: verdict.Block}}}
+		}
 	}
 	return blockcache.Answer{}
 }
