@@ -106,10 +106,10 @@ func (e *Engine) Lookup(ctx context.Context, raw string) (Result, error) {
 func (e *Engine) lookup(ctx context.Context, raw string) (Result, error) {
 	e.lookups.Add(1)
 	n, err := name.Query(raw)
-	if errors.Is(err, name.ErrEmpty) { // the root ("." NS, say): no rule can list it
-		return Result{NS: e.src.Namespace()}, nil
-	}
 	if err != nil {
+		if errors.Is(err, name.ErrEmpty) { // the root ("." NS, say): no rule can list it
+			return Result{NS: e.src.Namespace()}, nil
+		}
 		e.invalid.Add(1)
 		return Result{NS: e.src.Namespace()}, fmt.Errorf("%w: %v", ErrInvalidName, err)
 	}
