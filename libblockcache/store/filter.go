@@ -3,6 +3,7 @@ package store
 import (
 	"hash/maphash"
 	"math/bits"
+	"sync/atomic"
 )
 
 // filter is a blocked Bloom filter of every domain in the rule tables of
@@ -11,9 +12,17 @@ import (
 // few cache lines instead of a dozen B-tree probes. A false positive only
 // sends the name to SQL, which has the last word. Each key touches one
 // 64-byte block, so a check is one cache miss per suffix.
+//
+// A filter built for one version stays right for the next ones when the
+// names those versions added are added to it (addShared): removed names
+// only leave false positives. Snapshots then share it, and lookups read
+// it while it grows, so every read of a word is atomic (a plain load on
+// amd64 and arm64).
 type filter struct {
-	seed   maphash.Seed
-	blocks [][8]uint64
+	seed     maphash.Seed
+	blocks   [][8]uint64
+	capacity int64        // names it was sized for
+	extra    atomic.Int64 // names added by addShared since it was built
 }
 
 // bitsPerKey 12 with 8 probes in one block gives about 0.5% false positives.
@@ -24,7 +33,7 @@ func newFilter(n int64) *filter {
 	if nb < 2 {
 		nb = 2
 	}
-	return &filter{seed: maphash.MakeSeed(), blocks: make([][8]uint64, nb)}
+	return &filter{seed: maphash.MakeSeed(), blocks: make([][8]uint64, nb), capacity: max(n, 1)}
 }
 
 func (f *filter) probe(key string) (b *[8]uint64, h uint64) {
@@ -33,6 +42,7 @@ func (f *filter) probe(key string) (b *[8]uint64, h uint64) {
 	return &f.blocks[hi], h*0x9e3779b97f4a7c15 | 1
 }
 
+// add is for the build, before the filter is published.
 func (f *filter) add(key string) {
 	b, h := f.probe(key)
 	for i := 0; i < 8; i++ {
@@ -42,11 +52,27 @@ func (f *filter) add(key string) {
 	}
 }
 
+// addShared adds a key to a filter that lookups may be reading.
+func (f *filter) addShared(key string) {
+	b, h := f.probe(key)
+	for i := 0; i < 8; i++ {
+		bit := h >> 55
+		atomic.OrUint64(&b[bit>>6], 1<<(bit&63))
+		h = h*0xff51afd7ed558ccd + 1
+	}
+	f.extra.Add(1)
+}
+
+// worn reports whether so many names were added since the build that the
+// false-positive rate has risen noticeably (a quarter more names: ~1% from
+// ~0.5%) and a rebuild is worth its full read of the list.
+func (f *filter) worn() bool { return f.extra.Load() > f.capacity/4 }
+
 func (f *filter) mayContain(key string) bool {
 	b, h := f.probe(key)
 	for i := 0; i < 8; i++ {
 		bit := h >> 55
-		if b[bit>>6]&(1<<(bit&63)) == 0 {
+		if atomic.LoadUint64(&b[bit>>6])&(1<<(bit&63)) == 0 {
 			return false
 		}
 		h = h*0xff51afd7ed558ccd + 1

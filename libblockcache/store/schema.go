@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,8 +15,23 @@ import (
 // a plain sqlite3 shell, is seen by every reader.
 const MetaTable = "blockcache_meta"
 
-// SchemaVersion is the layout Init creates.
-const SchemaVersion = 1
+// SchemaVersion is the layout Init creates. 2 added ChangesTable.
+const SchemaVersion = 2
+
+// ChangesTable logs, for each version bump made by a trigger, the keys of
+// the rows it changed, so that a reader can tell which cached verdicts a
+// change could not have touched and keep them (Store.StillValid), and can
+// add new names to its membership filter instead of rebuilding it: on a
+// list of a billion names a rebuild reads every row. A change to
+// domain_regex logs the empty key, which no name can match and which means
+// "everything". Only the last ChangesKept versions are kept; a reader that
+// finds a version without a row (trimmed, bumped by BumpVersion, or written
+// by a writer with older triggers) treats the change as touching
+// everything, so a missing row can cost a cache, never a wrong verdict.
+const ChangesTable = "blockcache_changes"
+
+// ChangesKept is how many versions of changes the triggers keep.
+const ChangesKept = 65536
 
 // columns of each rule table, as operators' existing databases have them.
 var tableDDL = map[verdict.Table]string{
@@ -37,19 +53,34 @@ func TriggerNames(t verdict.Table) []string {
 	return []string{"blockcache_" + n + "_ins", "blockcache_" + n + "_upd", "blockcache_" + n + "_del"}
 }
 
-// TriggerDDL returns the statements that create the version triggers of t.
+// TriggerDDL returns the statements that create the version triggers of t:
+// each changed row bumps the version and logs its key in ChangesTable.
 func TriggerDDL(t verdict.Table) []string {
 	n := verdict.TableNames[t]
-	bump := fmt.Sprintf(` ON %s BEGIN UPDATE %s SET Value = Value + 1 WHERE Key = 'version'; END`, n, MetaTable)
 	names := TriggerNames(t)
+	body := func(keys ...string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, " ON %s BEGIN %s;", n, BumpVersion)
+		for _, k := range keys {
+			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s VALUES ((SELECT Value FROM %s WHERE Key = 'version'), %s);", ChangesTable, MetaTable, k)
+		}
+		fmt.Fprintf(&b, " DELETE FROM %s WHERE Version <= (SELECT Value FROM %s WHERE Key = 'version') - %d; END", ChangesTable, MetaTable, ChangesKept)
+		return b.String()
+	}
+	ins, upd, del := []string{"NEW.Domain"}, []string{"OLD.Domain", "NEW.Domain"}, []string{"OLD.Domain"}
+	if t == verdict.TableRegex {
+		ins, upd, del = []string{"''"}, []string{"''"}, []string{"''"}
+	}
 	return []string{
-		"CREATE TRIGGER IF NOT EXISTS " + names[0] + " AFTER INSERT" + bump,
-		"CREATE TRIGGER IF NOT EXISTS " + names[1] + " AFTER UPDATE" + bump,
-		"CREATE TRIGGER IF NOT EXISTS " + names[2] + " AFTER DELETE" + bump,
+		"CREATE TRIGGER " + names[0] + " AFTER INSERT" + body(ins...),
+		"CREATE TRIGGER " + names[1] + " AFTER UPDATE" + body(upd...),
+		"CREATE TRIGGER " + names[2] + " AFTER DELETE" + body(del...),
 	}
 }
 
 // BumpVersion is the statement a writer that disabled triggers runs once.
+// It logs no change, so readers drop every cached verdict: right for a
+// bulk import, whose rows would swamp the log anyway.
 const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 'version'`
 
 // Init creates the schema, or upgrades a database made by other tools in
@@ -69,6 +100,8 @@ func Init(ctx context.Context, db *sql.DB) error {
 	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + MetaTable + ` (Key TEXT PRIMARY KEY, Value) WITHOUT ROWID`,
 		`INSERT OR IGNORE INTO ` + MetaTable + ` VALUES ('version', 1), ('list_id', lower(hex(randomblob(8)))), ('schema', ` + fmt.Sprint(SchemaVersion) + `)`,
+		`UPDATE ` + MetaTable + ` SET Value = ` + fmt.Sprint(SchemaVersion) + ` WHERE Key = 'schema' AND Value < ` + fmt.Sprint(SchemaVersion),
+		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (Version INTEGER NOT NULL, Domain TEXT NOT NULL, PRIMARY KEY (Version, Domain)) WITHOUT ROWID`,
 	}
 	for _, t := range RuleTables {
 		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+verdict.TableNames[t]+` `+tableDDL[t])
@@ -80,11 +113,12 @@ func Init(ctx context.Context, db *sql.DB) error {
 	}
 	// Triggers first, so that rows rewritten below bump the version, and
 	// an Init that changes nothing leaves the version (and every cache
-	// keyed on it) alone.
+	// keyed on it) alone. Triggers of an older layout (or recreated by an
+	// older blockcachectl) are replaced.
 	for _, t := range RuleTables {
-		for _, s := range TriggerDDL(t) {
-			if _, err := tx.ExecContext(ctx, s); err != nil {
-				return fmt.Errorf("schema: %s: %w", firstWords(s), err)
+		for i, ddl := range TriggerDDL(t) {
+			if err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl); err != nil {
+				return err
 			}
 		}
 	}
@@ -94,6 +128,27 @@ func Init(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// ensureTrigger creates the trigger, or replaces one of that name whose
+// text differs. SQLite keeps a trigger's CREATE statement as written.
+func ensureTrigger(ctx context.Context, tx *sql.Tx, name, ddl string) error {
+	var have string
+	err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&have)
+	switch {
+	case err == nil && have == ddl:
+		return nil
+	case err == nil:
+		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
+			return fmt.Errorf("schema: replace trigger %s: %w", name, err)
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("schema: read trigger %s: %w", name, err)
+	}
+	if _, err := tx.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("schema: %s: %w", firstWords(ddl), err)
+	}
+	return nil
 }
 
 // normalizeRows rewrites rows written by tools that kept upper case or a

@@ -58,6 +58,9 @@ type Stats struct {
 	FilterBuilds   uint64
 	FilterBytes    int64  // 0 while no filter is ready for the current version
 	Reopens        uint64 // the file at Path was replaced (rename, symlink flip) and opened anew
+	// Deltas counts version changes read from the change log: the filter
+	// grew by their names, and cached verdicts they did not touch stay.
+	Deltas uint64
 }
 
 // Store reads the blocklist. All methods are safe for concurrent use.
@@ -73,9 +76,12 @@ type Store struct {
 	walWait      fileID     // a replacement waiting for the old file's WAL to empty (logged once)
 	localVersion uint64     // for databases without the meta table
 	localListID  string
+	filterGen    uint64       // the current line of versions (snapshot.filterGen)
+	building     uint64       // filterGen of the filter build in flight; 0: none
+	built        *builtFilter // a finished build waiting for the list to reach its version
 
 	lookups, errs, reloads, retries, reopens atomic.Uint64
-	filterSkips, filterBuilds                atomic.Uint64
+	filterSkips, filterBuilds, deltas        atomic.Uint64
 
 	stop   chan struct{}
 	done   chan struct{}
@@ -90,8 +96,31 @@ type snapshot struct {
 	regex    *regexSet
 	q        *queries
 	loadedAt time.Time
-	filter   atomic.Pointer[filter] // set once built for exactly this version
+	// filter holds every name of this version (and maybe names removed
+	// since it was built: false positives only); nil until one is ready.
+	filter atomic.Pointer[filter]
+	// filterGen names a line of versions in one file, each reached from
+	// the one before by a logged change (ChangesTable). They share one
+	// filter, which grows by each change's names, and a filter built at
+	// any of them serves a later one once that gap's names are added.
+	filterGen uint64
+	// Cached verdicts of older versions that are still this version's
+	// (StillValid): those of version validFrom or later whose name and
+	// parents are not in changed, the keys changed since validFrom.
+	validFrom uint64
+	changed   map[string]struct{}
 }
+
+// builtFilter is a finished filter build: it holds the names of version.
+type builtFilter struct {
+	f       *filter
+	version uint64
+	gen     uint64
+}
+
+// maxChanged bounds snapshot.changed, which is copied at every change:
+// past it, only verdicts of the previous version can be kept.
+const maxChanged = 16384
 
 // ErrNotFound and ErrNotDatabase let callers print a precise message.
 var (
@@ -191,12 +220,12 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	if !force && dv == f.lastDataVersion {
 		return nil
 	}
-	next, err := s.load(ctx, f)
+	cur := s.snap.Load()
+	next, delta, err := s.load(ctx, f, cur)
 	if err != nil {
 		return fail(err)
 	}
 	f.lastDataVersion = dv
-	cur := s.snap.Load()
 	if !force && cur != nil && cur.ns == next.ns && cur.tables == next.tables && next.hasMeta {
 		return nil // a commit that did not touch the rules (e.g. another table)
 	}
@@ -211,6 +240,12 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	}
 	for i, p := range next.regex.skipped {
 		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
+	}
+	if delta != nil && f == old && cur.tables == next.tables {
+		s.carry(cur, next, delta)
+	} else {
+		s.filterGen++
+		next.filterGen, next.validFrom = s.filterGen, next.ns.Version
 	}
 	s.snap.Store(next)
 	s.reloads.Add(1)
@@ -229,20 +264,149 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		cur.q.close()
 	}
 	if next.hasMeta && !s.opts.NoFilter {
-		s.builds.Add(1)
-		go func() {
-			defer s.builds.Done()
-			s.buildFilter(next)
-		}()
+		if fl := next.filter.Load(); (fl == nil || fl.worn()) && s.building != next.filterGen {
+			s.startBuild(next)
+		}
+		s.attach(ctx)
 	}
 	return nil
 }
 
-// buildFilter fills the membership filter for snap in the background;
-// lookups use SQL until it is ready. It reads in one transaction whose
-// list version must be snap's, so the filter, the regex rules and the
-// version always belong together; a build overtaken by a newer version
-// stops and leaves the work to the newer snapshot's build.
+// carry makes next, reached from cur by the logged change delta, share
+// cur's filter (grown by delta's names before next is published, so no
+// lookup of next can miss one) and the record of what changed.
+func (s *Store) carry(cur, next *snapshot, delta []string) {
+	s.deltas.Add(1)
+	next.filterGen = cur.filterGen
+	if fl := cur.filter.Load(); fl != nil {
+		for _, k := range delta {
+			fl.addShared(k) // removed names too: a false positive at worst
+		}
+		next.filter.Store(fl)
+	}
+	changed := make(map[string]struct{}, len(cur.changed)+len(delta))
+	for k := range cur.changed {
+		changed[k] = struct{}{}
+	}
+	next.validFrom = cur.validFrom
+	if len(changed)+len(delta) > maxChanged {
+		clear(changed)
+		next.validFrom = cur.ns.Version
+	}
+	for _, k := range delta {
+		changed[k] = struct{}{}
+	}
+	if len(changed) > maxChanged {
+		next.validFrom, changed = next.ns.Version, nil
+	}
+	next.changed = changed
+}
+
+// StillValid reports whether a verdict cached for name n under version old
+// is also version cur's, cur being the version lookups are answered from:
+// true when every change since old is logged and none touched a row of n
+// or of a parent of n (the only rows n's verdict is computed from; a regex
+// change counts as touching everything). The LRU asks it about entries a
+// list change made stale, so that listing one name does not send every
+// cached name back to Valkey and SQLite.
+func (s *Store) StillValid(old, cur Namespace, n string) bool {
+	snap := s.snap.Load()
+	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version {
+		return false
+	}
+	if _, ok := snap.changed[n]; ok {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		if n[i] == '.' {
+			if _, ok := snap.changed[n[i+1:]]; ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// readDelta returns the keys changed in the versions after from up to to,
+// and whether every one of those versions logged its change (a version
+// bumped without a log row, or trimmed from the log, could have changed
+// anything). A regex change returns ok false too.
+func readDelta(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, from, to uint64) (keys []string, ok bool, err error) {
+	if to < from || to-from > ChangesKept {
+		return nil, false, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version > ? AND Version <= ?`, int64(from), int64(to))
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
+	}
+	defer rows.Close()
+	keys = []string{}
+	var versions, last int64
+	for rows.Next() {
+		var v int64
+		var k string
+		if err := rows.Scan(&v, &k); err != nil {
+			return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
+		}
+		if k == "" {
+			return nil, false, nil
+		}
+		if v != last { // rows come in primary key order, by version
+			versions, last = versions+1, v
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
+	}
+	return keys, uint64(versions) == to-from, nil
+}
+
+// startBuild starts a filter build for snap's line of versions; the caller
+// holds refreshMu.
+func (s *Store) startBuild(snap *snapshot) {
+	s.building = snap.filterGen
+	s.builds.Add(1)
+	go func() {
+		defer s.builds.Done()
+		s.buildFilter(snap)
+	}()
+}
+
+// attach gives the current snapshot a finished build, once the list has
+// reached the build's version: the names changed in between are added
+// first. The caller holds refreshMu.
+func (s *Store) attach(ctx context.Context) {
+	b, cur := s.built, s.snap.Load()
+	if b == nil || b.version > cur.ns.Version && b.gen == cur.filterGen {
+		return // none, or the next refresh will reach its version
+	}
+	s.built = nil
+	if b.gen != cur.filterGen {
+		return
+	}
+	keys, ok, err := readDelta(ctx, cur.q.db, b.version, cur.ns.Version)
+	if err != nil || !ok {
+		if err != nil {
+			s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
+		}
+		s.startBuild(cur) // the gap is no longer in the log
+		return
+	}
+	for _, k := range keys {
+		b.f.addShared(k)
+	}
+	cur.filter.Store(b.f)
+	s.filterBuilds.Add(1)
+}
+
+// buildFilter builds a membership filter for snap's line of versions in
+// the background; lookups use SQL (or the line's older, worn filter) until
+// it is ready. It reads every rule in one transaction and notes the
+// version it read, and attach adds the changes made since. A build
+// overtaken by a change that was not logged stops.
 func (s *Store) buildFilter(snap *snapshot) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -253,6 +417,8 @@ func (s *Store) buildFilter(snap *snapshot) {
 		case <-ctx.Done():
 		}
 	}()
+	current := func() bool { return s.snap.Load().filterGen == snap.filterGen }
+	var built *builtFilter
 	err := func() error {
 		tx, err := snap.q.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 		if err != nil {
@@ -263,8 +429,8 @@ func (s *Store) buildFilter(snap *snapshot) {
 		if err := tx.QueryRowContext(ctx, `SELECT Value FROM `+MetaTable+` WHERE Key = 'version'`).Scan(&v); err != nil {
 			return err
 		}
-		if uint64(v) != snap.ns.Version {
-			return nil // overtaken
+		if uint64(v) < snap.ns.Version {
+			return fmt.Errorf("list version went back from %d to %d", snap.ns.Version, v)
 		}
 		var n int64
 		tables := []string{}
@@ -293,7 +459,7 @@ func (s *Store) buildFilter(snap *snapshot) {
 					return err
 				}
 				f.add(string(d))
-				if added++; added&0xffff == 0 && s.snap.Load() != snap {
+				if added++; added&0xffff == 0 && !current() {
 					rows.Close()
 					return nil // overtaken
 				}
@@ -302,43 +468,63 @@ func (s *Store) buildFilter(snap *snapshot) {
 				return err
 			}
 		}
-		if s.snap.Load() == snap {
-			snap.filter.Store(f)
-			s.filterBuilds.Add(1)
-		}
+		built = &builtFilter{f: f, version: uint64(v), gen: snap.filterGen}
 		return nil
 	}()
-	if err != nil && ctx.Err() == nil && s.snap.Load() == snap {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if s.building == snap.filterGen {
+		s.building = 0
+	}
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	if err != nil && current() {
 		s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
+	}
+	if built != nil && current() {
+		s.built = built
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.attach(actx)
 	}
 }
 
 // load reads the meta row, the table set and the regex rules in one read
-// transaction, so the regex set belongs to exactly the version it is tagged with.
-func (s *Store) load(ctx context.Context, f *dbFile) (*snapshot, error) {
+// transaction, so the regex set belongs to exactly the version it is tagged
+// with. When base is an older version of the same list in the same file
+// and every change since is logged, it also returns the changed keys
+// (non-nil, maybe empty).
+func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snapshot, delta []string, err error) {
 	tx, err := f.poll.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("begin read: %w", err)
+		return nil, nil, fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback()
-	next := &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
+	next = &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
+	hasChanges := false
 	rows, err := tx.QueryContext(ctx, `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`)
 	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
+		return nil, nil, fmt.Errorf("list tables: %w", err)
 	}
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("list tables: %w", err)
+			return nil, nil, fmt.Errorf("list tables: %w", err)
 		}
 		for _, t := range RuleTables {
 			if n == verdict.TableNames[t] {
 				next.tables[t] = true
 			}
 		}
-		if n == MetaTable {
+		switch n {
+		case MetaTable:
 			next.hasMeta = true
+		case ChangesTable:
+			hasChanges = true
 		}
 	}
 	rows.Close()
@@ -347,7 +533,7 @@ func (s *Store) load(ctx context.Context, f *dbFile) (*snapshot, error) {
 		var id sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'version'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id')`).Scan(&v, &id)
 		if err != nil {
-			return nil, fmt.Errorf("read list version: %w", err)
+			return nil, nil, fmt.Errorf("read list version: %w", err)
 		}
 		next.ns = Namespace{ListID: id.String, Version: uint64(v)}
 		if id.String == "" {
@@ -357,23 +543,31 @@ func (s *Store) load(ctx context.Context, f *dbFile) (*snapshot, error) {
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
 		if err != nil {
-			return nil, fmt.Errorf("read domain_regex: %w", err)
+			return nil, nil, fmt.Errorf("read domain_regex: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var p string
 			var v4, v6 sql.NullString
 			if err := rows.Scan(&p, &v4, &v6); err != nil {
-				return nil, fmt.Errorf("read domain_regex: %w", err)
+				return nil, nil, fmt.Errorf("read domain_regex: %w", err)
 			}
 			a4, a6 := s.parseIPs("domain_regex", p, v4.String, v6.String)
 			next.regex.addRule(p, a4, a6)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read domain_regex: %w", err)
+			return nil, nil, fmt.Errorf("read domain_regex: %w", err)
 		}
 	}
-	return next, nil
+	if hasChanges && base != nil && base.hasMeta && next.hasMeta && base.q.db == f.db && base.ns.ListID == next.ns.ListID {
+		keys, ok, err := readDelta(ctx, tx, base.ns.Version, next.ns.Version)
+		if err != nil {
+			s.opts.Logf("blockcache: %v (every cached verdict is dropped at this change)", err)
+		} else if ok {
+			delta = keys
+		}
+	}
+	return next, delta, nil
 }
 
 // parseIPs reads a rule's sinkhole addresses; a bad one is logged and
@@ -503,7 +697,7 @@ func (s *Store) Stats() Stats {
 		RegexPatterns: len(snap.regex.rules), RegexSkipped: len(snap.regex.skipped),
 		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
 		VersionRetries: s.retries.Load(), FilterSkips: s.filterSkips.Load(), FilterBuilds: s.filterBuilds.Load(),
-		Reopens: s.reopens.Load(),
+		Reopens: s.reopens.Load(), Deltas: s.deltas.Load(),
 	}
 	if f := snap.filter.Load(); f != nil {
 		st.FilterBytes = f.bytes()

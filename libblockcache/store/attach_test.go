@@ -1,0 +1,102 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A filter build reads one version; by the time it is done, later logged
+// changes may be answered already. attach adds their names before the
+// filter is used, waits while the build is ahead of the answered version,
+// drops a build of a line of versions that has ended, and starts over when
+// the gap is no longer in the log.
+func TestFilterBuildCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "list.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := Init(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	// Enough names that three more do not wear the filter out (and start
+	// a real build that would replace the ones this test attaches).
+	exec(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)
+	exec(`INSERT INTO domain VALUES ('listed.example', NULL, NULL)`)
+	s, err := Open(ctx, Options{Path: path, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	wait := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(2 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	wait("the first filter", func() bool { return s.snap.Load().filter.Load() != nil })
+	v0 := s.Namespace().Version
+	exec(`INSERT INTO domain VALUES ('late.example', NULL, NULL)`)
+	exec(`INSERT INTO domain VALUES ('late2.example', NULL, NULL)`)
+	wait("two versions", func() bool { return s.Namespace().Version == v0+2 })
+
+	s.refreshMu.Lock()
+	gen := s.snap.Load().filterGen
+	f := newFilter(1000) // a build of version v0: none of the later names
+	s.built = &builtFilter{f: f, version: v0, gen: gen}
+	s.attach(ctx)
+	cur := s.snap.Load()
+	s.refreshMu.Unlock()
+	if cur.filter.Load() != f || !f.mayContain("late.example") || !f.mayContain("late2.example") {
+		t.Fatal("a build of an older version was attached without the names changed since")
+	}
+
+	s.refreshMu.Lock()
+	ahead := newFilter(1000)
+	s.built = &builtFilter{f: ahead, version: v0 + 3, gen: gen}
+	s.attach(ctx)
+	waiting := s.built != nil && cur.filter.Load() == f
+	s.refreshMu.Unlock()
+	if !waiting {
+		t.Fatal("a build ahead of the answered version was attached")
+	}
+	exec(`INSERT INTO domain VALUES ('late3.example', NULL, NULL)`)
+	wait("the waiting build attached by the next refresh", func() bool { return s.snap.Load().filter.Load() == ahead })
+
+	s.refreshMu.Lock()
+	s.built = &builtFilter{f: newFilter(1000), version: v0, gen: gen - 1}
+	s.attach(ctx)
+	dropped := s.built == nil && s.snap.Load().filter.Load() == ahead
+	s.refreshMu.Unlock()
+	if !dropped {
+		t.Fatal("a build of an ended line of versions was not dropped")
+	}
+
+	exec(`DELETE FROM ` + ChangesTable)
+	s.refreshMu.Lock()
+	s.built = &builtFilter{f: newFilter(1000), version: v0, gen: gen}
+	s.attach(ctx)
+	restarted := s.building == gen && s.snap.Load().filter.Load() == ahead
+	s.refreshMu.Unlock()
+	if !restarted {
+		t.Fatal("a build whose gap left the log did not start a new one")
+	}
+	wait("the new build", func() bool {
+		fl := s.snap.Load().filter.Load()
+		return fl != ahead && fl.mayContain("late3.example") && fl.mayContain("listed.example")
+	})
+}

@@ -1,0 +1,187 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+func changes(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT Version || ' ' || Domain FROM ` + store.ChangesTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Every row change bumps the version and logs its key; a regex change logs
+// the empty key. Any writer does it, here plain SQL.
+func TestTriggersLogChanges(t *testing.T) {
+	_, db := testlist.New(t)
+	testlist.Exec(t, db,
+		`INSERT INTO domain VALUES ('a.example', NULL, NULL), ('b.example', NULL, NULL)`, // versions 2, 3
+		`UPDATE domain SET Domain = 'c.example' WHERE Domain = 'a.example'`,              // 4
+		`DELETE FROM domain WHERE Domain = 'b.example'`,                                  // 5
+		`INSERT INTO domain_exact VALUES ('e.example', NULL, NULL)`,                      // 6
+		`INSERT INTO domain_dns_allow VALUES ('f.example', '9.9.9.9')`,                   // 7
+		`INSERT INTO domain_regex VALUES ('^x', NULL, NULL)`,                             // 8
+	)
+	want := []string{"2 a.example", "3 b.example", "4 a.example", "4 c.example", "5 b.example", "6 e.example", "7 f.example", "8 "}
+	if got := changes(t, db); !slices.Equal(got, want) {
+		t.Fatalf("change log %q, want %q", got, want)
+	}
+}
+
+// The log keeps the last ChangesKept versions.
+func TestChangeLogIsTrimmed(t *testing.T) {
+	_, db := testlist.New(t)
+	n := store.ChangesKept + 100
+	testlist.Exec(t, db, fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`, n))
+	var rows, lo, hi int64
+	if err := db.QueryRow(`SELECT count(*), min(Version), max(Version) FROM `+store.ChangesTable).Scan(&rows, &lo, &hi); err != nil {
+		t.Fatal(err)
+	}
+	if rows != store.ChangesKept || hi != int64(n)+1 || lo != hi-store.ChangesKept+1 {
+		t.Fatalf("log holds %d rows, versions %d-%d, after %d changes", rows, lo, hi, n)
+	}
+}
+
+// A database initialized before the change log (triggers that only bump
+// the version) gets the table and new triggers from Init.
+func TestInitReplacesOlderTriggers(t *testing.T) {
+	path, db := testlist.New(t)
+	old := `CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN UPDATE blockcache_meta SET Value = Value + 1 WHERE Key = 'version'; END`
+	testlist.Exec(t, db, `DROP TRIGGER blockcache_domain_ins`, old, `DROP TABLE `+store.ChangesTable, `UPDATE blockcache_meta SET Value = 1 WHERE Key = 'schema'`)
+	w, err := store.OpenWriter(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	if got := changes(t, db); !slices.Equal(got, []string{"2 a.example"}) {
+		t.Fatalf("change log after upgrade: %q", got)
+	}
+	var schema int
+	if err := db.QueryRow(`SELECT Value FROM blockcache_meta WHERE Key = 'schema'`).Scan(&schema); err != nil || schema != store.SchemaVersion {
+		t.Fatalf("schema %d, %v", schema, err)
+	}
+}
+
+// nextVersion runs stmts and waits until the store answers from a newer version.
+func nextVersion(t *testing.T, s *store.Store, db *sql.DB, stmts ...string) store.Namespace {
+	t.Helper()
+	before := s.Namespace()
+	testlist.Exec(t, db, stmts...)
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version > before.Version })
+	return s.Namespace()
+}
+
+// A logged change keeps the filter (grown by the new names, so none is
+// skipped) and vouches for the cached verdicts it did not touch.
+func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
+	path, db := testlist.New(t, fixture...)
+	s := open(t, path, nil)
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	v0 := s.Namespace()
+	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL), ('other.example', NULL, NULL)`)
+	if v := resolve(t, s, "www.new.example"); v.Action != verdict.Block {
+		t.Fatalf("name listed by the change: %+v", v)
+	}
+	st := s.Stats()
+	if st.Deltas != 1 || st.FilterBuilds != 1 || st.FilterBytes == 0 {
+		t.Fatalf("deltas %d, filter builds %d, filter bytes %d: want the filter kept", st.Deltas, st.FilterBuilds, st.FilterBytes)
+	}
+	for n, want := range map[string]bool{
+		"unrelated.org": true, "a.tracker.net": true, "exact.example": true, "example": true,
+		"new.example": false, "www.new.example": false, "a.b.other.example": false,
+	} {
+		if got := s.StillValid(v0, v1, n); got != want {
+			t.Errorf("StillValid(%v, %v, %q) = %v, want %v", v0, v1, n, got, want)
+		}
+	}
+	if s.StillValid(v1, v1, "unrelated.org") || s.StillValid(v0, v0, "unrelated.org") {
+		t.Error("StillValid for a version that is not older than the current one")
+	}
+	if s.StillValid(store.Namespace{ListID: "other", Version: v0.Version}, v1, "unrelated.org") {
+		t.Error("StillValid across lists")
+	}
+	// Removing a name works the same way, and the changes add up.
+	v2 := nextVersion(t, s, db, `DELETE FROM domain WHERE Domain = 'tracker.net'`)
+	if s.StillValid(v1, v1, "x") || s.StillValid(v0, v2, "a.tracker.net") || s.StillValid(v1, v2, "www.new.example") || !s.StillValid(v0, v2, "unrelated.org") {
+		t.Error("StillValid after a removal")
+	}
+	if s.StillValid(v0, v1, "unrelated.org") {
+		t.Error("StillValid against a version that is no longer current")
+	}
+	if v := resolve(t, s, "a.tracker.net"); v.Action != verdict.Pass {
+		t.Fatalf("removed name: %+v", v)
+	}
+}
+
+// Changes the log cannot vouch for drop every cached verdict and rebuild
+// the filter: a regex change, a bump without a log row (a bulk import, or
+// a writer with older triggers), and a file replaced under the same list.
+func TestUnloggedChangesDropEverything(t *testing.T) {
+	for name, stmts := range map[string][]string{
+		"regex":            {`INSERT INTO domain_regex VALUES ('^new\.', NULL, NULL)`},
+		"bump without log": {`INSERT INTO domain VALUES ('new.example', NULL, NULL)`, store.BumpVersion},
+		"older trigger": {`DROP TRIGGER blockcache_domain_ins`,
+			`CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN UPDATE blockcache_meta SET Value = Value + 1 WHERE Key = 'version'; END`,
+			`INSERT INTO domain VALUES ('new.example', NULL, NULL)`},
+		"log trimmed": {`DELETE FROM ` + store.ChangesTable, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`, `INSERT INTO domain VALUES ('new2.example', NULL, NULL)`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path, db := testlist.New(t, fixture...)
+			s := open(t, path, nil)
+			waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+			v0 := s.Namespace()
+			if name == "log trimmed" { // the first insert's row is gone by the time the reader looks
+				testlist.Exec(t, db, `CREATE TRIGGER trim AFTER INSERT ON `+store.ChangesTable+` WHEN NEW.Domain = 'new2.example' BEGIN DELETE FROM `+store.ChangesTable+` WHERE Domain = 'new.example'; END`)
+				tx, err := db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range stmts {
+					if _, err := tx.Exec(q); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version > v0.Version })
+			} else {
+				nextVersion(t, s, db, stmts...)
+			}
+			v1 := s.Namespace()
+			if s.StillValid(v0, v1, "unrelated.org") {
+				t.Error("an unlogged change vouched for a cached verdict")
+			}
+			waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBuilds == 2 })
+			if st := s.Stats(); st.Deltas != 0 {
+				t.Errorf("deltas %d", st.Deltas)
+			}
+			if v := resolve(t, s, "new.example"); v.Action != verdict.Block {
+				t.Fatalf("new.example: %+v", v)
+			}
+		})
+	}
+}
