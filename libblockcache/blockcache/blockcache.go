@@ -69,6 +69,7 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 			c.Close()
 			return nil, err
 		}
+		c.LRU.Revalidate(st.StillValid)
 		tiers = append(tiers, c.LRU)
 	}
 	if cfg.Valkey.Enabled() {

@@ -103,6 +103,40 @@ func TestFlushSeesAListChangeAtOnce(t *testing.T) {
 	}
 }
 
+// Listing a name keeps every cached verdict the change did not touch: they
+// answer from the LRU under the new version, and only names under the new
+// entry are looked up again.
+func TestListChangeKeepsUntouchedVerdicts(t *testing.T) {
+	path, db := testlist.New(t, testlist.Fixture...)
+	c := open(t, path, nil)
+	ctx := context.Background()
+	want := map[string]verdict.Action{"unrelated.org": verdict.Pass, "a.tracker.net": verdict.Block, "www.new.example": verdict.Pass}
+	for n, action := range want {
+		if a, _ := c.Lookup(ctx, n); a.Verdict.Action != action {
+			t.Fatalf("%s before the change: %v", n, a.Verdict.Action)
+		}
+	}
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	if err := c.Store.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want["www.new.example"] = verdict.Block
+	tiers := map[string]verdict.Tier{"unrelated.org": verdict.TierLRU, "a.tracker.net": verdict.TierLRU, "www.new.example": verdict.TierSQLite}
+	for n, action := range want {
+		a, err := c.Lookup(ctx, n)
+		if err != nil || a.Verdict.Action != action || a.Tier != tiers[n] || a.NS != c.Store.Namespace() {
+			t.Errorf("%s after the change: %v from %v under %v (%v), want %v from %v under %v", n, a.Verdict.Action, a.Tier, a.NS, err, action, tiers[n], c.Store.Namespace())
+		}
+	}
+	s := c.Stats()
+	if s.LRURevalidated != 2 || s.Store.Deltas != 1 {
+		t.Errorf("revalidated %d, deltas %d; want 2 and 1", s.LRURevalidated, s.Store.Deltas)
+	}
+	if line := s.String(); !strings.Contains(line, "1 from the change log") || !strings.Contains(line, "revalidated 2") {
+		t.Errorf("stats line: %s", line)
+	}
+}
+
 func TestWithoutLRUEveryLookupAsksSQLite(t *testing.T) {
 	path, _ := testlist.New(t, testlist.Fixture...)
 	c := open(t, path, func(cfg *config.Config) { cfg.LRUSize = 0 })

@@ -17,8 +17,10 @@ import (
 )
 
 // entry remembers the list version a verdict belongs to. The LRU is keyed
-// by name alone and an entry of another version is a miss: a list change
-// then costs one recomputation per name as it is asked again, instead of a
+// by name alone and an entry of another version is a miss, unless the
+// source vouches that the change did not touch it (Revalidate): listing a
+// few names then costs nothing for the rest. Otherwise a list change
+// costs one recomputation per name as it is asked again, instead of a
 // purge that would send every name to the slower tiers at once. The
 // verdict is kept in its compact encoding (one byte for most verdicts,
 // shared, so no allocation): a Verdict value is over 100 bytes, and the
@@ -72,7 +74,17 @@ type Tier struct {
 	hits, misses, stale atomic.Uint64
 	evictions           atomic.Uint64
 	promotions          atomic.Uint64
+	revalidated         atomic.Uint64
 	ns                  atomic.Pointer[store.Namespace] // the newest version seen by Put
+	stillValid          func(old, cur store.Namespace, name string) bool
+}
+
+// Revalidate makes an entry of an older list version a hit when
+// stillValid(entry's version, wanted version, name) says the verdict did
+// not change in between (store.Store.StillValid); the entry then moves to
+// the wanted version. Set it before lookups start.
+func (t *Tier) Revalidate(stillValid func(old, cur store.Namespace, name string) bool) {
+	t.stillValid = stillValid
 }
 
 // New returns an LRU tier holding at most size verdicts.
@@ -97,7 +109,8 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
 	}
-	if *e.ns != k.NS {
+	stale := *e.ns != k.NS
+	if stale && (t.stillValid == nil || !t.stillValid(*e.ns, k.NS, k.Name)) {
 		t.stale.Add(1)
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
@@ -107,7 +120,11 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 		t.misses.Add(1)
 		return verdict.Verdict{}, false
 	}
-	if t.moves.Load()-e.moved > t.promoteAfter {
+	if stale {
+		e.ns, e.moved = t.namespace(k.NS), t.moves.Add(1)
+		t.c.Add(k.Name, e)
+		t.revalidated.Add(1)
+	} else if t.moves.Load()-e.moved > t.promoteAfter {
 		// Another thread may have replaced (or Flush removed) the entry
 		// since Peek. Writing this one back is still right: its verdict
 		// belongs to its list version, and an entry of an older version
@@ -150,10 +167,11 @@ func (t *Tier) Stats() engine.TierStats {
 	return engine.TierStats{
 		Tier: verdict.TierLRU, Hits: t.hits.Load(), Misses: t.misses.Load(),
 		Extra: map[string]uint64{
-			"entries":    uint64(t.c.Len()),
-			"evictions":  t.evictions.Load(),
-			"promotions": t.promotions.Load(),
-			"stale":      t.stale.Load(),
+			"entries":     uint64(t.c.Len()),
+			"evictions":   t.evictions.Load(),
+			"promotions":  t.promotions.Load(),
+			"stale":       t.stale.Load(),
+			"revalidated": t.revalidated.Load(),
 		},
 	}
 }

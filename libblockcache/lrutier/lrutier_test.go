@@ -69,6 +69,39 @@ func TestOtherListVersionIsAMiss(t *testing.T) {
 	}
 }
 
+// An entry of an older version answers only when the source vouches for
+// it, and then moves to the asked version: the source is not asked again.
+func TestRevalidatedEntryMovesToTheNewVersion(t *testing.T) {
+	tier, _ := New(16)
+	v2 := store.Namespace{ListID: "list", Version: 2}
+	var asked []string
+	tier.Revalidate(func(old, cur store.Namespace, name string) bool {
+		if old != v1 || cur != v2 {
+			t.Errorf("asked about %v -> %v", old, cur)
+		}
+		asked = append(asked, name)
+		return name == "kept.example"
+	})
+	block := verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain}
+	tier.Put(engine.Key{NS: v1, Name: "kept.example"}, block)
+	tier.Put(engine.Key{NS: v1, Name: "changed.example"}, block)
+	for range 2 {
+		if v, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: "kept.example"}); !ok || v.Action != verdict.Block {
+			t.Fatalf("vouched-for entry: %+v %v", v, ok)
+		}
+		if v, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: "changed.example"}); ok {
+			t.Fatalf("entry the source did not vouch for answered %+v", v)
+		}
+	}
+	if want := []string{"kept.example", "changed.example", "changed.example"}; fmt.Sprint(asked) != fmt.Sprint(want) {
+		t.Errorf("asked %q, want %q", asked, want)
+	}
+	s := tier.Stats()
+	if s.Hits != 2 || s.Misses != 2 || s.Extra["revalidated"] != 1 || s.Extra["stale"] != 2 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 func TestBoundedWithEvictionsCounted(t *testing.T) {
 	tier, _ := New(100)
 	for i := range 250 {

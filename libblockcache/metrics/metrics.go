@@ -35,6 +35,8 @@ type Sample struct {
 	ListLoaded      time.Time
 	ListReloads     uint64
 	ListReopens     uint64
+	ListDeltas      uint64
+	LRURevalidated  uint64
 	CNAMEBlocks     uint64
 	FilterSkips     uint64
 	FilterBytes     int64
@@ -116,6 +118,8 @@ var (
 	descLoaded   = prometheus.NewDesc("blockcache_list_loaded_timestamp_seconds", "When that version was loaded.", nil, nil)
 	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
 	descReopens  = prometheus.NewDesc("blockcache_list_file_replacements_total", "New list files (renamed over db-file, or a flipped symlink) switched to.", nil, nil)
+	descDeltas   = prometheus.NewDesc("blockcache_list_delta_reloads_total", "List versions read as logged changes: the filter grew by their names and untouched cached verdicts were kept.", nil, nil)
+	descReval    = prometheus.NewDesc("blockcache_lru_revalidated_total", "Cached verdicts of an older list version kept because no change since touched their name.", nil, nil)
 	descSkips    = prometheus.NewDesc("blockcache_filter_skips_total", "Lookups the membership filter answered without SQL.", nil, nil)
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
@@ -125,7 +129,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descSkips, descFilter, descRegex, descCNAME} {
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descRegex, descCNAME} {
 		ch <- d
 	}
 }
@@ -168,6 +172,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
 	counter(descReloads, s.ListReloads)
 	counter(descReopens, s.ListReopens)
+	counter(descDeltas, s.ListDeltas)
+	counter(descReval, s.LRURevalidated)
 	counter(descCNAME, s.CNAMEBlocks)
 	counter(descSkips, s.FilterSkips)
 	gauge(descFilter, float64(s.FilterBytes))
