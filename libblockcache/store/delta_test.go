@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,7 +100,15 @@ func nextVersion(t *testing.T, s *store.Store, db *sql.DB, stmts ...string) stor
 // skipped) and vouches for the cached verdicts it did not touch.
 func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
-	s := open(t, path, nil)
+	var mu sync.Mutex
+	skipped := 0
+	s := open(t, path, func(f string, a ...any) {
+		if strings.Contains(fmt.Sprintf(f, a...), "skipped") {
+			mu.Lock()
+			skipped++
+			mu.Unlock()
+		}
+	})
 	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL), ('other.example', NULL, NULL)`)
@@ -133,6 +143,16 @@ func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
 	}
 	if v := resolve(t, s, "a.tracker.net"); v.Action != verdict.Pass {
 		t.Fatalf("removed name: %+v", v)
+	}
+	// The regex rules were not read again, and still apply; the pattern
+	// that does not compile was reported once, when they were read.
+	if v := resolve(t, s, "ads1.unrelated.org"); v.Action != verdict.Block || v.Table != verdict.TableRegex {
+		t.Fatalf("regex rule after logged changes: %+v", v)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if skipped != 1 {
+		t.Errorf("the bad pattern was reported %d times, want once", skipped)
 	}
 }
 
@@ -183,5 +203,43 @@ func TestUnloggedChangesDropEverything(t *testing.T) {
 				t.Fatalf("new.example: %+v", v)
 			}
 		})
+	}
+}
+
+// A list initialized before the change log (no ChangesTable) still gets
+// its filter, once, and every change drops the cached verdicts.
+func TestListWithoutChangeLog(t *testing.T) {
+	path, db := testlist.New(t, fixture...)
+	testlist.Exec(t, db, `DROP TABLE `+store.ChangesTable)
+	for _, tr := range store.TriggerNames(verdict.TableDomain) {
+		testlist.Exec(t, db, `DROP TRIGGER `+tr)
+	}
+	testlist.Exec(t, db, `CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN `+store.BumpVersion+`; END`)
+	var mu sync.Mutex
+	said := 0
+	s := open(t, path, func(f string, a ...any) {
+		if strings.Contains(fmt.Sprintf(f, a...), "has no change log") {
+			mu.Lock()
+			said++
+			mu.Unlock()
+		}
+	})
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	v0 := s.Namespace()
+	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	if s.StillValid(v0, v1, "unrelated.org") {
+		t.Error("a change without a log vouched for a cached verdict")
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	if v := resolve(t, s, "www.new.example"); v.Action != verdict.Block {
+		t.Fatalf("www.new.example: %+v", v)
+	}
+	if st := s.Stats(); st.FilterBuilds != 2 || st.Deltas != 0 {
+		t.Errorf("filter builds %d, deltas %d; want 2 and 0", st.FilterBuilds, st.Deltas)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if said != 1 {
+		t.Errorf("said %d times that the list has no change log, want once", said)
 	}
 }

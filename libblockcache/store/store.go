@@ -79,6 +79,7 @@ type Store struct {
 	filterGen    uint64       // the current line of versions (snapshot.filterGen)
 	building     uint64       // filterGen of the filter build in flight; 0: none
 	built        *builtFilter // a finished build waiting for the list to reach its version
+	noLogSaid    bool         // the list has no change log (logged once)
 
 	lookups, errs, reloads, retries, reopens atomic.Uint64
 	filterSkips, filterBuilds, deltas        atomic.Uint64
@@ -92,6 +93,7 @@ type Store struct {
 type snapshot struct {
 	ns       Namespace
 	hasMeta  bool
+	hasLog   bool // ChangesTable exists
 	tables   [verdict.TableRegex + 1]bool
 	regex    *regexSet
 	q        *queries
@@ -239,7 +241,14 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta}
 	}
 	for i, p := range next.regex.skipped {
+		if cur != nil && next.regex == cur.regex {
+			break // logged when it was read
+		}
 		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
+	}
+	if next.hasMeta && !next.hasLog && !s.noLogSaid {
+		s.noLogSaid = true
+		s.opts.Logf("blockcache: %s has no change log (%s), so every list change drops every cached verdict and rebuilds the filter; `blockcachectl init` adds it", s.opts.Path, ChangesTable)
 	}
 	if delta != nil && f == old && cur.tables == next.tables {
 		s.carry(cur, next, delta)
@@ -336,6 +345,9 @@ func readDelta(ctx context.Context, q interface {
 }, from, to uint64) (keys []string, ok bool, err error) {
 	if to < from || to-from > ChangesKept {
 		return nil, false, nil
+	}
+	if to == from { // nothing to read, and the table may not exist
+		return []string{}, true, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version > ? AND Version <= ?`, int64(from), int64(to))
 	if err != nil {
@@ -504,7 +516,6 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	}
 	defer tx.Rollback()
 	next = &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
-	hasChanges := false
 	rows, err := tx.QueryContext(ctx, `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`)
 	if err != nil {
 		return nil, nil, fmt.Errorf("list tables: %w", err)
@@ -524,7 +535,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		case MetaTable:
 			next.hasMeta = true
 		case ChangesTable:
-			hasChanges = true
+			next.hasLog = true
 		}
 	}
 	rows.Close()
@@ -539,6 +550,18 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		if id.String == "" {
 			next.ns.ListID = s.localListID
 		}
+	}
+	if next.hasLog && base != nil && base.hasMeta && next.hasMeta && base.q.db == f.db && base.ns.ListID == next.ns.ListID {
+		keys, ok, err := readDelta(ctx, tx, base.ns.Version, next.ns.Version)
+		if err != nil {
+			s.opts.Logf("blockcache: %v (every cached verdict is dropped at this change)", err)
+		} else if ok {
+			delta = keys
+		}
+	}
+	if delta != nil && base.tables == next.tables {
+		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
+		return next, delta, nil
 	}
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
@@ -557,14 +580,6 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 		if err := rows.Err(); err != nil {
 			return nil, nil, fmt.Errorf("read domain_regex: %w", err)
-		}
-	}
-	if hasChanges && base != nil && base.hasMeta && next.hasMeta && base.q.db == f.db && base.ns.ListID == next.ns.ListID {
-		keys, ok, err := readDelta(ctx, tx, base.ns.Version, next.ns.Version)
-		if err != nil {
-			s.opts.Logf("blockcache: %v (every cached verdict is dropped at this change)", err)
-		} else if ok {
-			delta = keys
 		}
 	}
 	return next, delta, nil
