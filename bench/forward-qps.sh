@@ -24,6 +24,12 @@
 # noop the patched one with build/libblockcache-noop.so, which skips the
 # lookup (see bench/call-rate.sh, which builds both); patched-cnameoff the
 # patched one with db-cname=off.
+# With CHURN=SECS the list changes every SECS seconds while the servers
+# run, as under a live feed, and ORDER may name patched-churn (its own copy
+# of the list, where each change lists one more name: a logged change, so
+# its cache and filter stay) and patched-churnbump (another copy, where each
+# change only bumps the version: every cached verdict is dropped and the
+# filter rebuilt, as every change was before the change log).
 # With CNAME=1 the upstream answers every name with a CNAME to one
 # unlisted name and its address, so each reply has one CNAME to inspect.
 # With CACHED=1 as well, those answers have a TTL of an hour and the
@@ -31,7 +37,7 @@
 # dnsmasq's cache, CNAME included (the patched one checks the cached CNAME).
 # Needs the files of bench/dnsperf.sh N (run it once first, with the same
 # BENCH_DATA). DNSPERF_TIMEOUT as there.
-# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [CNAME=1 [CACHED=1]] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
+# Usage: [MODE=qps|cpu] [ROUNDS=5] [QPS=8000] [PIN=1] [CNAME=1 [CACHED=1]] [CHURN=SECS] [ORDER=...] bench/forward-qps.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
 n=${1:-1000000} secs=${2:-10} rounds=${ROUNDS:-5} mode=${MODE:-qps} qps=${QPS:-8000}
@@ -54,6 +60,21 @@ else
 fi
 wait_dns "$up"
 lib=(--db-file="$db" --blockcache-library="$top/build/libblockcache.so")
+if [ -n "${CHURN:-}" ]; then
+	churn=$(mktemp -d); trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$churn"' EXIT
+	for c in logged bump; do
+		cp "$db" "$churn/$c.db"
+		build/blockcachectl init --db "$churn/$c.db" >/dev/null # the change log's table and triggers
+	done
+	(
+		i=0
+		while sleep "$CHURN"; do
+			i=$((i + 1))
+			sqlite3 "$churn/logged.db" "INSERT INTO domain VALUES ('churn-$i.invalid', NULL, NULL)"
+			sqlite3 "$churn/bump.db" "UPDATE blockcache_meta SET Value = Value + 1 WHERE Key = 'version'"
+		done
+	) & pids+=($!)
+fi
 [ -z "${CACHED:-}" ] || common=("${common[@]/#--cache-size=*/--cache-size=300000}")
 declare -A port_of pid_of
 read -ra order <<<"${ORDER:-stock patched patched-yield0}"
@@ -65,6 +86,11 @@ for which in "${order[@]}"; do
 	patched) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	patched-yield[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-yield-ms="${which#patched-yield}" & ;;
 	patched-cnameoff) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-cname=off & ;;
+	patched-churn | patched-churnbump)
+		[ -n "${CHURN:-}" ] || { echo "forward-qps: $which needs CHURN" >&2; exit 2; }
+		c=logged; [ "$which" = patched-churn ] || c=bump
+		"${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]/#--db-file=*/--db-file=$churn/$c.db}" &
+		;;
 	patched-lru[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-lru-size="${which#patched-lru}" & ;;
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	noop) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-noop.so" & ;;
@@ -78,9 +104,9 @@ for which in "${order[@]}"; do
 done
 declare -A res
 if [ "$mode" = cpu ]; then
-	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}${CNAME:+, CNAME=$CNAME}${CACHED:+, CACHED=$CACHED}, $(date -u +%F)"
+	echo "# us of server CPU per forwarded unlisted query at $qps QPS, dnsperf -l $secs, list of $n, $(nproc) cores${srv:+, servers on CPU 1}${CNAME:+, CNAME=$CNAME}${CACHED:+, CACHED=$CACHED}${CHURN:+, a list change every $CHURN s}, $(date -u +%F)"
 else
-	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}, $(date -u +%F)"
+	echo "# max QPS, unlisted names forwarded, dnsperf -l $secs -q 200, list of $n, $(nproc) cores${srv:+, servers on CPU 1, dnsperf and upstream on CPU 0}${CHURN:+, a list change every $CHURN s}, $(date -u +%F)"
 fi
 declare -A pair split_user split_sys split_other
 for r in $(seq "$rounds"); do

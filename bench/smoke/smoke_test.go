@@ -125,6 +125,11 @@ func TestDNSPerfScriptsSmoke(t *testing.T) {
 		t.Errorf("%d CPU medians with CNAMEs answered from the cache, want 3", n)
 	}
 
+	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000", "CHURN=0.2", "ORDER=stock patched-churn patched-churnbump"}, "bench/forward-qps.sh", "2000", "1")
+	if n := count(out, `^median (?:stock|patched-churn|patched-churnbump): ([\d.]+) us/query`); n != 3 || !strings.Contains(out, "a list change every 0.2 s") {
+		t.Errorf("%d CPU medians under list changes, want 3", n)
+	}
+
 	out = run([]string{"ROUNDS=1", "MODE=cpu", "QPS=2000"}, "bench/call-rate.sh", "2000", "1")
 	if n := count(out, `^median (?:stock|every1|noop|every10|every100|every0): ([\d.]+) us/query`); n != 6 {
 		t.Errorf("%d CPU medians, want 6", n)
