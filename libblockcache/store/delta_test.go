@@ -243,3 +243,54 @@ func TestListWithoutChangeLog(t *testing.T) {
 		t.Errorf("said %d times that the list has no change log, want once", said)
 	}
 }
+
+// A store that just opened the list vouches for verdicts of the versions
+// its change log covers back to the last regex change or gap: those another
+// node of the fleet cached in Valkey, say.
+func TestFreshStoreVouchesForRecentVersions(t *testing.T) {
+	path, db := testlist.New(t, fixture...) // ends with regex rows
+	var regexAt uint64
+	if err := db.QueryRow(`SELECT Value FROM blockcache_meta WHERE Key = 'version'`).Scan(&regexAt); err != nil {
+		t.Fatal(err)
+	}
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
+	s := open(t, path, nil)
+	cur := s.Namespace()
+	if cur.Version != regexAt+2 {
+		t.Fatalf("version %d, want %d", cur.Version, regexAt+2)
+	}
+	at := func(v uint64) store.Namespace { return store.Namespace{ListID: cur.ListID, Version: v} }
+	for _, c := range []struct {
+		v    uint64
+		name string
+		want bool
+	}{
+		{regexAt, "unrelated.org", true}, {regexAt + 1, "unrelated.org", true},
+		{regexAt, "www.a.example", false}, {regexAt + 1, "b.example", false},
+		// Changed keys are not told apart by version: a.example changed
+		// at regexAt+1 itself, so a verdict cached then is right, but
+		// the store only knows it changed since regexAt.
+		{regexAt + 1, "www.a.example", false},
+		{regexAt - 1, "unrelated.org", false}, // before the regex change
+	} {
+		if got := s.StillValid(at(c.v), cur, c.name); got != c.want {
+			t.Errorf("StillValid(version %d, %d, %q) = %v, want %v", c.v, cur.Version, c.name, got, c.want)
+		}
+	}
+
+	// A bump without a log row ends the run; so does the bound on keys.
+	testlist.Exec(t, db, store.BumpVersion, `INSERT INTO domain VALUES ('c.example', NULL, NULL)`)
+	s2 := open(t, path, nil)
+	cur = s2.Namespace()
+	if s2.StillValid(at(cur.Version-2), cur, "unrelated.org") || !s2.StillValid(at(cur.Version-1), cur, "unrelated.org") {
+		t.Error("history crossed a version without a log row")
+	}
+	testlist.Exec(t, db, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20000)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)
+	s3 := open(t, path, nil)
+	cur = s3.Namespace()
+	const kept = 16384 // store.maxChanged
+	if !s3.StillValid(at(cur.Version-kept), cur, "unrelated.org") || s3.StillValid(at(cur.Version-kept-1), cur, "unrelated.org") {
+		t.Errorf("history of %d versions: want exactly the last %d", 20000, kept)
+	}
+}

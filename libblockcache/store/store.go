@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,7 +255,10 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.carry(cur, next, delta)
 	} else {
 		s.filterGen++
-		next.filterGen, next.validFrom = s.filterGen, next.ns.Version
+		next.filterGen = s.filterGen
+		if !next.hasMeta {
+			next.validFrom = next.ns.Version
+		}
 	}
 	s.snap.Store(next)
 	s.reloads.Add(1)
@@ -374,6 +378,60 @@ func readDelta(ctx context.Context, q interface {
 		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
 	}
 	return keys, uint64(versions) == to-from, nil
+}
+
+// readHistory returns the keys changed in the longest run of logged
+// versions that ends at version to (without a regex change, and within
+// maxChanged keys), and the version that run starts after. A verdict
+// cached at that version or later, by this process before the list file
+// was replaced or by another node of the fleet (Valkey), is still to's
+// unless its name or a parent is among the keys, so a process that just
+// opened the list can use the fleet's verdicts of the last versions.
+func readHistory(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, to uint64) (changed map[string]struct{}, from uint64, err error) {
+	const limit = maxChanged + 1
+	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version <= ? ORDER BY Version DESC LIMIT ?`, int64(to), limit)
+	if err != nil {
+		return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
+	}
+	defer rows.Close()
+	changed, from = map[string]struct{}{}, to
+	var group []string
+	groupVersion, n := uint64(0), 0
+	// take adds the version just read in full, if it continues the run.
+	take := func() bool {
+		if groupVersion != from || len(changed)+len(group) > maxChanged || slices.Contains(group, "") {
+			return false
+		}
+		for _, k := range group {
+			changed[k] = struct{}{}
+		}
+		from--
+		return true
+	}
+	for rows.Next() {
+		var v int64
+		var k string
+		if err := rows.Scan(&v, &k); err != nil {
+			return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
+		}
+		n++
+		if uint64(v) != groupVersion {
+			if group != nil && !take() {
+				return changed, from, nil
+			}
+			group, groupVersion = group[:0], uint64(v)
+		}
+		group = append(group, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
+	}
+	if group != nil && n < limit { // the last version was read in full
+		take()
+	}
+	return changed, from, nil
 }
 
 // startBuild starts a filter build for snap's line of versions; the caller
@@ -562,6 +620,13 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	if delta != nil && base.tables == next.tables {
 		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
 		return next, delta, nil
+	}
+	next.validFrom = next.ns.Version
+	if next.hasLog && next.hasMeta {
+		if next.changed, next.validFrom, err = readHistory(ctx, tx, next.ns.Version); err != nil {
+			s.opts.Logf("blockcache: %v (cached verdicts of older versions are not used)", err)
+			next.changed, next.validFrom = nil, next.ns.Version
+		}
 	}
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
