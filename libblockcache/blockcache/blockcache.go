@@ -78,6 +78,7 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 			return nil, fmt.Errorf("valkey tier: %w", err)
 		}
 		c.closers = append([]io.Closer{c.Valkey}, c.closers...)
+		c.Valkey.Revalidate(st.StillValid)
 		tiers = append(tiers, c.Valkey)
 	}
 	c.Engine = engine.New(st, tiers...)

@@ -8,12 +8,12 @@ package valkeytier
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,14 +57,24 @@ type Tier struct {
 	autoSkips, autoCalls   atomic.Uint64
 
 	hits, misses, errs, timeouts, corrupt atomic.Uint64
+	stale, revalidated                    atomic.Uint64
 	dropped, written, writeErrs           atomic.Uint64
 	opened, probes                        atomic.Uint64
 
-	nsMu    sync.Mutex
-	nsCache struct {
-		ns  store.Namespace
-		tag string
+	stillValid func(old, cur store.Namespace, name string) bool
+
+	tagMu    sync.Mutex
+	tagCache struct {
+		listID, tag string
 	}
+}
+
+// Revalidate lets a value of an older list version answer when
+// stillValid(its version, the wanted version, name) says the verdict did
+// not change in between (store.Store.StillValid). Set it before lookups
+// start.
+func (t *Tier) Revalidate(stillValid func(old, cur store.Namespace, name string) bool) {
+	t.stillValid = stillValid
 }
 
 type write struct {
@@ -138,25 +148,46 @@ func (t *Tier) connect() error {
 
 func (t *Tier) ID() verdict.Tier { return verdict.TierValkey }
 
-// Key is the Valkey key of k: prefix, 6 bytes of a hash of the namespace,
-// the name. Bytes per key are the cost of a fleet cache, so the namespace is
-// a binary hash rather than text (two list versions colliding in 48 bits is
-// a 1 in 2^48 event per pair); the name stays readable for operators.
+// Key is the Valkey key of k: prefix, 6 bytes of a hash of the list's
+// identity, the name. The version is in the value, not the key: a list
+// change then leaves the fleet's verdicts in place, each to be used again
+// as long as the change did not touch its name (Revalidate), and a feed of
+// changes does not fill Valkey with a copy of every verdict per version.
+// Bytes per key are the cost of a fleet cache, so the list is a binary
+// hash rather than text (two lists colliding in 48 bits is a 1 in 2^48
+// event per pair; keys of releases that put the version in the key hash
+// "ListID NUL version" and do not collide with these either); the name
+// stays readable for operators.
 func (t *Tier) Key(k engine.Key) string {
-	return t.cfg.Prefix + t.nsTag(k.NS) + k.Name
+	return t.cfg.Prefix + t.listTag(k.NS.ListID) + k.Name
 }
 
-func (t *Tier) nsTag(ns store.Namespace) string {
-	t.nsMu.Lock()
-	defer t.nsMu.Unlock()
-	if t.nsCache.ns != ns || t.nsCache.tag == "" {
+func (t *Tier) listTag(listID string) string {
+	t.tagMu.Lock()
+	defer t.tagMu.Unlock()
+	if t.tagCache.listID != listID || t.tagCache.tag == "" {
 		h := fnv.New64a()
-		h.Write([]byte(ns.ListID))
-		h.Write([]byte{0})
-		h.Write([]byte(strconv.FormatUint(ns.Version, 10)))
-		t.nsCache.ns, t.nsCache.tag = ns, string(h.Sum(nil)[:6])
+		h.Write([]byte(listID))
+		h.Write([]byte{0, '*'})
+		t.tagCache.listID, t.tagCache.tag = listID, string(h.Sum(nil)[:6])
 	}
-	return t.nsCache.tag
+	return t.tagCache.tag
+}
+
+// value is what a key holds: the list version the verdict was computed
+// from (uvarint, 3 bytes for versions below 2^21) and the verdict.
+func value(k engine.Key, v verdict.Verdict) []byte {
+	return v.AppendBinary(binary.AppendUvarint(nil, k.NS.Version))
+}
+
+// decode splits a value; ok is false when it is not one.
+func decode(b []byte) (version uint64, v verdict.Verdict, err error) {
+	version, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, v, errors.New("no list version")
+	}
+	v, err = verdict.Decode(b[n:])
+	return version, v, err
 }
 
 // Get asks Valkey with the read deadline. Any failure is a miss.
@@ -188,12 +219,21 @@ func (t *Tier) Get(ctx context.Context, k engine.Key) (verdict.Verdict, bool) {
 		return verdict.Verdict{}, false
 	}
 	t.fails.Store(0)
-	v, err := verdict.Decode(b)
+	version, v, err := decode(b)
 	if err != nil {
 		t.corrupt.Add(1)
 		t.misses.Add(1)
 		t.logf("blockcache: valkey value for %q ignored: %v", k.Name, err)
 		return verdict.Verdict{}, false
+	}
+	if version != k.NS.Version {
+		old := store.Namespace{ListID: k.NS.ListID, Version: version}
+		if t.stillValid == nil || !t.stillValid(old, k.NS, k.Name) {
+			t.stale.Add(1)
+			t.misses.Add(1)
+			return verdict.Verdict{}, false
+		}
+		t.revalidated.Add(1)
 	}
 	t.hits.Add(1)
 	return v, true
@@ -220,7 +260,7 @@ func (t *Tier) Put(k engine.Key, v verdict.Verdict) {
 	}
 	t.pending.Add(1)
 	select {
-	case t.queue <- write{key: t.Key(k), val: v.AppendBinary(nil)}:
+	case t.queue <- write{key: t.Key(k), val: value(k, v)}:
 	default:
 		t.pending.Add(-1)
 		t.dropped.Add(1)
@@ -357,8 +397,8 @@ func (t *Tier) autoWantsRead() bool {
 	return t.autoCalls.Add(1)%64 == 0
 }
 
-// Flush is a no-op: the shared cache is keyed by list version, so there
-// is never anything stale in it to drop.
+// Flush is a no-op: every value carries its list version, so there is
+// never anything stale in it to drop.
 func (t *Tier) Flush() {}
 
 func (t *Tier) Stats() engine.TierStats {
@@ -366,6 +406,7 @@ func (t *Tier) Stats() engine.TierStats {
 		Tier: verdict.TierValkey, Hits: t.hits.Load(), Misses: t.misses.Load(), Errors: t.errs.Load(),
 		Extra: map[string]uint64{
 			"timeouts": t.timeouts.Load(), "corrupt": t.corrupt.Load(), "dropped_writes": t.dropped.Load(),
+			"stale": t.stale.Load(), "revalidated": t.revalidated.Load(),
 			"written": t.written.Load(), "write_errors": t.writeErrs.Load(), "circuit_open": uint64(t.circuit.Load()),
 			"circuit_opened": t.opened.Load(), "probes": t.probes.Load(), "auto_skips": t.autoSkips.Load(),
 			"ewma_valkey_ns": uint64(math.Float64frombits(t.ewmaValkey.Load())),

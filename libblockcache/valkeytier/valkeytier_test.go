@@ -113,8 +113,8 @@ func TestTTL(t *testing.T) {
 	}
 }
 
-// Two nodes on different list versions share one Valkey and never see each
-// other's verdicts.
+// A verdict a list change touched is never read at the new version, and
+// two lists share nothing.
 func TestVersionNamespacing(t *testing.T) {
 	srv := valkeytest.Start(t)
 	db, w := testlist.New(t, testlist.Fixture...)
@@ -134,6 +134,47 @@ func TestVersionNamespacing(t *testing.T) {
 	d := open(t, other, withServer(srv)...)
 	if a := lookup(t, d, "soon.example"); a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Pass {
 		t.Fatalf("other list read a foreign verdict: %+v", a)
+	}
+}
+
+// A list change leaves the fleet's verdicts in Valkey: one the change did
+// not touch answers at the new version, on any node, and the keys are the
+// same (Valkey does not grow by a copy per version); one it touched is
+// computed again and overwritten.
+func TestVerdictsOutliveAListChange(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, w := testlist.New(t, testlist.Fixture...)
+	a := open(t, db, withServer(srv)...)
+	for _, n := range []string{"unlisted.example", "x.tracker.net", "soon.example"} {
+		lookup(t, a, n)
+	}
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(a) == 3 })
+	old := a.Store.Namespace()
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('soon.example', NULL, NULL)`)
+	b := open(t, db, withServer(srv)...) // a node that starts at the new version
+	waitFor(t, 2*time.Second, "version change", func() bool { return a.Store.Namespace() != old })
+	for _, c := range []*blockcache.Cache{a, b} {
+		for n, want := range map[string]verdict.Action{"unlisted.example": verdict.Pass, "x.tracker.net": verdict.Block} {
+			if got := lookup(t, c, n); got.Tier != verdict.TierValkey || got.Verdict.Action != want || got.NS != c.Store.Namespace() {
+				t.Errorf("%s after an unrelated change: %v from %v under %v, want %v from valkey under %v", n, got.Verdict.Action, got.Tier, got.NS, want, c.Store.Namespace())
+			}
+		}
+	}
+	if s := a.Valkey.Stats(); s.Extra["revalidated"] != 2 {
+		t.Errorf("node a revalidated %d values, want 2", s.Extra["revalidated"])
+	}
+	if got := lookup(t, b, "soon.example"); got.Tier != verdict.TierSQLite || got.Verdict.Action != verdict.Block {
+		t.Fatalf("soon.example after it was listed: %v from %v", got.Verdict.Action, got.Tier)
+	}
+	if s := b.Valkey.Stats(); s.Extra["stale"] != 1 {
+		t.Errorf("node b: %d stale values, want 1", s.Extra["stale"])
+	}
+	waitFor(t, 2*time.Second, "overwrite", func() bool { return written(b) == 1 })
+	if got := lookup(t, a, "soon.example"); got.Tier != verdict.TierValkey || got.Verdict.Action != verdict.Block {
+		t.Fatalf("soon.example on node a after node b wrote it: %v from %v", got.Verdict.Action, got.Tier)
+	}
+	if n := srv.Do("DBSIZE"); n != "3" {
+		t.Fatalf("%s keys in valkey, want 3", n)
 	}
 }
 
