@@ -19,6 +19,7 @@ type Stats struct {
 	ValkeyEnabled, ValkeyCircuitOpen             bool
 	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
 	ValkeyTimeouts, ValkeyDropped, ValkeyCorrupt uint64
+	ValkeyRevalidated                            uint64 // values of an older list version a change did not touch, used
 	Store                                        store.Stats
 	Answered                                     [verdict.Forward + 1][verdict.TierSQLite + 1]uint64 // by action, tier
 }
@@ -39,6 +40,7 @@ func (c *Cache) Stats() Stats {
 		s.ValkeyEnabled, s.ValkeyCircuitOpen = true, c.Valkey.CircuitOpen()
 		s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors = ts.Hits, ts.Misses, ts.Errors
 		s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt = ts.Extra["timeouts"], ts.Extra["dropped_writes"], ts.Extra["corrupt"]
+		s.ValkeyRevalidated = ts.Extra["revalidated"]
 	}
 	return s
 }
@@ -54,8 +56,8 @@ func (s Stats) String() string {
 		if s.ValkeyCircuitOpen {
 			state = "open"
 		}
-		line += fmt.Sprintf("; valkey hits %d misses %d errors %d timeouts %d dropped %d corrupt %d circuit %s",
-			s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
+		line += fmt.Sprintf("; valkey hits %d (revalidated %d) misses %d errors %d timeouts %d dropped %d corrupt %d circuit %s",
+			s.ValkeyHits, s.ValkeyRevalidated, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
 	}
 	return line
 }
@@ -71,12 +73,13 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
 		LRUEntries: s.LRUEntries, LRUEvictions: s.LRUEvictions,
 		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
-		ListDeltas: s.Store.Deltas, LRURevalidated: s.LRURevalidated,
+		ListDeltas: s.Store.Deltas, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: s.LRURevalidated},
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
 	}
 	if s.ValkeyEnabled {
 		m.TierHits[verdict.TierValkey], m.TierMisses[verdict.TierValkey] = s.ValkeyHits, s.ValkeyMisses
+		m.Revalidated[verdict.TierValkey] = s.ValkeyRevalidated
 	}
 	return m
 }

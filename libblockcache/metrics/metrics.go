@@ -36,7 +36,7 @@ type Sample struct {
 	ListReloads     uint64
 	ListReopens     uint64
 	ListDeltas      uint64
-	LRURevalidated  uint64
+	Revalidated     map[verdict.Tier]uint64
 	CNAMEBlocks     uint64
 	FilterSkips     uint64
 	FilterBytes     int64
@@ -119,7 +119,7 @@ var (
 	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
 	descReopens  = prometheus.NewDesc("blockcache_list_file_replacements_total", "New list files (renamed over db-file, or a flipped symlink) switched to.", nil, nil)
 	descDeltas   = prometheus.NewDesc("blockcache_list_delta_reloads_total", "List versions read as logged changes: the filter grew by their names and untouched cached verdicts were kept.", nil, nil)
-	descReval    = prometheus.NewDesc("blockcache_lru_revalidated_total", "Cached verdicts of an older list version kept because no change since touched their name.", nil, nil)
+	descReval    = prometheus.NewDesc("blockcache_revalidated_total", "Cached verdicts of an older list version used because no logged change since touched their name.", []string{"tier"}, nil)
 	descSkips    = prometheus.NewDesc("blockcache_filter_skips_total", "Lookups the membership filter answered without SQL.", nil, nil)
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
@@ -173,7 +173,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReloads, s.ListReloads)
 	counter(descReopens, s.ListReopens)
 	counter(descDeltas, s.ListDeltas)
-	counter(descReval, s.LRURevalidated)
+	for t, v := range s.Revalidated {
+		counter(descReval, v, t.String())
+	}
 	counter(descCNAME, s.CNAMEBlocks)
 	counter(descSkips, s.FilterSkips)
 	gauge(descFilter, float64(s.FilterBytes))

@@ -34,6 +34,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		Invalid: 3, ValkeyEnabled: true, ValkeyCircuit: true, ValkeyTimeouts: 5,
 		TierHits: map[verdict.Tier]uint64{verdict.TierLRU: 11}, LRUEntries: 9,
 		ListVersion: 42, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
+		ListDeltas: 12, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: 13, verdict.TierValkey: 14},
 	}
 	sample.Answered[verdict.Block][verdict.TierLRU] = 7
 	s, err := Start("127.0.0.1:0", func() Sample {
@@ -59,6 +60,9 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		`blockcache_lru_entries 9`,
 		`blockcache_list_version 42`,
 		`blockcache_list_file_replacements_total 6`,
+		`blockcache_list_delta_reloads_total 12`,
+		`blockcache_revalidated_total{tier="lru"} 13`,
+		`blockcache_revalidated_total{tier="valkey"} 14`,
 		`blockcache_cname_blocks_total 9`,
 		`blockcache_list_loaded_timestamp_seconds 1.7e+09`,
 		`blockcache_regex_patterns{state="skipped"} 2`,
