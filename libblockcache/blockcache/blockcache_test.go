@@ -11,6 +11,7 @@ import (
 
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
+	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
@@ -134,6 +135,39 @@ func TestListChangeKeepsUntouchedVerdicts(t *testing.T) {
 	}
 	if line := s.String(); !strings.Contains(line, "1 from the change log") || !strings.Contains(line, "revalidated 2") {
 		t.Errorf("stats line: %s", line)
+	}
+}
+
+// A published copy of the same list replacing the file keeps the cached
+// verdicts its change log vouches for.
+func TestPublishedCopyKeepsUntouchedVerdicts(t *testing.T) {
+	master, w := testlist.New(t, testlist.Fixture...)
+	live := filepath.Join(t.TempDir(), "live.db")
+	ctx := context.Background()
+	if _, _, err := store.Publish(ctx, master, live); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, live, nil)
+	for _, n := range []string{"unrelated.org", "www.new.example"} {
+		if a, _ := c.Lookup(ctx, n); a.Verdict.Action != verdict.Pass {
+			t.Fatalf("%s before: %v", n, a.Verdict.Action)
+		}
+	}
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	if _, _, err := store.Publish(ctx, master, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Stats(); s.Store.Reopens != 1 {
+		t.Fatalf("file not switched: %+v", s.Store)
+	}
+	if a, _ := c.Lookup(ctx, "unrelated.org"); a.Tier != verdict.TierLRU || a.NS != c.Store.Namespace() {
+		t.Errorf("unrelated.org after the copy: from %v under %v", a.Tier, a.NS)
+	}
+	if a, _ := c.Lookup(ctx, "www.new.example"); a.Tier != verdict.TierSQLite || a.Verdict.Action != verdict.Block {
+		t.Errorf("www.new.example after the copy: %v from %v", a.Verdict.Action, a.Tier)
 	}
 }
 
