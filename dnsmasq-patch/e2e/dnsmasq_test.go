@@ -334,6 +334,37 @@ func TestListChangeBeatsDnsmasqCache(t *testing.T) {
 	d.waitAnswer(t, 2*time.Second, "soon.example", "NOERROR A 192.0.2.1", "the delete")
 }
 
+// Listing a name with the sqlite3 shell keeps every verdict the library
+// cached for other names: the triggers log the change, and dnsmasq reads
+// it as such (one delta) instead of dropping its cache.
+func TestListChangeKeepsCachedVerdicts(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	ask := func(network string) {
+		t.Helper()
+		for i := 0; i < 50; i++ {
+			if got := summary(d.mustQuery(t, network, fmt.Sprintf("u%d.example", i), dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+				t.Fatalf("u%d.example over %s: %s", i, network, got)
+			}
+		}
+		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("x.tracker.net over %s: %s", network, got)
+		}
+	}
+	ask("udp")
+	sqlite3(t, db, "INSERT INTO domain VALUES ('soon.example', NULL, NULL)")
+	d.waitAnswer(t, 2*time.Second, "www.soon.example", "NOERROR A 0.0.0.0 EDE 15", "the insert")
+	ask("udp")
+	ask("tcp")
+	syscall.Kill(d.pid, syscall.SIGUSR1)
+	// 51 names cached before the change, each moved to the new version
+	// once; the TCP child's lookups are LRU hits in the parent.
+	line := d.waitLog(t, 2*time.Second, "blockcache: list", "1 from the change log", "revalidated 51;")
+	t.Log(line)
+}
+
 // Fleets publish a list by renaming a complete file over the old one (rsync
 // does exactly that): the new list must answer within 2 s, over UDP and
 // from TCP children.
