@@ -282,6 +282,16 @@ func (w *Writer) Counts(ctx context.Context) (map[string]int64, Namespace, error
 	return countRules(ctx, w.DB)
 }
 
+// ChangeLog describes ChangesTable: its rows and the versions they cover.
+func (w *Writer) ChangeLog(ctx context.Context) (rows int64, from, to uint64, err error) {
+	var lo, hi sql.NullInt64
+	err = w.DB.QueryRowContext(ctx, `SELECT count(*), min(Version), max(Version) FROM `+ChangesTable).Scan(&rows, &lo, &hi)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("read %s: %w", ChangesTable, err)
+	}
+	return rows, uint64(lo.Int64), uint64(hi.Int64), nil
+}
+
 func countRules(ctx context.Context, db *sql.DB) (map[string]int64, Namespace, error) {
 	out := map[string]int64{}
 	for _, t := range RuleTables {

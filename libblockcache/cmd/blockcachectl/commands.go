@@ -416,6 +416,15 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	fmt.Fprintf(c.stdout, "size:     %.1f MiB (with WAL)\n", float64(size)/(1<<20))
+	rows, from, to, err := w.ChangeLog(ctx)
+	if err != nil {
+		return err
+	}
+	if rows == 0 {
+		fmt.Fprintf(c.stdout, "changes:  none logged (dnsmasq keeps cached verdicts across logged changes)\n")
+	} else {
+		fmt.Fprintf(c.stdout, "changes:  %d logged, versions %d-%d (dnsmasq keeps cached verdicts across logged changes)\n", rows, from, to)
+	}
 	if !c.cfg.Valkey.Enabled() {
 		fmt.Fprintf(c.stdout, "valkey:   not configured\n")
 		return nil

@@ -138,7 +138,7 @@ func TestExplainExportConf(t *testing.T) {
 		t.Errorf("export: %d %q", code, out)
 	}
 	code, out, _ = ctl(t, "", "stats", "--conf", conf)
-	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") {
+	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") || !strings.Contains(out, "changes:  2 logged, versions 2-3 ") {
 		t.Errorf("stats:\n%s", out)
 	}
 	pub := filepath.Join(dir, "published.db")
