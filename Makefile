@@ -51,7 +51,7 @@ test: all dnsmasq bench vet
 
 # The concurrent parts again under the race detector.
 race:
-	$(GO) test -race -count=1 ./libblockcache/store ./libblockcache/engine ./libblockcache/valkeytier \
+	$(GO) test -race -count=1 ./libblockcache/store ./libblockcache/engine ./libblockcache/lrutier ./libblockcache/blockcache ./libblockcache/valkeytier \
 		./libblockcache/ratelog ./libblockcache/cgopace ./libblockcache/childsock ./libblockcache/metrics ./libblockcache/cmd/...
 
 # A count, not a duration: with a duration, Go 1.26's fuzz coordinator can
