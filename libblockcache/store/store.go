@@ -319,9 +319,9 @@ func (s *Store) carry(cur, next *snapshot, delta []string) {
 // is also version cur's, cur being the version lookups are answered from:
 // true when every change since old is logged and none touched a row of n
 // or of a parent of n (the only rows n's verdict is computed from; a regex
-// change counts as touching everything). The LRU asks it about entries a
-// list change made stale, so that listing one name does not send every
-// cached name back to Valkey and SQLite.
+// change counts as touching everything). The LRU and Valkey tiers ask it
+// about verdicts of older versions, so that listing one name does not send
+// every cached name back to SQLite, on this node or across the fleet.
 func (s *Store) StillValid(old, cur Namespace, n string) bool {
 	snap := s.snap.Load()
 	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version {

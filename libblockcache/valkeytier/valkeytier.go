@@ -180,7 +180,7 @@ func value(k engine.Key, v verdict.Verdict) []byte {
 	return v.AppendBinary(binary.AppendUvarint(nil, k.NS.Version))
 }
 
-// decode splits a value; ok is false when it is not one.
+// decode splits a value into its list version and verdict.
 func decode(b []byte) (version uint64, v verdict.Verdict, err error) {
 	version, n := binary.Uvarint(b)
 	if n <= 0 {
