@@ -87,6 +87,23 @@ func TestInitReplacesOlderTriggers(t *testing.T) {
 	}
 }
 
+// countLogs returns a log function and how many lines it saw holding part.
+func countLogs(part string) (func(string, ...any), func() int) {
+	var mu sync.Mutex
+	n := 0
+	return func(f string, a ...any) {
+			if strings.Contains(fmt.Sprintf(f, a...), part) {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		}, func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return n
+		}
+}
+
 // nextVersion runs stmts and waits until the store answers from a newer version.
 func nextVersion(t *testing.T, s *store.Store, db *sql.DB, stmts ...string) store.Namespace {
 	t.Helper()
@@ -100,15 +117,8 @@ func nextVersion(t *testing.T, s *store.Store, db *sql.DB, stmts ...string) stor
 // skipped) and vouches for the cached verdicts it did not touch.
 func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
-	var mu sync.Mutex
-	skipped := 0
-	s := open(t, path, func(f string, a ...any) {
-		if strings.Contains(fmt.Sprintf(f, a...), "skipped") {
-			mu.Lock()
-			skipped++
-			mu.Unlock()
-		}
-	})
+	logf, skipped := countLogs("skipped")
+	s := open(t, path, logf)
 	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL), ('other.example', NULL, NULL)`)
@@ -149,10 +159,8 @@ func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
 	if v := resolve(t, s, "ads1.unrelated.org"); v.Action != verdict.Block || v.Table != verdict.TableRegex {
 		t.Fatalf("regex rule after logged changes: %+v", v)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if skipped != 1 {
-		t.Errorf("the bad pattern was reported %d times, want once", skipped)
+	if n := skipped(); n != 1 {
+		t.Errorf("the bad pattern was reported %d times, want once", n)
 	}
 }
 
@@ -215,15 +223,8 @@ func TestListWithoutChangeLog(t *testing.T) {
 		testlist.Exec(t, db, `DROP TRIGGER `+tr)
 	}
 	testlist.Exec(t, db, `CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN `+store.BumpVersion+`; END`)
-	var mu sync.Mutex
-	said := 0
-	s := open(t, path, func(f string, a ...any) {
-		if strings.Contains(fmt.Sprintf(f, a...), "has no change log") {
-			mu.Lock()
-			said++
-			mu.Unlock()
-		}
-	})
+	logf, said := countLogs("has no change log")
+	s := open(t, path, logf)
 	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
@@ -237,10 +238,8 @@ func TestListWithoutChangeLog(t *testing.T) {
 	if st := s.Stats(); st.FilterBuilds != 2 || st.Deltas != 0 {
 		t.Errorf("filter builds %d, deltas %d; want 2 and 0", st.FilterBuilds, st.Deltas)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if said != 1 {
-		t.Errorf("said %d times that the list has no change log, want once", said)
+	if n := said(); n != 1 {
+		t.Errorf("said %d times that the list has no change log, want once", n)
 	}
 }
 
