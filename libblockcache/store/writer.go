@@ -111,7 +111,10 @@ type ImportStats struct {
 // ok=false at the end; it runs inside the transaction, so a failure or a
 // cancelled ctx leaves the list exactly as it was. Keys are sorted and
 // de-duplicated in chunks before they are written, which turns random
-// B-tree inserts into near-sequential ones.
+// B-tree inserts into near-sequential ones. The version is bumped once; an
+// import of up to maxChanged names (a feed's update) logs them under that
+// version, so readers keep the verdicts it did not touch, and a larger one
+// (or one into domain_regex) logs nothing and drops them all.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
 	var st ImportStats
 	if isForward(t) {
@@ -142,10 +145,16 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	defer full.Close()
 	const chunk = 1 << 22
 	keys := make([]string, 0, 1<<16)
+	logged, logging := []string{}, t != verdict.TableRegex
 	flush := func() error {
 		slices.Sort(keys)
 		uniq := slices.Compact(keys)
 		st.Duplicates += len(keys) - len(uniq)
+		if logging = logging && len(logged)+len(uniq) <= maxChanged; logging {
+			logged = append(logged, uniq...)
+		} else {
+			logged = nil
+		}
 		for i := 0; i < len(uniq); i += batchRows {
 			end := min(i+batchRows, len(uniq))
 			args := make([]any, 0, (end-i)*3)
@@ -191,8 +200,17 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	if err := flush(); err != nil {
 		return st, err
 	}
-	for _, s := range append(TriggerDDL(t), BumpVersion) {
+	stmts := TriggerDDL(t)
+	if st.Rows > 0 { // an empty import changes nothing: caches stay
+		stmts = append(stmts, BumpVersion)
+	}
+	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+	}
+	if logging && st.Rows > 0 {
+		if err := logChanges(ctx, tx, logged); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
 	}
@@ -201,6 +219,25 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	}
 	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	return st, nil
+}
+
+// logChanges writes keys to ChangesTable under the current version, as the
+// triggers would have, and trims it as they do.
+func logChanges(ctx context.Context, tx *sql.Tx, keys []string) error {
+	version := `(SELECT Value FROM ` + MetaTable + ` WHERE Key = 'version')`
+	for i := 0; i < len(keys); i += batchRows {
+		batch := keys[i:min(i+batchRows, len(keys))]
+		q := `INSERT OR IGNORE INTO ` + ChangesTable + ` SELECT ` + version + `, column1 FROM (VALUES ` + strings.Repeat("(?),", len(batch)-1) + `(?))`
+		args := make([]any, len(batch))
+		for j, k := range batch {
+			args[j] = k
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("log changes: %w", err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, ChangesTable, version, ChangesKept))
+	return err
 }
 
 func nullIfEmpty(s string) any {
