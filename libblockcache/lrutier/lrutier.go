@@ -150,7 +150,8 @@ func (t *Tier) namespace(ns store.Namespace) *store.Namespace {
 	if p := t.ns.Load(); p != nil && *p == ns {
 		return p
 	}
-	p := &ns
+	p := new(store.Namespace) // not &ns, which would put ns on the heap at every call
+	*p = ns
 	if cur := t.ns.Load(); cur == nil || cur.Version <= ns.Version || cur.ListID != ns.ListID {
 		t.ns.Store(p)
 	}
