@@ -108,10 +108,11 @@ type snapshot struct {
 	// any of them serves a later one once that gap's names are added.
 	filterGen uint64
 	// Cached verdicts of older versions that are still this version's
-	// (StillValid): those of version validFrom or later whose name and
-	// parents are not in changed, the keys changed since validFrom.
+	// (StillValid): those of version validFrom or later for which neither
+	// the name nor a parent is in changed, the keys changed since
+	// validFrom, with a version no older than the one they last changed in.
 	validFrom uint64
-	changed   map[string]struct{}
+	changed   map[string]uint64
 }
 
 // builtFilter is a finished filter build: it holds the names of version.
@@ -297,9 +298,9 @@ func (s *Store) carry(cur, next *snapshot, delta []string) {
 		}
 		next.filter.Store(fl)
 	}
-	changed := make(map[string]struct{}, len(cur.changed)+len(delta))
-	for k := range cur.changed {
-		changed[k] = struct{}{}
+	changed := make(map[string]uint64, len(cur.changed)+len(delta))
+	for k, v := range cur.changed {
+		changed[k] = v
 	}
 	next.validFrom = cur.validFrom
 	if len(changed)+len(delta) > maxChanged {
@@ -307,7 +308,7 @@ func (s *Store) carry(cur, next *snapshot, delta []string) {
 		next.validFrom = cur.ns.Version
 	}
 	for _, k := range delta {
-		changed[k] = struct{}{}
+		changed[k] = next.ns.Version
 	}
 	if len(changed) > maxChanged {
 		next.validFrom, changed = next.ns.Version, nil
@@ -327,12 +328,12 @@ func (s *Store) StillValid(old, cur Namespace, n string) bool {
 	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version {
 		return false
 	}
-	if _, ok := snap.changed[n]; ok {
+	if v, ok := snap.changed[n]; ok && v > old.Version {
 		return false
 	}
 	for i := 0; i < len(n); i++ {
 		if n[i] == '.' {
-			if _, ok := snap.changed[n[i+1:]]; ok {
+			if v, ok := snap.changed[n[i+1:]]; ok && v > old.Version {
 				return false
 			}
 		}
@@ -389,14 +390,14 @@ func readDelta(ctx context.Context, q interface {
 // opened the list can use the fleet's verdicts of the last versions.
 func readHistory(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, to uint64) (changed map[string]struct{}, from uint64, err error) {
+}, to uint64) (changed map[string]uint64, from uint64, err error) {
 	const limit = maxChanged + 1
 	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version <= ? ORDER BY Version DESC LIMIT ?`, int64(to), limit)
 	if err != nil {
 		return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
 	}
 	defer rows.Close()
-	changed, from = map[string]struct{}{}, to
+	changed, from = map[string]uint64{}, to
 	var group []string
 	groupVersion, n := uint64(0), 0
 	// take adds the version just read in full, if it continues the run.
@@ -405,7 +406,9 @@ func readHistory(ctx context.Context, q interface {
 			return false
 		}
 		for _, k := range group {
-			changed[k] = struct{}{}
+			if _, ok := changed[k]; !ok { // versions come newest first
+				changed[k] = groupVersion
+			}
 		}
 		from--
 		return true
