@@ -122,6 +122,12 @@ type builtFilter struct {
 	gen     uint64
 }
 
+// maxVersionRetries bounds how often one lookup starts again because the
+// list changed between reading the snapshot and the rows: a writer
+// committing every millisecond makes a second retry rare, and a lookup
+// that still cannot get one version passes, uncached.
+const maxVersionRetries = 3
+
 // maxChanged bounds snapshot.changed, which is copied at every change:
 // past it, only verdicts of the previous version can be kept.
 const maxChanged = 16384
@@ -701,7 +707,13 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			s.errs.Add(1)
 			return verdict.Verdict{}, snap.ns, err
 		}
-		if snap.hasMeta && ver != snap.ns.Version && attempt == 0 {
+		if snap.hasMeta && ver != snap.ns.Version {
+			// The rows are of another version than the snapshot (its
+			// regex rules, its tag): never answer with that mix.
+			if attempt == maxVersionRetries {
+				s.errs.Add(1)
+				return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: the list changed under %d lookups in a row", n, attempt+1)
+			}
 			s.retries.Add(1)
 			if err := s.refresh(ctx, false); err != nil {
 				s.errs.Add(1)
