@@ -2,6 +2,7 @@ package blockcache
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -18,12 +20,30 @@ import (
 // writer lists and unlists names at random (logged changes, with now and
 // then a bare version bump or a regex change, which the log cannot vouch
 // for) and records which names each committed version lists, while
-// readers look names up through the LRU and the store. Each answer is then
-// checked against the record of the version it was tagged with.
+// readers look names up. Each answer is then checked against the record
+// of the version it was tagged with. Readers ask one node with an LRU, or
+// two nodes without one that share a Valkey, so that each one's verdicts
+// of older versions reach the other.
 func TestEveryAnswerIsItsVersions(t *testing.T) {
+	t.Run("lru", func(t *testing.T) {
+		path, db := testlist.New(t)
+		everyAnswer(t, db, open(t, path, func(cfg *config.Config) { cfg.PollInterval = 5 * time.Millisecond }))
+	})
+	t.Run("valkey", func(t *testing.T) {
+		srv := valkeytest.Start(t)
+		path, db := testlist.New(t)
+		node := func() *Cache {
+			return open(t, path, func(cfg *config.Config) {
+				cfg.PollInterval, cfg.LRUSize = 5*time.Millisecond, 0
+				cfg.Valkey.Host, cfg.Valkey.Port, cfg.Valkey.Timeout = "127.0.0.1", srv.Port, 50*time.Millisecond
+			})
+		}
+		everyAnswer(t, db, node(), node())
+	})
+}
+
+func everyAnswer(t *testing.T, db *sql.DB, nodes ...*Cache) {
 	const pool = 40
-	path, db := testlist.New(t)
-	c := open(t, path, func(cfg *config.Config) { cfg.PollInterval = 5 * time.Millisecond })
 	ctx := context.Background()
 	name := func(i int) string { return fmt.Sprintf("n%d.pool.example", i) }
 
@@ -60,6 +80,7 @@ func TestEveryAnswerIsItsVersions(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for g := 0; g < 3; g++ {
+		c := nodes[g%len(nodes)]
 		wg.Add(1)
 		go func(seed uint64) {
 			defer wg.Done()
@@ -149,9 +170,10 @@ func TestEveryAnswerIsItsVersions(t *testing.T) {
 		}
 		byTier[s.tier]++
 	}
-	st := c.Stats()
-	t.Logf("%d answers (%v), %d wrong; %d versions, %d read as deltas, %d revalidated", len(all), byTier, wrong, len(truth), st.Store.Deltas, st.LRURevalidated)
-	if st.Store.Deltas == 0 || st.LRURevalidated == 0 || byTier[verdict.TierLRU] == 0 {
+	st := nodes[0].Stats()
+	revalidated := st.LRURevalidated + st.ValkeyRevalidated
+	t.Logf("%d answers (%v), %d wrong; %d versions, %d read as deltas, %d revalidated", len(all), byTier, wrong, len(truth), st.Store.Deltas, revalidated)
+	if st.Store.Deltas == 0 || revalidated == 0 || byTier[verdict.TierLRU]+byTier[verdict.TierValkey] == 0 {
 		t.Error("the run did not exercise revalidation")
 	}
 }
