@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,14 +122,9 @@ type builtFilter struct {
 }
 
 // maxVersionRetries bounds how often one lookup starts again because the
-// list changed between reading the snapshot and the rows: a writer
-// committing every millisecond makes a second retry rare, and a lookup
-// that still cannot get one version passes, uncached.
+// list changed between reading the snapshot and the rows; then rowsVersion
+// answers from the rows alone if it can.
 const maxVersionRetries = 3
-
-// maxChanged bounds snapshot.changed, which is copied at every change:
-// past it, only verdicts of the previous version can be kept.
-const maxChanged = 16384
 
 // ErrNotFound and ErrNotDatabase let callers print a precise message.
 var (
@@ -292,285 +286,6 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	return nil
 }
 
-// carry makes next, reached from cur by the logged change delta, share
-// cur's filter (grown by delta's names before next is published, so no
-// lookup of next can miss one) and the record of what changed.
-func (s *Store) carry(cur, next *snapshot, delta []string) {
-	s.deltas.Add(1)
-	next.filterGen = cur.filterGen
-	if fl := cur.filter.Load(); fl != nil {
-		for _, k := range delta {
-			fl.addShared(k) // removed names too: a false positive at worst
-		}
-		next.filter.Store(fl)
-	}
-	changed := make(map[string]uint64, len(cur.changed)+len(delta))
-	for k, v := range cur.changed {
-		changed[k] = v
-	}
-	next.validFrom = cur.validFrom
-	if len(changed)+len(delta) > maxChanged {
-		clear(changed)
-		next.validFrom = cur.ns.Version
-	}
-	for _, k := range delta {
-		changed[k] = next.ns.Version
-	}
-	if len(changed) > maxChanged {
-		next.validFrom, changed = next.ns.Version, nil
-	}
-	next.changed = changed
-}
-
-// StillValid reports whether a verdict cached for name n under version old
-// is also version cur's, cur being the version lookups are answered from:
-// true when every change since old is logged and none touched a row of n
-// or of a parent of n (the only rows n's verdict is computed from; a regex
-// change counts as touching everything). The LRU and Valkey tiers ask it
-// about verdicts of older versions, so that listing one name does not send
-// every cached name back to SQLite, on this node or across the fleet.
-func (s *Store) StillValid(old, cur Namespace, n string) bool {
-	snap := s.snap.Load()
-	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version {
-		return false
-	}
-	if v, ok := snap.changed[n]; ok && v > old.Version {
-		return false
-	}
-	for i := 0; i < len(n); i++ {
-		if n[i] == '.' {
-			if v, ok := snap.changed[n[i+1:]]; ok && v > old.Version {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// readDelta returns the keys changed in the versions after from up to to,
-// and whether every one of those versions logged its change (a version
-// bumped without a log row, or trimmed from the log, could have changed
-// anything). A regex change returns ok false too.
-func readDelta(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, from, to uint64) (keys []string, ok bool, err error) {
-	if to < from || to-from > ChangesKept {
-		return nil, false, nil
-	}
-	if to == from { // nothing to read, and the table may not exist
-		return []string{}, true, nil
-	}
-	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version > ? AND Version <= ?`, int64(from), int64(to))
-	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
-	}
-	defer rows.Close()
-	keys = []string{}
-	var versions, last int64
-	for rows.Next() {
-		var v int64
-		var k string
-		if err := rows.Scan(&v, &k); err != nil {
-			return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
-		}
-		if k == "" {
-			return nil, false, nil
-		}
-		if v != last { // rows come in primary key order, by version
-			versions, last = versions+1, v
-		}
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
-	}
-	return keys, uint64(versions) == to-from, nil
-}
-
-// readHistory returns the keys changed in the longest run of logged
-// versions that ends at version to (without a regex change, and within
-// maxChanged keys), and the version that run starts after. A verdict
-// cached at that version or later, by this process before the list file
-// was replaced or by another node of the fleet (Valkey), is still to's
-// unless its name or a parent is among the keys, so a process that just
-// opened the list can use the fleet's verdicts of the last versions.
-func readHistory(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, to uint64) (changed map[string]uint64, from uint64, err error) {
-	const limit = maxChanged + 1
-	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version <= ? ORDER BY Version DESC LIMIT ?`, int64(to), limit)
-	if err != nil {
-		return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
-	}
-	defer rows.Close()
-	changed, from = map[string]uint64{}, to
-	var group []string
-	groupVersion, n := uint64(0), 0
-	// take adds the version just read in full, if it continues the run.
-	take := func() bool {
-		if groupVersion != from || len(changed)+len(group) > maxChanged || slices.Contains(group, "") {
-			return false
-		}
-		for _, k := range group {
-			if _, ok := changed[k]; !ok { // versions come newest first
-				changed[k] = groupVersion
-			}
-		}
-		from--
-		return true
-	}
-	for rows.Next() {
-		var v int64
-		var k string
-		if err := rows.Scan(&v, &k); err != nil {
-			return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
-		}
-		n++
-		if uint64(v) != groupVersion {
-			if group != nil && !take() {
-				return changed, from, nil
-			}
-			group, groupVersion = group[:0], uint64(v)
-		}
-		group = append(group, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, to, fmt.Errorf("read %s: %w", ChangesTable, err)
-	}
-	if group != nil && n < limit { // the last version was read in full
-		take()
-	}
-	return changed, from, nil
-}
-
-// startBuild starts a filter build for snap's line of versions; the caller
-// holds refreshMu.
-func (s *Store) startBuild(snap *snapshot) {
-	s.building = snap.filterGen
-	s.builds.Add(1)
-	go func() {
-		defer s.builds.Done()
-		s.buildFilter(snap)
-	}()
-}
-
-// attach gives the current snapshot a finished build, once the list has
-// reached the build's version: the names changed in between are added
-// first. The caller holds refreshMu.
-func (s *Store) attach(ctx context.Context) {
-	b, cur := s.built, s.snap.Load()
-	if b == nil || b.version > cur.ns.Version && b.gen == cur.filterGen {
-		return // none, or the next refresh will reach its version
-	}
-	s.built = nil
-	if b.gen != cur.filterGen {
-		return
-	}
-	keys, ok, err := readDelta(ctx, cur.q.db, b.version, cur.ns.Version)
-	if err != nil || !ok {
-		if err != nil {
-			s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
-		}
-		s.startBuild(cur) // the gap is no longer in the log
-		return
-	}
-	for _, k := range keys {
-		b.f.addShared(k)
-	}
-	cur.filter.Store(b.f)
-	s.filterBuilds.Add(1)
-}
-
-// buildFilter builds a membership filter for snap's line of versions in
-// the background; lookups use SQL (or the line's older, worn filter) until
-// it is ready. It reads every rule in one transaction and notes the
-// version it read, and attach adds the changes made since. A build
-// overtaken by a change that was not logged stops.
-func (s *Store) buildFilter(snap *snapshot) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	current := func() bool { return s.snap.Load().filterGen == snap.filterGen }
-	var built *builtFilter
-	err := func() error {
-		tx, err := snap.q.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		var v int64
-		if err := tx.QueryRowContext(ctx, `SELECT Value FROM `+MetaTable+` WHERE Key = 'version'`).Scan(&v); err != nil {
-			return err
-		}
-		if uint64(v) < snap.ns.Version {
-			return fmt.Errorf("list version went back from %d to %d", snap.ns.Version, v)
-		}
-		var n int64
-		tables := []string{}
-		for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
-			if !snap.tables[t] {
-				continue
-			}
-			var c int64
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&c); err != nil {
-				return err
-			}
-			n += c
-			tables = append(tables, verdict.TableNames[t])
-		}
-		f := newFilter(n)
-		added := 0
-		for _, tbl := range tables {
-			rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
-			if err != nil {
-				return err
-			}
-			var d sql.RawBytes
-			for rows.Next() {
-				if err := rows.Scan(&d); err != nil {
-					rows.Close()
-					return err
-				}
-				f.add(string(d))
-				if added++; added&0xffff == 0 && !current() {
-					rows.Close()
-					return nil // overtaken
-				}
-			}
-			if err := rows.Close(); err != nil {
-				return err
-			}
-		}
-		built = &builtFilter{f: f, version: uint64(v), gen: snap.filterGen}
-		return nil
-	}()
-	s.refreshMu.Lock()
-	defer s.refreshMu.Unlock()
-	if s.building == snap.filterGen {
-		s.building = 0
-	}
-	select {
-	case <-s.stop:
-		return
-	default:
-	}
-	if err != nil && current() {
-		s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)
-	}
-	if built != nil && current() {
-		s.built = built
-		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.attach(actx)
-	}
-}
-
 // load reads the meta row, the table set and the regex rules in one read
 // transaction, so the regex set belongs to exactly the version it is tagged
 // with. When base is an older version of the same list in the same file
@@ -711,8 +426,7 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			// The rows are of another version than the snapshot (its
 			// regex rules, its tag): never answer with that mix.
 			if attempt == maxVersionRetries {
-				s.errs.Add(1)
-				return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: the list changed under %d lookups in a row", n, attempt+1)
+				return s.rowsVersion(ctx, snap, n, v, ver)
 			}
 			s.retries.Add(1)
 			if err := s.refresh(ctx, false); err != nil {
@@ -728,6 +442,29 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 		}
 		return v, snap.ns, nil
 	}
+}
+
+// rowsVersion answers from rows of version ver, newer than snap, when a
+// writer commits faster than lookups can catch up with it: the rows decide
+// alone when a table matched (the regex rules come last), and with the
+// snapshot's regex rules when the change log shows they did not change in
+// between; the answer is tagged ver. Otherwise the lookup fails (pass,
+// uncached, counted).
+func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ver uint64) (verdict.Verdict, Namespace, error) {
+	ns := Namespace{ListID: snap.ns.ListID, Version: ver}
+	if ver > snap.ns.Version && v.Action != verdict.Pass {
+		return v, ns, nil
+	}
+	if ver > snap.ns.Version && snap.hasLog {
+		if _, ok, err := readDelta(ctx, snap.q.db, snap.ns.Version, ver); err == nil && ok {
+			if r, ok := snap.regex.match(n); ok {
+				v = verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}
+			}
+			return v, ns, nil
+		}
+	}
+	s.errs.Add(1)
+	return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: the list changed under %d lookups in a row", n, maxVersionRetries+1)
 }
 
 func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, error) {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 // A filter build reads one version; by the time it is done, later logged
@@ -99,4 +101,50 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 		fl := s.snap.Load().filter.Load()
 		return fl != ahead && fl.mayContain("late3.example") && fl.mayContain("listed.example")
 	})
+}
+
+// When a writer commits faster than a lookup can catch up, the lookup
+// answers from the rows' version alone where it can: a table match
+// decides by itself, and the snapshot's regex rules apply when the log
+// shows they did not change since; otherwise it fails rather than mix.
+func TestRowsVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "list.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := Init(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO domain_regex VALUES ('^ads\.', NULL, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, Options{Path: path, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	snap := s.snap.Load()
+	v := snap.ns.Version
+	if _, err := db.Exec(`INSERT INTO domain VALUES ('new.example', NULL, NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	block := verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain}
+	if got, ns, err := s.rowsVersion(ctx, snap, "x.new.example", block, v+1); err != nil || got != block || ns.Version != v+1 {
+		t.Errorf("table match: %+v under %v (%v)", got, ns, err)
+	}
+	if got, ns, err := s.rowsVersion(ctx, snap, "ads.unrelated.org", verdict.Verdict{}, v+1); err != nil || got.Table != verdict.TableRegex || ns.Version != v+1 {
+		t.Errorf("regex rules unchanged since: %+v under %v (%v)", got, ns, err)
+	}
+	if _, err := db.Exec(`DELETE FROM domain_regex`); err != nil {
+		t.Fatal(err)
+	}
+	if got, ns, err := s.rowsVersion(ctx, snap, "ads.unrelated.org", verdict.Verdict{}, v+2); err == nil {
+		t.Errorf("regex rules changed since: answered %+v under %v", got, ns)
+	}
+	if got, _, err := s.rowsVersion(ctx, snap, "x.new.example", block, v+2); err != nil || got != block {
+		t.Errorf("table match after a regex change: %+v (%v)", got, err)
+	}
 }
