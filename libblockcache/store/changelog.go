@@ -7,6 +7,12 @@ import (
 	"slices"
 )
 
+// querier is a *sql.DB, *sql.Conn or *sql.Tx: the change log is read in
+// a snapshot's own read transaction, or outside one.
+type querier interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}
+
 // maxChanged bounds snapshot.changed, which is copied at every change:
 // past it, only verdicts of the previous version can be kept.
 const maxChanged = 16384
@@ -70,9 +76,7 @@ func (s *Store) StillValid(old, cur Namespace, n string) bool {
 // and whether every one of those versions logged its change (a version
 // bumped without a log row, or trimmed from the log, could have changed
 // anything). A regex change returns ok false too.
-func readDelta(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, from, to uint64) (keys []string, ok bool, err error) {
+func readDelta(ctx context.Context, q querier, from, to uint64) (keys []string, ok bool, err error) {
 	if to < from || to-from > ChangesKept {
 		return nil, false, nil
 	}
@@ -113,9 +117,7 @@ func readDelta(ctx context.Context, q interface {
 // was replaced or by another node of the fleet (Valkey), is still to's
 // unless its name or a parent is among the keys, so a process that just
 // opened the list can use the fleet's verdicts of the last versions.
-func readHistory(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, to uint64) (changed map[string]uint64, from uint64, err error) {
+func readHistory(ctx context.Context, q querier, to uint64) (changed map[string]uint64, from uint64, err error) {
 	const limit = maxChanged + 1
 	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version <= ? ORDER BY Version DESC LIMIT ?`, int64(to), limit)
 	if err != nil {

@@ -398,18 +398,16 @@ func (s *Store) parseIPs(table, rule, v4, v6 string) (a4, a6 netip.Addr) {
 // version it was computed from. The rule tables are read by one SQL
 // statement, so all of them come from one database snapshot, and that
 // statement also returns the version; if it is newer than the snapshot the
-// regex rules came from, the snapshot is refreshed first so verdicts of two
-// versions are never mixed.
+// regex rules came from, the snapshot is refreshed first (or, when a writer
+// keeps outrunning the lookup, rowsVersion answers from the rows' version)
+// so verdicts of two versions are never mixed.
 func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespace, error) {
 	s.lookups.Add(1)
 	for attempt := 0; ; attempt++ {
 		snap := s.snap.Load()
 		if f := snap.filter.Load(); f != nil && !f.anySuffix(n) {
 			s.filterSkips.Add(1)
-			if r, ok := snap.regex.match(n); ok {
-				return verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}, snap.ns, nil
-			}
-			return verdict.Verdict{}, snap.ns, nil
+			return snap.withRegex(n, verdict.Verdict{}), snap.ns, nil
 		}
 		v, ver, err := s.queryTables(ctx, snap, n)
 		if err != nil && attempt == 0 && errors.Is(err, errReplaced) {
@@ -435,13 +433,20 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			}
 			continue
 		}
-		if v.Action == verdict.Pass {
-			if r, ok := snap.regex.match(n); ok {
-				v = verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}
-			}
-		}
-		return v, snap.ns, nil
+		return snap.withRegex(n, v), snap.ns, nil
 	}
+}
+
+// withRegex is v, or the block of the first regex rule matching n when the
+// tables let n pass: regex rules come last.
+func (snap *snapshot) withRegex(n string, v verdict.Verdict) verdict.Verdict {
+	if v.Action != verdict.Pass {
+		return v
+	}
+	if r, ok := snap.regex.match(n); ok {
+		return verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}
+	}
+	return v
 }
 
 // rowsVersion answers from rows of version ver, newer than snap, when a
@@ -457,10 +462,7 @@ func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v ver
 	}
 	if ver > snap.ns.Version && snap.hasLog {
 		if _, ok, err := readDelta(ctx, snap.q.db, snap.ns.Version, ver); err == nil && ok {
-			if r, ok := snap.regex.match(n); ok {
-				v = verdict.Verdict{Action: verdict.Block, Table: verdict.TableRegex, IPv4: r.ipv4, IPv6: r.ipv6, Rule: r.pattern}
-			}
-			return v, ns, nil
+			return snap.withRegex(n, v), ns, nil
 		}
 	}
 	s.errs.Add(1)
