@@ -10,6 +10,27 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
+// newList makes an initialized list (testlist imports this package, so the
+// internal tests cannot use it) and returns its path and a statement runner.
+func newList(t *testing.T) (string, func(string)) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "list.db")
+	db, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return path, func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
 // A filter build reads one version; by the time it is done, later logged
 // changes may be answered already. attach adds their names before the
 // filter is used, waits while the build is ahead of the answered version,
@@ -17,21 +38,7 @@ import (
 // the gap is no longer in the log.
 func TestFilterBuildCatchesUp(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "list.db")
-	db, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	exec := func(q string) {
-		t.Helper()
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := Init(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	path, exec := newList(t)
 	// Enough names that three more do not wear the filter out (and start
 	// a real build that would replace the ones this test attaches).
 	exec(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100)
@@ -109,18 +116,8 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 // shows they did not change since; otherwise it fails rather than mix.
 func TestRowsVersion(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "list.db")
-	db, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := Init(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`INSERT INTO domain_regex VALUES ('^ads\.', NULL, NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	path, exec := newList(t)
+	exec(`INSERT INTO domain_regex VALUES ('^ads\.', NULL, NULL)`)
 	s, err := Open(ctx, Options{Path: path, PollInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -128,9 +125,7 @@ func TestRowsVersion(t *testing.T) {
 	defer s.Close()
 	snap := s.snap.Load()
 	v := snap.ns.Version
-	if _, err := db.Exec(`INSERT INTO domain VALUES ('new.example', NULL, NULL)`); err != nil {
-		t.Fatal(err)
-	}
+	exec(`INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	block := verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain}
 	if got, ns, err := s.rowsVersion(ctx, snap, "x.new.example", block, v+1); err != nil || got != block || ns.Version != v+1 {
 		t.Errorf("table match: %+v under %v (%v)", got, ns, err)
@@ -138,9 +133,7 @@ func TestRowsVersion(t *testing.T) {
 	if got, ns, err := s.rowsVersion(ctx, snap, "ads.unrelated.org", verdict.Verdict{}, v+1); err != nil || got.Table != verdict.TableRegex || ns.Version != v+1 {
 		t.Errorf("regex rules unchanged since: %+v under %v (%v)", got, ns, err)
 	}
-	if _, err := db.Exec(`DELETE FROM domain_regex`); err != nil {
-		t.Fatal(err)
-	}
+	exec(`DELETE FROM domain_regex`)
 	if got, ns, err := s.rowsVersion(ctx, snap, "ads.unrelated.org", verdict.Verdict{}, v+2); err == nil {
 		t.Errorf("regex rules changed since: answered %+v under %v", got, ns)
 	}
