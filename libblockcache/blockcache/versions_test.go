@@ -179,7 +179,7 @@ func everyAnswer(t *testing.T, db *sql.DB, nodes ...*Cache) {
 	}
 	st := nodes[0].Stats()
 	revalidated := st.LRURevalidated + st.ValkeyRevalidated
-	t.Logf("%d answers (%v), %d wrong, %d lookups failed while the regex rules changed; %d versions, %d read as deltas, %d revalidated",
+	t.Logf("%d answers (%v), %d wrong, %d lookups failed (list changing); %d versions, %d read as deltas, %d revalidated",
 		len(all), byTier, wrong, failed.Load(), len(truth), st.Store.Deltas, revalidated)
 	if st.Store.Deltas == 0 || revalidated == 0 || byTier[verdict.TierLRU]+byTier[verdict.TierValkey] == 0 {
 		t.Error("the run did not exercise revalidation")

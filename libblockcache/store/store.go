@@ -134,9 +134,10 @@ var (
 
 var errClosed = errors.New("blocklist store closed")
 
-// ErrListChanging fails a lookup that a writer kept outrunning while the
-// regex rules changed (rowsVersion): the caller passes the name, uncached,
-// rather than answer with two list versions.
+// ErrListChanging fails a lookup that a writer kept outrunning when the
+// change log cannot show that the regex rules stayed the same meanwhile
+// (rowsVersion): the caller passes the name, uncached, rather than answer
+// with two list versions.
 var ErrListChanging = errors.New("the list kept changing during the lookup")
 
 // Open opens the database read-only and loads its first snapshot. It fails
@@ -471,7 +472,7 @@ func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v ver
 		}
 	}
 	s.errs.Add(1)
-	return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: %w (%d attempts, and the regex rules changed)", n, ErrListChanging, maxVersionRetries+1)
+	return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: %w (%d attempts; the change log cannot show the regex rules unchanged)", n, ErrListChanging, maxVersionRetries+1)
 }
 
 func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, error) {
