@@ -19,8 +19,9 @@ const maxChanged = 16384
 
 // carry makes next, reached from cur by the logged change delta, share
 // cur's filter (grown by delta's names before next is published, so no
-// lookup of next can miss one) and the record of what changed.
-func (s *Store) carry(cur, next *snapshot, delta []string) {
+// lookup of next can miss one) and, unless the regex rules changed too
+// (load then read next's record from the log), the record of what changed.
+func (s *Store) carry(cur, next *snapshot, delta []string, regex bool) {
 	s.deltas.Add(1)
 	next.filterGen = cur.filterGen
 	if fl := cur.filter.Load(); fl != nil {
@@ -28,6 +29,9 @@ func (s *Store) carry(cur, next *snapshot, delta []string) {
 			fl.addShared(k) // removed names too: a false positive at worst
 		}
 		next.filter.Store(fl)
+	}
+	if regex {
+		return
 	}
 	changed := make(map[string]uint64, len(cur.changed)+len(delta))
 	for k, v := range cur.changed {
@@ -72,20 +76,21 @@ func (s *Store) StillValid(old, cur Namespace, n string) bool {
 	return true
 }
 
-// readDelta returns the keys changed in the versions after from up to to,
-// and whether every one of those versions logged its change (a version
+// readDelta returns the keys changed in the versions after from up to to;
+// ok, whether every one of those versions logged its change (a version
 // bumped without a log row, or trimmed from the log, could have changed
-// anything). A regex change returns ok false too.
-func readDelta(ctx context.Context, q querier, from, to uint64) (keys []string, ok bool, err error) {
+// anything); and regex, whether one of them changed domain_regex (which
+// can change any name's verdict, but no key of the membership filter).
+func readDelta(ctx context.Context, q querier, from, to uint64) (keys []string, ok, regex bool, err error) {
 	if to < from || to-from > ChangesKept {
-		return nil, false, nil
+		return nil, false, false, nil
 	}
 	if to == from { // nothing to read, and the table may not exist
-		return []string{}, true, nil
+		return []string{}, true, false, nil
 	}
 	rows, err := q.QueryContext(ctx, `SELECT Version, Domain FROM `+ChangesTable+` WHERE Version > ? AND Version <= ?`, int64(from), int64(to))
 	if err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
+		return nil, false, false, fmt.Errorf("read %s: %w", ChangesTable, err)
 	}
 	defer rows.Close()
 	keys = []string{}
@@ -94,20 +99,21 @@ func readDelta(ctx context.Context, q querier, from, to uint64) (keys []string, 
 		var v int64
 		var k string
 		if err := rows.Scan(&v, &k); err != nil {
-			return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
-		}
-		if k == "" {
-			return nil, false, nil
+			return nil, false, false, fmt.Errorf("read %s: %w", ChangesTable, err)
 		}
 		if v != last { // rows come in primary key order, by version
 			versions, last = versions+1, v
 		}
+		if k == "" {
+			regex = true
+			continue
+		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("read %s: %w", ChangesTable, err)
+		return nil, false, false, fmt.Errorf("read %s: %w", ChangesTable, err)
 	}
-	return keys, uint64(versions) == to-from, nil
+	return keys, uint64(versions) == to-from, regex, nil
 }
 
 // readHistory returns the keys changed in the longest run of logged

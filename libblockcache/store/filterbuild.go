@@ -32,7 +32,7 @@ func (s *Store) attach(ctx context.Context) {
 	if b.gen != cur.filterGen {
 		return
 	}
-	keys, ok, err := readDelta(ctx, cur.q.db, b.version, cur.ns.Version)
+	keys, ok, _, err := readDelta(ctx, cur.q.db, b.version, cur.ns.Version)
 	if err != nil || !ok {
 		if err != nil {
 			s.opts.Logf("blockcache: building the filter of listed names: %v (lookups use SQL)", err)

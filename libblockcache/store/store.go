@@ -231,7 +231,7 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		return nil
 	}
 	cur := s.snap.Load()
-	next, delta, err := s.load(ctx, f, cur)
+	next, delta, regexChanged, err := s.load(ctx, f, cur)
 	if err != nil {
 		return fail(err)
 	}
@@ -259,7 +259,7 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.opts.Logf("blockcache: %s has no change log (%s), so every list change drops every cached verdict and rebuilds the filter; `blockcachectl init` adds it", s.opts.Path, ChangesTable)
 	}
 	if delta != nil && f == old && cur.tables == next.tables {
-		s.carry(cur, next, delta)
+		s.carry(cur, next, delta, regexChanged)
 	} else {
 		s.filterGen++
 		next.filterGen = s.filterGen
@@ -296,23 +296,23 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 // transaction, so the regex set belongs to exactly the version it is tagged
 // with. When base is an older version of the same list in the same file
 // and every change since is logged, it also returns the changed keys
-// (non-nil, maybe empty).
-func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snapshot, delta []string, err error) {
+// (non-nil, maybe empty), and whether the regex rules changed among them.
+func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snapshot, delta []string, regexChanged bool, err error) {
 	tx, err := f.poll.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("begin read: %w", err)
+		return nil, nil, false, fmt.Errorf("begin read: %w", err)
 	}
 	defer tx.Rollback()
 	next = &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
 	rows, err := tx.QueryContext(ctx, `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list tables: %w", err)
+		return nil, nil, false, fmt.Errorf("list tables: %w", err)
 	}
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
 			rows.Close()
-			return nil, nil, fmt.Errorf("list tables: %w", err)
+			return nil, nil, false, fmt.Errorf("list tables: %w", err)
 		}
 		for _, t := range RuleTables {
 			if n == verdict.TableNames[t] {
@@ -332,7 +332,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		var id sql.NullString
 		err := tx.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'version'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id')`).Scan(&v, &id)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read list version: %w", err)
+			return nil, nil, false, fmt.Errorf("read list version: %w", err)
 		}
 		next.ns = Namespace{ListID: id.String, Version: uint64(v)}
 		if id.String == "" {
@@ -340,16 +340,16 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 	}
 	if next.hasLog && base != nil && base.hasMeta && next.hasMeta && base.q.db == f.db && base.ns.ListID == next.ns.ListID {
-		keys, ok, err := readDelta(ctx, tx, base.ns.Version, next.ns.Version)
+		keys, ok, regex, err := readDelta(ctx, tx, base.ns.Version, next.ns.Version)
 		if err != nil {
 			s.opts.Logf("blockcache: %v (every cached verdict is dropped at this change)", err)
 		} else if ok {
-			delta = keys
+			delta, regexChanged = keys, regex
 		}
 	}
-	if delta != nil && base.tables == next.tables {
+	if delta != nil && !regexChanged && base.tables == next.tables {
 		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
-		return next, delta, nil
+		return next, delta, regexChanged, nil
 	}
 	next.validFrom = next.ns.Version
 	if next.hasLog && next.hasMeta {
@@ -361,23 +361,23 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read domain_regex: %w", err)
+			return nil, nil, false, fmt.Errorf("read domain_regex: %w", err)
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var p string
 			var v4, v6 sql.NullString
 			if err := rows.Scan(&p, &v4, &v6); err != nil {
-				return nil, nil, fmt.Errorf("read domain_regex: %w", err)
+				return nil, nil, false, fmt.Errorf("read domain_regex: %w", err)
 			}
 			a4, a6 := s.parseIPs("domain_regex", p, v4.String, v6.String)
 			next.regex.addRule(p, a4, a6)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, nil, fmt.Errorf("read domain_regex: %w", err)
+			return nil, nil, false, fmt.Errorf("read domain_regex: %w", err)
 		}
 	}
-	return next, delta, nil
+	return next, delta, regexChanged, nil
 }
 
 // parseIPs reads a rule's sinkhole addresses; a bad one is logged and
@@ -467,7 +467,7 @@ func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v ver
 		return v, ns, nil
 	}
 	if ver > snap.ns.Version && snap.hasLog {
-		if _, ok, err := readDelta(ctx, snap.q.db, snap.ns.Version, ver); err == nil && ok {
+		if _, ok, regex, err := readDelta(ctx, snap.q.db, snap.ns.Version, ver); err == nil && ok && !regex {
 			return snap.withRegex(n, v), ns, nil
 		}
 	}
