@@ -1,13 +1,113 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
+
+// buildChunk is how many keys one statement of addTable returns.
+const buildChunk = 16384
+
+// addTable adds every key of tbl to f. Keys come in chunks, each one row
+// holding them NUL-separated: one call through cgo and database/sql per
+// chunk instead of per key. (A key holding a NUL byte is split wrongly, but
+// no query name can match it: dnsmasq escapes a NUL in a label.) It
+// returns the keys added, or -1 when current says the build was overtaken.
+func addTable(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current func() bool) (int, error) {
+	q := `SELECT group_concat(Domain, char(0)), max(Domain), count(*) FROM (SELECT Domain FROM ` + tbl + ` WHERE Domain > ? ORDER BY Domain LIMIT ` + fmt.Sprint(buildChunk) + `)`
+	if ok, err := indexed(ctx, tx, q); err != nil || !ok {
+		if err != nil {
+			return 0, err
+		}
+		return addRows(ctx, tx, tbl, f, current)
+	}
+	stmt, err := tx.PrepareContext(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	added, last := 0, ""
+	for {
+		var blob []byte
+		var maxKey sql.NullString
+		var n int
+		if err := stmt.QueryRowContext(ctx, last).Scan(&blob, &maxKey, &n); err != nil {
+			return added, err
+		}
+		for rest := blob; n > 0; {
+			i := bytes.IndexByte(rest, 0)
+			if i < 0 {
+				f.add(string(rest))
+				break
+			}
+			f.add(string(rest[:i]))
+			rest = rest[i+1:]
+		}
+		added += n
+		if n < buildChunk {
+			return added, nil
+		}
+		if !current() {
+			return -1, nil
+		}
+		last = maxKey.String
+	}
+}
+
+// indexed reports whether q reads its table in key order from an index.
+// A table made by another tool without a key on Domain would be sorted
+// again for every chunk.
+func indexed(ctx context.Context, tx *sql.Tx, q string) (bool, error) {
+	rows, err := tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "")
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return false, err
+	}
+	vals := make([]any, len(cols))
+	for i := range vals {
+		vals[i] = new(sql.RawBytes)
+	}
+	for rows.Next() {
+		if err := rows.Scan(vals...); err != nil {
+			return false, err
+		}
+		if detail := string(*vals[len(vals)-1].(*sql.RawBytes)); strings.Contains(detail, "TEMP B-TREE") {
+			return false, nil
+		}
+	}
+	return true, rows.Err()
+}
+
+// addRows is addTable one row at a time, for a table without a key.
+func addRows(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current func() bool) (int, error) {
+	rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	added := 0
+	var d sql.RawBytes
+	for rows.Next() {
+		if err := rows.Scan(&d); err != nil {
+			return added, err
+		}
+		f.add(string(d))
+		if added++; added%buildChunk == 0 && !current() {
+			return -1, nil
+		}
+	}
+	return added, rows.Err()
+}
 
 // startBuild starts a filter build for snap's line of versions; the caller
 // holds refreshMu.
@@ -91,26 +191,9 @@ func (s *Store) buildFilter(snap *snapshot) {
 			tables = append(tables, verdict.TableNames[t])
 		}
 		f := newFilter(n)
-		added := 0
 		for _, tbl := range tables {
-			rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
-			if err != nil {
-				return err
-			}
-			var d sql.RawBytes
-			for rows.Next() {
-				if err := rows.Scan(&d); err != nil {
-					rows.Close()
-					return err
-				}
-				f.add(string(d))
-				if added++; added&0xffff == 0 && !current() {
-					rows.Close()
-					return nil // overtaken
-				}
-			}
-			if err := rows.Close(); err != nil {
-				return err
+			if n, err := addTable(ctx, tx, tbl, f, current); err != nil || n < 0 {
+				return err // n < 0: overtaken
 			}
 		}
 		built = &builtFilter{f: f, version: uint64(v), gen: snap.filterGen}

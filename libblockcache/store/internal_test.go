@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +141,52 @@ func TestRowsVersion(t *testing.T) {
 	}
 	if got, _, err := s.rowsVersion(ctx, snap, "x.new.example", block, v+2); err != nil || got != block {
 		t.Errorf("table match after a regex change: %+v (%v)", got, err)
+	}
+}
+
+// The filter build reads keys in chunks through the table's key; a table
+// made by another tool without one is read row by row instead (chunks
+// would sort it again each time), and both give the same filter.
+func TestFilterBuildWithAndWithoutAKey(t *testing.T) {
+	ctx := context.Background()
+	for _, ddl := range []string{
+		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT) WITHOUT ROWID`,
+		`CREATE TABLE domain (Domain TEXT, IPv4 TEXT, IPv6 TEXT)`,
+	} {
+		path := filepath.Join(t.TempDir(), "list.db")
+		db, err := sql.Open("sqlite3", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		n := buildChunk*2 + 7 // three chunks, the last one short
+		for _, q := range []string{ddl, fmt.Sprintf(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < %d)
+			INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`, n)} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Init(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newFilter(int64(n))
+		added, err := addTable(ctx, tx, "domain", f, func() bool { return true })
+		keyed, _ := indexed(ctx, tx, `SELECT Domain FROM domain WHERE Domain > ? ORDER BY Domain LIMIT 10`)
+		tx.Rollback()
+		if err != nil || added != n {
+			t.Fatalf("%s: added %d of %d (%v)", ddl, added, n, err)
+		}
+		if keyed != strings.Contains(ddl, "PRIMARY KEY") {
+			t.Errorf("%s: read in key order: %v", ddl, keyed)
+		}
+		for i := 1; i <= n; i++ {
+			if !f.mayContain(fmt.Sprintf("n%d.example", i)) {
+				t.Fatalf("%s: n%d.example missing from the filter", ddl, i)
+			}
+		}
 	}
 }
