@@ -118,8 +118,7 @@ func nextVersion(t *testing.T, s *store.Store, db *sql.DB, stmts ...string) stor
 func TestLoggedChangeKeepsFilterAndVerdicts(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
 	logf, skipped := countLogs("skipped")
-	s := open(t, path, logf)
-	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	s := openFiltered(t, path, logf)
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL), ('other.example', NULL, NULL)`)
 	if v := resolve(t, s, "www.new.example"); v.Action != verdict.Block {
@@ -181,8 +180,7 @@ func TestUnloggedChangesDropEverything(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			path, db := testlist.New(t, fixture...)
-			s := open(t, path, nil)
-			waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+			s := openFiltered(t, path, nil)
 			v0 := s.Namespace()
 			if name == "log trimmed" { // the first insert's row is gone by the time the reader looks
 				testlist.Exec(t, db, `CREATE TRIGGER trim AFTER INSERT ON `+store.ChangesTable+` WHEN NEW.Domain = 'new2.example' BEGIN DELETE FROM `+store.ChangesTable+` WHERE Domain = 'new.example'; END`)
@@ -227,8 +225,7 @@ func TestListWithoutChangeLog(t *testing.T) {
 	}
 	testlist.Exec(t, db, `CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN `+store.BumpVersion+`; END`)
 	logf, said := countLogs("has no change log")
-	s := open(t, path, logf)
-	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	s := openFiltered(t, path, logf)
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
 	if s.StillValid(v0, v1, "unrelated.org") {
@@ -317,8 +314,7 @@ func TestImportLogsAFeedUpdate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := open(t, path, nil)
-	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	s := openFiltered(t, path, nil)
 	v0 := s.Namespace()
 	importN(3, "feed")
 	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version == v0.Version+1 })
@@ -348,8 +344,7 @@ func TestImportLogsAFeedUpdate(t *testing.T) {
 // filter, which is kept (on a billion names a rebuild takes minutes).
 func TestRegexChangeKeepsTheFilter(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
-	s := open(t, path, nil)
-	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	s := openFiltered(t, path, nil)
 	v0 := s.Namespace()
 	v1 := nextVersion(t, s, db, `INSERT INTO domain_regex VALUES ('^new\.', NULL, NULL)`)
 	if s.StillValid(v0, v1, "unrelated.org") {

@@ -27,6 +27,15 @@ func open(t testing.TB, path string, logf func(string, ...any)) *store.Store {
 	return s
 }
 
+// openFiltered opens the list and waits until its membership filter is
+// built, so that the test sees the filter path and not SQL alone.
+func openFiltered(t testing.TB, path string, logf func(string, ...any)) *store.Store {
+	t.Helper()
+	s := open(t, path, logf)
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	return s
+}
+
 func resolve(t testing.TB, s *store.Store, n string) verdict.Verdict {
 	t.Helper()
 	v, _, err := s.Resolve(context.Background(), n)
@@ -193,8 +202,7 @@ func TestOpenErrors(t *testing.T) {
 
 func TestUpdatesVisible(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
-	s := open(t, path, nil)
-	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	s := openFiltered(t, path, nil)
 	v0 := s.Namespace()
 	if resolve(t, s, "later.example").Action != verdict.Pass {
 		t.Fatal("listed before insert")
