@@ -19,7 +19,9 @@ const buildChunk = 16384
 // chunk instead of per key. (A key holding a NUL byte is split wrongly, but
 // no query name can match it: dnsmasq escapes a NUL in a label.) It
 // returns the keys added, or -1 when current says the build was overtaken.
-func addTable(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current func() bool) (int, error) {
+// It stops with an error rather than read more than count keys, the
+// table's rows in tx: keys that compare out of key order would loop.
+func addTable(ctx context.Context, tx *sql.Tx, tbl string, count int64, f *filter, current func() bool) (int, error) {
 	q := `SELECT group_concat(Domain, char(0)), max(Domain), count(*) FROM (SELECT Domain FROM ` + tbl + ` WHERE Domain > ? ORDER BY Domain LIMIT ` + fmt.Sprint(buildChunk) + `)`
 	if ok, err := indexed(ctx, tx, q); err != nil || !ok {
 		if err != nil {
@@ -32,10 +34,11 @@ func addTable(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current fu
 		return 0, err
 	}
 	defer stmt.Close()
-	added, last := 0, ""
+	added := 0
+	var last any = ""
 	for {
 		var blob []byte
-		var maxKey sql.NullString
+		var maxKey any // bound back as it came: a BLOB key sorts after every TEXT one
 		var n int
 		if err := stmt.QueryRowContext(ctx, last).Scan(&blob, &maxKey, &n); err != nil {
 			return added, err
@@ -56,7 +59,10 @@ func addTable(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current fu
 		if !current() {
 			return -1, nil
 		}
-		last = maxKey.String
+		if int64(added) > count {
+			return added, fmt.Errorf("%s: read %d keys of %d: they do not advance in key order past %q", tbl, added, count, maxKey)
+		}
+		last = maxKey
 	}
 }
 
@@ -178,7 +184,7 @@ func (s *Store) buildFilter(snap *snapshot) {
 			return fmt.Errorf("list version went back from %d to %d", snap.ns.Version, v)
 		}
 		var n int64
-		tables := []string{}
+		counts := map[string]int64{}
 		for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
 			if !snap.tables[t] {
 				continue
@@ -188,11 +194,11 @@ func (s *Store) buildFilter(snap *snapshot) {
 				return err
 			}
 			n += c
-			tables = append(tables, verdict.TableNames[t])
+			counts[verdict.TableNames[t]] = c
 		}
 		f := newFilter(n)
-		for _, tbl := range tables {
-			if n, err := addTable(ctx, tx, tbl, f, current); err != nil || n < 0 {
+		for tbl, c := range counts {
+			if n, err := addTable(ctx, tx, tbl, c, f, current); err != nil || n < 0 {
 				return err // n < 0: overtaken
 			}
 		}
