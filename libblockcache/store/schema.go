@@ -62,9 +62,9 @@ func TriggerDDL(t verdict.Table) []string {
 		var b strings.Builder
 		fmt.Fprintf(&b, " ON %s BEGIN %s;", n, BumpVersion)
 		for _, k := range keys {
-			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s VALUES ((SELECT Value FROM %s WHERE Key = 'version'), %s);", ChangesTable, MetaTable, k)
+			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s VALUES (%s, %s);", ChangesTable, currentVersion, k)
 		}
-		fmt.Fprintf(&b, " DELETE FROM %s WHERE Version <= (SELECT Value FROM %s WHERE Key = 'version') - %d; END", ChangesTable, MetaTable, ChangesKept)
+		fmt.Fprintf(&b, " %s; END", trimChanges)
 		return b.String()
 	}
 	ins, upd, del := []string{"NEW.Domain"}, []string{"OLD.Domain", "NEW.Domain"}, []string{"OLD.Domain"}
@@ -77,6 +77,13 @@ func TriggerDDL(t verdict.Table) []string {
 		"CREATE TRIGGER " + names[2] + " AFTER DELETE" + body(del...),
 	}
 }
+
+// currentVersion is the list version as an SQL expression.
+const currentVersion = `(SELECT Value FROM ` + MetaTable + ` WHERE Key = 'version')`
+
+// trimChanges keeps the last ChangesKept versions of ChangesTable; the
+// triggers run it on every change, and so does an import that logs its own.
+var trimChanges = fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, ChangesTable, currentVersion, ChangesKept)
 
 // BumpVersion is the statement a writer that disabled triggers runs once.
 // It logs no change, so readers drop every cached verdict: right for a

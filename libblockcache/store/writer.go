@@ -224,10 +224,9 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 // logChanges writes keys to ChangesTable under the current version, as the
 // triggers would have, and trims it as they do.
 func logChanges(ctx context.Context, tx *sql.Tx, keys []string) error {
-	version := `(SELECT Value FROM ` + MetaTable + ` WHERE Key = 'version')`
 	for i := 0; i < len(keys); i += batchRows {
 		batch := keys[i:min(i+batchRows, len(keys))]
-		q := `INSERT OR IGNORE INTO ` + ChangesTable + ` SELECT ` + version + `, column1 FROM (VALUES ` + strings.Repeat("(?),", len(batch)-1) + `(?))`
+		q := `INSERT OR IGNORE INTO ` + ChangesTable + ` SELECT ` + currentVersion + `, column1 FROM (VALUES ` + strings.Repeat("(?),", len(batch)-1) + `(?))`
 		args := make([]any, len(batch))
 		for j, k := range batch {
 			args[j] = k
@@ -236,7 +235,7 @@ func logChanges(ctx context.Context, tx *sql.Tx, keys []string) error {
 			return fmt.Errorf("log changes: %w", err)
 		}
 	}
-	_, err := tx.ExecContext(ctx, fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, ChangesTable, version, ChangesKept))
+	_, err := tx.ExecContext(ctx, trimChanges)
 	return err
 }
 
