@@ -1,9 +1,12 @@
 package store
 
 import (
-	"hash/maphash"
+	"crypto/rand"
+	"encoding/binary"
 	"math/bits"
 	"sync/atomic"
+
+	"github.com/zeebo/xxh3"
 )
 
 // filter is a blocked Bloom filter of every domain in the rule tables of
@@ -18,8 +21,14 @@ import (
 // only leave false positives. Snapshots then share it, and lookups read
 // it while it grows, so every read of a word is atomic (a plain load on
 // amd64 and arm64).
+//
+// Its hash is the same in every process (XXH3 of the key with a seed the
+// filter carries), so a filter saved in the list by `blockcachectl
+// filter` can be loaded by every node instead of rebuilt from every row.
+// The seed is random per build: which names collide is not known in
+// advance to anyone who cannot read the list file.
 type filter struct {
-	seed     maphash.Seed
+	seed     uint64
 	blocks   [][8]uint64
 	capacity int64        // names it was sized for
 	extra    atomic.Int64 // names added by addShared since it was built
@@ -33,11 +42,13 @@ func newFilter(n int64) *filter {
 	if nb < 2 {
 		nb = 2
 	}
-	return &filter{seed: maphash.MakeSeed(), blocks: make([][8]uint64, nb), capacity: max(n, 1)}
+	var seed [8]byte
+	rand.Read(seed[:]) // never fails on Linux
+	return &filter{seed: binary.LittleEndian.Uint64(seed[:]), blocks: make([][8]uint64, nb), capacity: max(n, 1)}
 }
 
 func (f *filter) probe(key string) (b *[8]uint64, h uint64) {
-	h = maphash.String(f.seed, key)
+	h = xxh3.HashStringSeed(key, f.seed)
 	hi, _ := bits.Mul64(h, uint64(len(f.blocks)))
 	return &f.blocks[hi], h*0x9e3779b97f4a7c15 | 1
 }

@@ -27,3 +27,21 @@ func TestFilter(t *testing.T) {
 	}
 	t.Logf("false positives %.3f%%, %d bytes for %d keys", 100*float64(fp)/n, f.bytes(), n)
 }
+
+// BenchmarkFilterAnySuffix is the filter's share of a lookup that misses
+// the LRU: every suffix of a four-label unlisted name is checked.
+func BenchmarkFilterAnySuffix(b *testing.B) {
+	const n = 1 << 20
+	f := newFilter(n)
+	for i := 0; i < n; i++ {
+		f.add(fmt.Sprintf("d%d.example", i))
+	}
+	names := make([]string, 4096)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%d.site%d.cdn%d.example", i, i%100, i)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.anySuffix(names[i%len(names)])
+	}
+}
