@@ -21,7 +21,7 @@ const buildChunk = 16384
 // returns the keys added, or -1 when current says the build was overtaken.
 // It stops with an error rather than read more than count keys, the
 // table's rows in tx: keys that compare out of key order would loop.
-func addTable(ctx context.Context, tx *sql.Tx, tbl string, count int64, f *filter, current func() bool) (int, error) {
+func addTable(ctx context.Context, tx reader, tbl string, count int64, f *filter, current func() bool) (int, error) {
 	q := `SELECT group_concat(Domain, char(0)), max(Domain), count(*) FROM (SELECT Domain FROM ` + tbl + ` WHERE Domain > ? ORDER BY Domain LIMIT ` + fmt.Sprint(buildChunk) + `)`
 	if ok, err := indexed(ctx, tx, q); err != nil || !ok {
 		if err != nil {
@@ -69,7 +69,7 @@ func addTable(ctx context.Context, tx *sql.Tx, tbl string, count int64, f *filte
 // indexed reports whether q reads its table in key order from an index.
 // A table made by another tool without a key on Domain would be sorted
 // again for every chunk.
-func indexed(ctx context.Context, tx *sql.Tx, q string) (bool, error) {
+func indexed(ctx context.Context, tx reader, q string) (bool, error) {
 	rows, err := tx.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "")
 	if err != nil {
 		return false, err
@@ -95,7 +95,7 @@ func indexed(ctx context.Context, tx *sql.Tx, q string) (bool, error) {
 }
 
 // addRows is addTable one row at a time, for a table without a key.
-func addRows(ctx context.Context, tx *sql.Tx, tbl string, f *filter, current func() bool) (int, error) {
+func addRows(ctx context.Context, tx reader, tbl string, f *filter, current func() bool) (int, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
 	if err != nil {
 		return 0, err
@@ -176,33 +176,30 @@ func (s *Store) buildFilter(snap *snapshot) {
 			return err
 		}
 		defer tx.Rollback()
-		var v int64
-		if err := tx.QueryRowContext(ctx, `SELECT Value FROM `+MetaTable+` WHERE Key = 'version'`).Scan(&v); err != nil {
+		v, err := listVersion(ctx, tx)
+		if err != nil {
 			return err
 		}
-		if uint64(v) < snap.ns.Version {
+		if v < snap.ns.Version {
 			return fmt.Errorf("list version went back from %d to %d", snap.ns.Version, v)
 		}
-		var n int64
-		counts := map[string]int64{}
-		for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
-			if !snap.tables[t] {
-				continue
+		start := time.Now()
+		f := s.useSaved(ctx, tx, v)
+		if f == nil {
+			var tables []verdict.Table
+			for _, t := range ruleKeyTables {
+				if snap.tables[t] {
+					tables = append(tables, t)
+				}
 			}
-			var c int64
-			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM "+verdict.TableNames[t]).Scan(&c); err != nil {
-				return err
+			if f, err = readFilter(ctx, tx, tables, current); f == nil || err != nil {
+				return err // nil, nil: overtaken
 			}
-			n += c
-			counts[verdict.TableNames[t]] = c
-		}
-		f := newFilter(n)
-		for tbl, c := range counts {
-			if n, err := addTable(ctx, tx, tbl, c, f, current); err != nil || n < 0 {
-				return err // n < 0: overtaken
+			if d := time.Since(start); d > 10*time.Second {
+				s.opts.Logf("blockcache: the filter of %d listed names took %v to build from every row; `blockcachectl filter` saves it in the list, so that the next start loads it", f.capacity, d.Round(time.Second))
 			}
 		}
-		built = &builtFilter{f: f, version: uint64(v), gen: snap.filterGen}
+		built = &builtFilter{f: f, version: v, gen: snap.filterGen}
 		return nil
 	}()
 	s.refreshMu.Lock()
@@ -224,4 +221,40 @@ func (s *Store) buildFilter(snap *snapshot) {
 		defer cancel()
 		s.attach(actx)
 	}
+}
+
+// useSaved returns the filter saved in the list, brought up to version v
+// (the version of tx) with the names the change log shows were changed
+// since, or nil when there is none, it cannot be read, or the log does not
+// cover the versions since it was saved. Each reason but the first is
+// logged, once per saved version: the build that follows reads every row.
+func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
+	start := time.Now()
+	f, saved, err := savedHeader(ctx, tx)
+	if f == nil && err == nil {
+		return nil
+	}
+	var keys []string
+	why := ""
+	if err != nil {
+		why = err.Error()
+	} else if keys, why = catchUp(ctx, tx, f, saved, v); why == "" {
+		if err := loadSaved(ctx, tx, f); err != nil {
+			why = err.Error()
+		}
+	}
+	if why != "" {
+		if s.savedWarned.Swap(saved+1) == saved+1 {
+			return nil // said at an earlier build
+		}
+		s.opts.Logf("blockcache: the filter saved in the list is not used (%s); building one from every row, lookups use SQL until it is ready; `blockcachectl filter` saves it again", why)
+		return nil
+	}
+	for _, k := range keys {
+		f.add(k)
+	}
+	f.extra.Store(int64(len(keys)))
+	s.filterLoads.Add(1)
+	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d MiB) and %d names changed since, in %v", saved, f.capacity, f.bytes()>>20, len(keys), time.Since(start).Round(time.Millisecond))
+	return f
 }

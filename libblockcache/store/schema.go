@@ -109,6 +109,7 @@ func Init(ctx context.Context, db *sql.DB) error {
 		`INSERT OR IGNORE INTO ` + MetaTable + ` VALUES ('version', 1), ('list_id', lower(hex(randomblob(8)))), ('schema', ` + fmt.Sprint(SchemaVersion) + `)`,
 		`UPDATE ` + MetaTable + ` SET Value = ` + fmt.Sprint(SchemaVersion) + ` WHERE Key = 'schema' AND Value < ` + fmt.Sprint(SchemaVersion),
 		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (Version INTEGER NOT NULL, Domain TEXT NOT NULL, PRIMARY KEY (Version, Domain)) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + FilterTable + ` (Part INTEGER PRIMARY KEY, Data BLOB NOT NULL)`,
 	}
 	for _, t := range RuleTables {
 		stmts = append(stmts, `CREATE TABLE IF NOT EXISTS `+verdict.TableNames[t]+` `+tableDDL[t])

@@ -56,6 +56,7 @@ type Stats struct {
 	VersionRetries uint64
 	FilterSkips    uint64 // lookups answered without SQL thanks to the filter
 	FilterBuilds   uint64
+	FilterLoads    uint64 // filters loaded from FilterTable instead of built from every row
 	FilterBytes    int64  // 0 while no filter is ready for the current version
 	Reopens        uint64 // the file at Path was replaced (rename, symlink flip) and opened anew
 	// Deltas counts version changes read from the change log: the filter
@@ -81,8 +82,9 @@ type Store struct {
 	built        *builtFilter // a finished build waiting for the list to reach its version
 	noLogSaid    bool         // the list has no change log (logged once)
 
-	lookups, errs, reloads, retries, reopens atomic.Uint64
-	filterSkips, filterBuilds, deltas        atomic.Uint64
+	lookups, errs, reloads, retries, reopens       atomic.Uint64
+	filterSkips, filterBuilds, filterLoads, deltas atomic.Uint64
+	savedWarned                                    atomic.Uint64 // 1 + the saved filter's version last reported unusable
 
 	stop   chan struct{}
 	done   chan struct{}
@@ -537,7 +539,8 @@ func (s *Store) Stats() Stats {
 		RegexPatterns: len(snap.regex.rules), RegexSkipped: len(snap.regex.skipped),
 		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
 		VersionRetries: s.retries.Load(), FilterSkips: s.filterSkips.Load(), FilterBuilds: s.filterBuilds.Load(),
-		Reopens: s.reopens.Load(), Deltas: s.deltas.Load(),
+		FilterLoads: s.filterLoads.Load(),
+		Reopens:     s.reopens.Load(), Deltas: s.deltas.Load(),
 	}
 	if f := snap.filter.Load(); f != nil {
 		st.FilterBytes = f.bytes()

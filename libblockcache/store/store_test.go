@@ -57,12 +57,16 @@ var fixture = []string{
 // only ever skip SQL for names that are not listed.
 func TestPrecedenceAndMatching(t *testing.T) {
 	for _, withFilter := range []bool{false, true} {
-		t.Run(fmt.Sprintf("filter=%v", withFilter), func(t *testing.T) { testPrecedence(t, withFilter) })
+		t.Run(fmt.Sprintf("filter=%v", withFilter), func(t *testing.T) { testPrecedence(t, withFilter, false) })
 	}
+	t.Run("filter=saved", func(t *testing.T) { testPrecedence(t, true, true) })
 }
 
-func testPrecedence(t *testing.T, withFilter bool) {
+func testPrecedence(t *testing.T, withFilter, saved bool) {
 	path, _ := testlist.New(t, fixture...)
+	if saved {
+		saveFilter(t, path)
+	}
 	var logged []string
 	var mu sync.Mutex
 	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter,
@@ -73,6 +77,9 @@ func testPrecedence(t *testing.T, withFilter bool) {
 	defer s.Close()
 	if withFilter {
 		waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterBytes > 0 })
+	}
+	if got := s.Stats().FilterLoads; got != map[bool]uint64{false: 0, true: 1}[saved] {
+		t.Fatalf("%d saved filters loaded, saved=%v", got, saved)
 	}
 	ip := func(s string) string { return s }
 	cases := []struct {

@@ -105,6 +105,10 @@ const batchRows = 256
 type ImportStats struct {
 	Rows       int // rows written (after de-duplication)
 	Duplicates int
+	// Logged: the change log holds what the import changed, so readers
+	// keep their filter (and, but for domain_regex, the verdicts it did
+	// not touch), and a saved filter stays usable.
+	Logged bool
 }
 
 // Import writes rules in one transaction. next returns the next key or
@@ -114,7 +118,8 @@ type ImportStats struct {
 // B-tree inserts into near-sequential ones. The version is bumped once; an
 // import of up to maxChanged names (a feed's update) logs them under that
 // version, so readers keep the verdicts it did not touch, and a larger one
-// (or one into domain_regex) logs nothing and drops them all.
+// logs nothing and drops them all. An import into domain_regex logs the
+// regex marker: readers drop every verdict but keep their filter.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
 	var st ImportStats
 	if isForward(t) {
@@ -145,14 +150,17 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	defer full.Close()
 	const chunk = 1 << 22
 	keys := make([]string, 0, 1<<16)
-	logged, logging := []string{}, t != verdict.TableRegex
+	logged, logging := []string{}, true
 	flush := func() error {
 		slices.Sort(keys)
 		uniq := slices.Compact(keys)
 		st.Duplicates += len(keys) - len(uniq)
-		if logging = logging && len(logged)+len(uniq) <= maxChanged; logging {
+		switch logging = logging && len(logged)+len(uniq) <= maxChanged; {
+		case t == verdict.TableRegex:
+			logging = true // logged as one marker, however many patterns
+		case logging:
 			logged = append(logged, uniq...)
-		} else {
+		default:
 			logged = nil
 		}
 		for i := 0; i < len(uniq); i += batchRows {
@@ -209,7 +217,10 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			return st, fmt.Errorf("import: %w", err)
 		}
 	}
-	if logging && st.Rows > 0 {
+	if st.Logged = logging && st.Rows > 0; st.Logged {
+		if t == verdict.TableRegex {
+			logged = []string{""} // the regex marker: any name's verdict may have changed
+		}
 		if err := logChanges(ctx, tx, logged); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}

@@ -217,7 +217,15 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	el := time.Since(start)
 	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
 		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
-	return nil
+	if st.Rows == 0 || st.Logged {
+		return nil
+	}
+	// Too large for the change log: a filter saved before can no longer
+	// be brought up to date by readers, so save it again.
+	if _, saved, err := w.SavedFilter(ctx); err != nil || !saved {
+		return err
+	}
+	return saveFilter(ctx, c, w)
 }
 
 func cmdAdd(ctx context.Context, c *cli, args []string) error {
@@ -331,6 +339,31 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+func cmdFilter(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() != 0 {
+		return usagef("filter takes no arguments")
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return saveFilter(ctx, c, w)
+}
+
+func saveFilter(ctx context.Context, c *cli, w *store.Writer) error {
+	start := time.Now()
+	sf, err := w.SaveFilter(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) in %.1fs\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), time.Since(start).Seconds())
+	return nil
+}
+
 // open starts a library instance like dnsmasq's, without the LRU (it is
 // per process), without the pacer (no C thread calls in here, so Go's
 // scheduler needs no help) and with a quiet log.
@@ -424,6 +457,16 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "changes:  none logged (dnsmasq keeps cached verdicts across logged changes)\n")
 	} else {
 		fmt.Fprintf(c.stdout, "changes:  %d logged, versions %d-%d (dnsmasq keeps cached verdicts across logged changes)\n", rows, from, to)
+	}
+	switch sf, saved, err := w.SavedFilter(ctx); {
+	case err != nil:
+		fmt.Fprintf(c.stdout, "filter:   saved, but unreadable: %v\n", err)
+	case !saved:
+		fmt.Fprintf(c.stdout, "filter:   none saved (each dnsmasq start reads every row to build it; `blockcachectl filter` saves it)\n")
+	case sf.Unusable == "":
+		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB (dnsmasq loads it, with the logged changes since)\n", sf.Version, float64(sf.Bytes)/(1<<20))
+	default:
+		fmt.Fprintf(c.stdout, "filter:   saved, not usable: %s (dnsmasq builds its own; `blockcachectl filter` saves it again)\n", sf.Unusable)
 	}
 	if !c.cfg.Valkey.Enabled() {
 		fmt.Fprintf(c.stdout, "valkey:   not configured\n")

@@ -41,6 +41,8 @@ func init() {
 		{"export", "--table TABLE", "write a table back as a list", "blockcachectl export --db list.db --table domain > domains.txt", cmdExport},
 		{"publish", "DEST", "replace the list at DEST with a consistent copy of --db; running dnsmasqs switch to it as a whole",
 			"blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl publish --db /srv/master.db /srv/out/list.db && rsync /srv/out/list.db node:/var/lib/blockcache/list.db", cmdPublish},
+		{"filter", "", "save the membership filter of unlisted names in the list, so that dnsmasq starts load it instead of reading every row",
+			"blockcachectl filter --db /srv/master.db && blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db", cmdFilter},
 		{"explain", "NAME...", "show the verdict, the rule and table that matched, and which tier answers", "blockcachectl explain --conf /etc/dnsmasq.conf www.ads.example", cmdExplain},
 		{"stats", "", "row counts, list version, database size, Valkey figures", "blockcachectl stats --conf /etc/dnsmasq.conf", cmdStats},
 		{"warm", "[--top N] FILE...", "pre-load Valkey with the verdicts of names (plain list or dnsmasq query log)", "blockcachectl warm --conf /etc/dnsmasq.conf --top 50000 /var/log/dnsmasq.log", cmdWarm},

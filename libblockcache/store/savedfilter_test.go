@@ -1,0 +1,179 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+func saveFilter(t testing.TB, path string) store.SavedFilter {
+	t.Helper()
+	w, err := store.OpenWriter(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	sf, err := w.SaveFilter(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sf
+}
+
+// A store opening a list with a saved filter loads it and adds the names
+// the change log shows were changed since, instead of reading every row.
+// A name listed after the save must still be found: the filter only ever
+// skips SQL for names it does not hold.
+func TestSavedFilterIsLoadedAndCaughtUp(t *testing.T) {
+	// 110 names: three changed names are within what a filter may take
+	// on before it is rebuilt.
+	path, db := testlist.New(t, append(fixture, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)...)
+	sf := saveFilter(t, path)
+	testlist.Exec(t, db,
+		`INSERT INTO domain VALUES ('after.example', NULL, NULL)`,
+		`INSERT INTO domain_exact VALUES ('exact-after.example', NULL, NULL)`,
+		`DELETE FROM domain WHERE Domain = 'deep.tracker.net'`,
+	)
+	logf, said := countLogs("loaded the filter saved in the list at version " + fmt.Sprint(sf.Version))
+	s := openFiltered(t, path, logf)
+	if st := s.Stats(); st.FilterLoads != 1 || st.FilterBuilds != 1 || said() != 1 {
+		t.Fatalf("filter loads %d, builds %d, logged %d times: want the saved filter loaded", st.FilterLoads, st.FilterBuilds, said())
+	}
+	for name, want := range map[string]verdict.Action{
+		"www.after.example": verdict.Block, "exact-after.example": verdict.Block, "www.exact-after.example": verdict.Pass,
+		"tracker.net": verdict.Block, "x.deep.tracker.net": verdict.Block, "unlisted.org": verdict.Pass,
+	} {
+		if v := resolve(t, s, name); v.Action != want {
+			t.Errorf("%s: %v, want %v", name, v.Action, want)
+		}
+	}
+	if st := s.Stats(); st.FilterSkips == 0 {
+		t.Error("no lookup skipped SQL: the loaded filter is not in use")
+	}
+	// A later logged change grows the loaded filter like a built one.
+	nextVersion(t, s, db, `INSERT INTO domain VALUES ('later.example', NULL, NULL)`)
+	if v := resolve(t, s, "a.later.example"); v.Action != verdict.Block {
+		t.Errorf("a.later.example: %v after a logged change", v.Action)
+	}
+}
+
+// A saved filter the change log cannot bring up to date (an import too
+// large to log, a bare bump) is not used: names it lacks would pass. The
+// reason is logged once, and the filter is built from every row.
+func TestSavedFilterIsNotUsedAcrossAGap(t *testing.T) {
+	for _, c := range []struct{ name, change, why string }{
+		{"bulk import", "", "does not cover every version"},
+		{"bare bump", store.BumpVersion, "does not cover every version"},
+		{"too many changes", `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20)
+			INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`, "20 names changed since"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, db := testlist.New(t, fixture...)
+			saveFilter(t, path)
+			w, err := store.OpenWriter(context.Background(), path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.change != "" {
+				testlist.Exec(t, db, c.change)
+			} else { // listed without the log: an import of 20,000 names
+				i := 0
+				st, err := w.Import(context.Background(), verdict.TableDomain, func() (string, bool, error) {
+					i++
+					return fmt.Sprintf("bulk%d.example", i), i <= 20000, nil
+				}, store.Rule{}, nil)
+				if err != nil || st.Logged {
+					t.Fatalf("import: %v, logged %v", err, st.Logged)
+				}
+			}
+			if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.Contains(sf.Unusable, c.why) {
+				t.Errorf("SavedFilter: %+v %v %v; want it reported unusable", sf, ok, err)
+			}
+			w.Close()
+			logf, said := countLogs(c.why)
+			s := openFiltered(t, path, logf)
+			if st := s.Stats(); st.FilterLoads != 0 || said() != 1 {
+				t.Fatalf("filter loads %d, reasons logged %d: want it built from rows, and said once", st.FilterLoads, said())
+			}
+			if c.change == "" {
+				if v := resolve(t, s, "www.bulk12345.example"); v.Action != verdict.Block {
+					t.Fatalf("bulk-imported name: %v", v.Action)
+				}
+			}
+		})
+	}
+}
+
+// A damaged saved filter, or one of another format, is reported and
+// replaced by a build from the rows; lookups stay right.
+func TestDamagedSavedFilter(t *testing.T) {
+	for _, c := range []struct{ name, stmt, why string }{
+		{"missing part", `DELETE FROM blockcache_filter WHERE Part = 1`, "damaged"},
+		{"short part", `UPDATE blockcache_filter SET Data = substr(Data, 1, 64) WHERE Part = 1`, "damaged at part 1"},
+		{"extra part", `INSERT INTO blockcache_filter VALUES (99, zeroblob(64))`, "damaged at part 99"},
+		{"foreign header", `UPDATE blockcache_filter SET Data = zeroblob(48) WHERE Part = 0`, "not one this release wrote"},
+		{"later format", `UPDATE blockcache_filter SET Data = substr(Data, 1, 8) || x'02' || substr(Data, 10) WHERE Part = 0`, "format 2"},
+		{"bad shape", `UPDATE blockcache_filter SET Data = substr(Data, 1, 40) || x'0300000000000000' WHERE Part = 0`, "header is damaged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, db := testlist.New(t, fixture...)
+			saveFilter(t, path)
+			testlist.Exec(t, db, c.stmt)
+			logf, said := countLogs(c.why)
+			s := openFiltered(t, path, logf)
+			if st := s.Stats(); st.FilterLoads != 0 || said() != 1 {
+				t.Fatalf("filter loads %d, %q logged %d times", st.FilterLoads, c.why, said())
+			}
+			for name, want := range map[string]verdict.Action{"www.tracker.net": verdict.Block, "exact.example": verdict.Block, "unlisted.org": verdict.Pass} {
+				if v := resolve(t, s, name); v.Action != want {
+					t.Errorf("%s: %v, want %v", name, v.Action, want)
+				}
+			}
+		})
+	}
+}
+
+// Saving again replaces the filter; a regex import is logged (as the
+// regex marker), so it keeps a saved filter usable, as it keeps a running
+// store's filter.
+func TestSaveFilterAgainAndRegexImport(t *testing.T) {
+	path, _ := testlist.New(t, fixture...)
+	first := saveFilter(t, path)
+	w, err := store.OpenWriter(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	i := 0
+	st, err := w.Import(context.Background(), verdict.TableRegex, func() (string, bool, error) {
+		i++
+		return fmt.Sprintf("^re%d\\.", i), i <= 20000, nil
+	}, store.Rule{}, nil)
+	if err != nil || !st.Logged {
+		t.Fatalf("regex import: %v, logged %v", err, st.Logged)
+	}
+	if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || sf.Unusable != "" || sf.Version != first.Version {
+		t.Fatalf("after a regex import: %+v %v %v", sf, ok, err)
+	}
+	s := openFiltered(t, path, nil)
+	if st := s.Stats(); st.FilterLoads != 1 {
+		t.Errorf("filter loads %d after a regex import", st.FilterLoads)
+	}
+	if v := resolve(t, s, "re19999.example"); v.Action != verdict.Block {
+		t.Errorf("imported pattern: %v", v.Action)
+	}
+	second := saveFilter(t, path)
+	if second.Version != first.Version+1 {
+		t.Errorf("saved again at version %d, want %d", second.Version, first.Version+1)
+	}
+	var parts int
+	if err := w.DB.QueryRow(`SELECT count(*) FROM ` + store.FilterTable + ` WHERE Part = 0`).Scan(&parts); err != nil || parts != 1 {
+		t.Errorf("%d headers (%v): the old filter was not replaced", parts, err)
+	}
+}
