@@ -365,6 +365,36 @@ func TestListChangeKeepsCachedVerdicts(t *testing.T) {
 	t.Log(line)
 }
 
+// A filter saved by `blockcachectl filter`, another process, is loaded by
+// dnsmasq and brought up to date with a name listed after the save: the
+// filter's hash must be the same in both processes, or listed names would
+// pass. Over UDP and through a TCP child.
+func TestSavedFilterIsLoaded(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	sqlite3(t, db, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100)
+		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)
+	ctl := filepath.Join(buildDir(t), "blockcachectl")
+	if out, err := exec.Command(ctl, "filter", "--db", db).CombinedOutput(); err != nil || !strings.Contains(string(out), "saved the filter") {
+		t.Fatalf("blockcachectl filter: %v\n%s", err, out)
+	}
+	sqlite3(t, db, "INSERT INTO domain VALUES ('after.example', NULL, NULL)")
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	t.Log(d.waitLog(t, 5*time.Second, "blockcache: loaded the filter saved in the list at version", "and 1 names changed since"))
+	for _, network := range []string{"udp", "tcp"} {
+		for name, want := range map[string]string{
+			"www.after.example": "NOERROR A 0.0.0.0 EDE 15", "x.tracker.net": "NOERROR A 0.0.0.0 EDE 15",
+			"n42.example": "NOERROR A 0.0.0.0 EDE 15", "exact.example": "NOERROR A 0.0.0.0 EDE 15",
+			"unlisted.example": "NOERROR A 192.0.2.1",
+		} {
+			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+				t.Errorf("%s over %s: %s, want %s", name, network, got, want)
+			}
+		}
+	}
+}
+
 // Fleets publish a list by renaming a complete file over the old one (rsync
 // does exactly that): the new list must answer within 2 s, over UDP and
 // from TCP children.

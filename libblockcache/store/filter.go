@@ -47,6 +47,9 @@ func newFilter(n int64) *filter {
 	return &filter{seed: binary.LittleEndian.Uint64(seed[:]), blocks: make([][8]uint64, nb), capacity: max(n, 1)}
 }
 
+// probe and the bit sequence of add and mayContain are the layout of a
+// saved filter (TestFilterLayoutIsPinned): changing them needs a new
+// filterFormat, or an older saved filter would miss listed names.
 func (f *filter) probe(key string) (b *[8]uint64, h uint64) {
 	h = xxh3.HashStringSeed(key, f.seed)
 	hi, _ := bits.Mul64(h, uint64(len(f.blocks)))

@@ -262,3 +262,54 @@ func TestImportWhileLookups(t *testing.T) {
 	}
 	t.Logf("%d lookups during the import, none failed", lookups.Load())
 }
+
+// `filter` saves the filter; stats says whether dnsmasq can use it; an
+// import too large for the change log saves it again, so a saved filter
+// never goes stale through blockcachectl.
+func TestSavedFilterCommands(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	if code, _, errs := ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", bigList(t, 100)); code != 0 {
+		t.Fatal(errs)
+	}
+	stats := func() string {
+		t.Helper()
+		code, out, errs := ctl(t, "", "stats", "--db", db)
+		if code != 0 {
+			t.Fatalf("stats: %d %s", code, errs)
+		}
+		return out
+	}
+	if out := stats(); !strings.Contains(out, "filter:   none saved") {
+		t.Errorf("stats before saving:\n%s", out)
+	}
+	code, out, errs := ctl(t, "", "filter", "--db", db)
+	if code != 0 || !strings.Contains(out, "saved the filter of list version 2 (100 names") {
+		t.Fatalf("filter: %d %q %q", code, out, errs)
+	}
+	ctl(t, "", "add", "--db", db, "--table", "domain", "c.example")
+	if out := stats(); !strings.Contains(out, "filter:   saved at version 2, ") || !strings.Contains(out, "dnsmasq loads it") {
+		t.Errorf("stats after a logged change:\n%s", out)
+	}
+	code, out, errs = ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", bigList(t, 20000))
+	if code != 0 || !strings.Contains(out, "saved the filter of list version 4 (20001 names") {
+		t.Fatalf("a 20,000-name import did not save the filter again: %d %q %q", code, out, errs)
+	}
+	if out := stats(); !strings.Contains(out, "filter:   saved at version 4, ") {
+		t.Errorf("stats after the import:\n%s", out)
+	}
+	// Changed behind blockcachectl's back: reported, with the remedy.
+	h, err := sql.Open("sqlite3", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Exec(store.BumpVersion); err != nil {
+		t.Fatal(err)
+	}
+	if out := stats(); !strings.Contains(out, "filter:   saved, not usable: it is of version 4, and the change log does not cover") || !strings.Contains(out, "`blockcachectl filter` saves it again") {
+		t.Errorf("stats after a bare bump:\n%s", out)
+	}
+	if code, _, _ := ctl(t, "", "filter", "--db", db, "extra"); code != 2 {
+		t.Errorf("filter with an argument: exit %d, want 2", code)
+	}
+}
