@@ -230,21 +230,22 @@ func (s *Store) buildFilter(snap *snapshot) {
 // logged, once per saved version: the build that follows reads every row.
 func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 	start := time.Now()
-	f, saved, err := savedHeader(ctx, tx)
-	if f == nil && err == nil {
+	sh, err := savedHeader(ctx, tx)
+	if sh == nil && err == nil {
 		return nil
 	}
+	var f *filter
 	var keys []string
 	why := ""
 	if err != nil {
-		why = err.Error()
-	} else if keys, why = catchUp(ctx, tx, f, saved, v); why == "" {
-		if err := loadSaved(ctx, tx, f); err != nil {
+		sh, why = &savedShape{}, err.Error()
+	} else if keys, why = catchUp(ctx, tx, sh, v); why == "" {
+		if f, err = loadSaved(ctx, tx, sh); err != nil {
 			why = err.Error()
 		}
 	}
 	if why != "" {
-		if s.savedWarned.Swap(saved+1) == saved+1 {
+		if s.savedWarned.Swap(sh.version+1) == sh.version+1 {
 			return nil // said at an earlier build
 		}
 		s.opts.Logf("blockcache: the filter saved in the list is not used (%s); building one from every row, lookups use SQL until it is ready; `blockcachectl filter` saves it again", why)
@@ -255,6 +256,6 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 	}
 	f.extra.Store(int64(len(keys)))
 	s.filterLoads.Add(1)
-	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d MiB) and %d names changed since, in %v", saved, f.capacity, f.bytes()>>20, len(keys), time.Since(start).Round(time.Millisecond))
+	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d MiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>20, len(keys), time.Since(start).Round(time.Millisecond))
 	return f
 }

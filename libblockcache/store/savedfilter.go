@@ -80,30 +80,50 @@ func readFilter(ctx context.Context, q reader, tables []verdict.Table, current f
 	return f, nil
 }
 
-// savedHeader returns an empty filter of the saved one's shape and the
-// version it holds. A list without FilterTable, or with none saved, gives
-// a nil filter and no error; a saved filter this release cannot read
-// gives an error.
-func savedHeader(ctx context.Context, q reader) (*filter, uint64, error) {
+// savedShape is what the header of a saved filter says.
+type savedShape struct {
+	version, seed uint64
+	capacity      int64
+	blocks        int
+}
+
+func (sh *savedShape) info() SavedFilter {
+	return SavedFilter{Version: sh.version, Capacity: sh.capacity, Bytes: int64(sh.blocks) * 64}
+}
+
+// savedHeader reads the header of the filter saved in q's list. A list
+// without FilterTable, or with none saved, gives nil and no error; a
+// header this release cannot read gives an error.
+func savedHeader(ctx context.Context, q reader) (*savedShape, error) {
 	var exists int
 	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, FilterTable).Scan(&exists); err != nil || exists == 0 {
-		return nil, 0, err
+		return nil, err
 	}
 	var head []byte
 	switch err := q.QueryRowContext(ctx, `SELECT Data FROM `+FilterTable+` WHERE Part = 0`).Scan(&head); {
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, 0, nil
+		return nil, nil
 	case err != nil:
-		return nil, 0, fmt.Errorf("read the saved filter: %w", err)
+		return nil, fmt.Errorf("read the saved filter: %w", err)
 	}
 	return parseFilterHeader(head)
 }
 
-// loadSaved reads the blocks of the filter savedHeader described.
-func loadSaved(ctx context.Context, q reader, f *filter) error {
+// loadSaved reads the filter whose header savedHeader read. The size of
+// its parts is checked first: a damaged header must not make the process
+// allocate what it says.
+func loadSaved(ctx context.Context, q reader, sh *savedShape) (*filter, error) {
+	var stored int64
+	if err := q.QueryRowContext(ctx, `SELECT coalesce(sum(length(Data)), 0) FROM `+FilterTable+` WHERE Part > 0`).Scan(&stored); err != nil {
+		return nil, fmt.Errorf("read the saved filter: %w", err)
+	}
+	if stored != int64(sh.blocks)*64 {
+		return nil, fmt.Errorf("the saved filter is damaged: its parts hold %d bytes, its header says %d", stored, int64(sh.blocks)*64)
+	}
+	f := &filter{seed: sh.seed, blocks: make([][8]uint64, sh.blocks), capacity: sh.capacity}
 	rows, err := q.QueryContext(ctx, `SELECT Part, Data FROM `+FilterTable+` WHERE Part > 0 ORDER BY Part`)
 	if err != nil {
-		return fmt.Errorf("read the saved filter: %w", err)
+		return nil, fmt.Errorf("read the saved filter: %w", err)
 	}
 	defer rows.Close()
 	next := 0 // the first block the next part holds
@@ -111,11 +131,11 @@ func loadSaved(ctx context.Context, q reader, f *filter) error {
 		var part int64
 		var data sql.RawBytes
 		if err := rows.Scan(&part, &data); err != nil {
-			return fmt.Errorf("read the saved filter: %w", err)
+			return nil, fmt.Errorf("read the saved filter: %w", err)
 		}
 		want := min(filterPartBlocks, len(f.blocks)-next)
 		if part != int64(next/filterPartBlocks+1) || want <= 0 || len(data) != want*64 {
-			return fmt.Errorf("the saved filter is damaged at part %d (%d bytes)", part, len(data))
+			return nil, fmt.Errorf("the saved filter is damaged at part %d (%d bytes)", part, len(data))
 		}
 		for i := range want {
 			for w := range 8 {
@@ -125,12 +145,12 @@ func loadSaved(ctx context.Context, q reader, f *filter) error {
 		next += want
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read the saved filter: %w", err)
+		return nil, fmt.Errorf("read the saved filter: %w", err)
 	}
 	if next != len(f.blocks) {
-		return fmt.Errorf("the saved filter is damaged: %d of its %d blocks are there", next, len(f.blocks))
+		return nil, fmt.Errorf("the saved filter is damaged: %d of its %d blocks are there", next, len(f.blocks))
 	}
-	return nil
+	return f, nil
 }
 
 func filterHeader(f *filter, version uint64) []byte {
@@ -144,20 +164,18 @@ func filterHeader(f *filter, version uint64) []byte {
 	return h
 }
 
-// parseFilterHeader returns an empty filter of the saved one's shape.
-func parseFilterHeader(h []byte) (*filter, uint64, error) {
+func parseFilterHeader(h []byte) (*savedShape, error) {
 	if len(h) != filterHeaderLen || string(h[:8]) != filterMagic {
-		return nil, 0, errors.New("the saved filter's header is not one this release wrote")
+		return nil, errors.New("the saved filter's header is not one this release wrote")
 	}
 	if format := binary.LittleEndian.Uint64(h[8:]); format != filterFormat {
-		return nil, 0, fmt.Errorf("the saved filter has format %d; this release reads %d (`blockcachectl filter` saves it again)", format, filterFormat)
+		return nil, fmt.Errorf("the saved filter has format %d; this release reads %d (`blockcachectl filter` saves it again)", format, filterFormat)
 	}
 	capacity, blocks := binary.LittleEndian.Uint64(h[32:]), binary.LittleEndian.Uint64(h[40:])
 	if capacity == 0 || blocks < 2 || blocks > 1<<40/64 || blocks != (capacity*bitsPerKey+511)/512 && blocks != 2 {
-		return nil, 0, fmt.Errorf("the saved filter's header is damaged (%d names in %d blocks)", capacity, blocks)
+		return nil, fmt.Errorf("the saved filter's header is damaged (%d names in %d blocks)", capacity, blocks)
 	}
-	f := &filter{seed: binary.LittleEndian.Uint64(h[24:]), blocks: make([][8]uint64, blocks), capacity: int64(capacity)}
-	return f, binary.LittleEndian.Uint64(h[16:]), nil
+	return &savedShape{version: binary.LittleEndian.Uint64(h[16:]), seed: binary.LittleEndian.Uint64(h[24:]), capacity: int64(capacity), blocks: int(blocks)}, nil
 }
 
 // SaveFilter builds the membership filter of the list's current version
@@ -199,9 +217,8 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
 	defer tx.Rollback()
-	if old, oldV, err := savedHeader(ctx, tx); err == nil && old != nil && oldV > v {
-		// saved meanwhile by another writer, of a later version
-		return SavedFilter{Version: oldV, Capacity: old.capacity, Bytes: old.bytes()}, nil
+	if old, err := savedHeader(ctx, tx); err == nil && old != nil && old.version > v {
+		return old.info(), nil // saved meanwhile by another writer, of a later version
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM `+FilterTable); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
@@ -236,22 +253,24 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 // SavedFilter describes the filter saved in the list; ok is false when
 // none is.
 func (w *Writer) SavedFilter(ctx context.Context) (SavedFilter, bool, error) {
-	f, saved, err := savedHeader(ctx, w.DB)
-	if err != nil || f == nil {
+	sh, err := savedHeader(ctx, w.DB)
+	if err != nil || sh == nil {
 		return SavedFilter{}, false, err
 	}
 	v, err := listVersion(ctx, w.DB)
 	if err != nil {
 		return SavedFilter{}, false, err
 	}
-	_, why := catchUp(ctx, w.DB, f, saved, v)
-	return SavedFilter{Version: saved, Capacity: f.capacity, Bytes: f.bytes(), Unusable: why}, true, nil
+	info := sh.info()
+	_, info.Unusable = catchUp(ctx, w.DB, sh, v)
+	return info, true, nil
 }
 
-// catchUp returns the keys changed since version saved, up to version v,
-// that a saved filter f needs added to hold v's names; or why it cannot be
+// catchUp returns the keys changed since the saved filter's version, up to
+// version v, that it needs added to hold v's names; or why it cannot be
 // brought to v.
-func catchUp(ctx context.Context, q reader, f *filter, saved, v uint64) (keys []string, why string) {
+func catchUp(ctx context.Context, q reader, sh *savedShape, v uint64) (keys []string, why string) {
+	saved := sh.version
 	if saved > v {
 		return nil, fmt.Sprintf("it is of version %d, newer than the list's %d", saved, v)
 	}
@@ -261,8 +280,8 @@ func catchUp(ctx context.Context, q reader, f *filter, saved, v uint64) (keys []
 		return nil, err.Error()
 	case !ok:
 		return nil, fmt.Sprintf("it is of version %d, and the change log does not cover every version since (now %d)", saved, v)
-	case int64(len(keys)) > f.capacity/4:
-		return nil, fmt.Sprintf("%d names changed since its version %d, too many for its %d", len(keys), saved, f.capacity)
+	case int64(len(keys)) > sh.capacity/4:
+		return nil, fmt.Sprintf("%d names changed since its version %d, too many for its %d", len(keys), saved, sh.capacity)
 	}
 	return keys, ""
 }

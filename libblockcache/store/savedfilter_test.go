@@ -115,8 +115,11 @@ func TestSavedFilterIsNotUsedAcrossAGap(t *testing.T) {
 func TestDamagedSavedFilter(t *testing.T) {
 	for _, c := range []struct{ name, stmt, why string }{
 		{"missing part", `DELETE FROM blockcache_filter WHERE Part = 1`, "damaged"},
-		{"short part", `UPDATE blockcache_filter SET Data = substr(Data, 1, 64) WHERE Part = 1`, "damaged at part 1"},
-		{"extra part", `INSERT INTO blockcache_filter VALUES (99, zeroblob(64))`, "damaged at part 99"},
+		{"short part", `UPDATE blockcache_filter SET Data = substr(Data, 1, 64) WHERE Part = 1`, "its parts hold 64 bytes, its header says 128"},
+		{"extra part", `INSERT INTO blockcache_filter VALUES (99, zeroblob(64))`, "its parts hold 192 bytes"},
+		{"renumbered part", `UPDATE blockcache_filter SET Part = 2 WHERE Part = 1`, "damaged at part 2"},
+		// 2^36 names in 1.6e9 blocks: 103 GB it must not allocate.
+		{"huge header", `UPDATE blockcache_filter SET Data = substr(Data, 1, 32) || x'0000000010000000' || x'0000006000000000' WHERE Part = 0`, "its header says 103079215104"},
 		{"foreign header", `UPDATE blockcache_filter SET Data = zeroblob(48) WHERE Part = 0`, "not one this release wrote"},
 		{"later format", `UPDATE blockcache_filter SET Data = substr(Data, 1, 8) || x'02' || substr(Data, 10) WHERE Part = 0`, "format 2"},
 		{"bad shape", `UPDATE blockcache_filter SET Data = substr(Data, 1, 40) || x'0300000000000000' WHERE Part = 0`, "header is damaged"},
