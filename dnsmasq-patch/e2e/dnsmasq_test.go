@@ -426,12 +426,17 @@ func TestPublishedFileReplacesTheList(t *testing.T) {
 
 	// The same with `blockcachectl publish`, as README says, from a master
 	// whose writer is still open with its last change in the WAL.
+	// Its saved filter comes along, and dnsmasq loads it for the new file.
 	master, _ := testlist.New(t, `INSERT INTO domain VALUES ('second.example', NULL, NULL)`)
 	ctl := filepath.Join(buildDir(t), "blockcachectl")
+	if out, err := exec.Command(ctl, "filter", "--db", master).CombinedOutput(); err != nil {
+		t.Fatalf("blockcachectl filter: %v\n%s", err, out)
+	}
 	if out, err := exec.Command(ctl, "publish", "--db", master, db).CombinedOutput(); err != nil {
 		t.Fatalf("blockcachectl publish: %v\n%s", err, out)
 	}
 	d.waitAnswer(t, 2*time.Second, "www.second.example", "NOERROR A 0.0.0.0 EDE 15", "blockcachectl publish returned")
+	d.waitLog(t, 2*time.Second, "blockcache: loaded the filter saved in the list at version")
 	if got := summary(d.mustQuery(t, "tcp", "published.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
 		t.Errorf("tcp: a name of the list before: %s", got)
 	}
