@@ -723,7 +723,8 @@ func TestInstall(t *testing.T) {
 	}
 	root := filepath.Join(dest, "usr/local")
 	for _, f := range []string{"lib/libblockcache.so", "include/blockcache.h", "sbin/dnsmasq-blockcache", "bin/blockcachectl",
-		"share/doc/libblockcache/examples/dnsmasq-blockcache.service", "share/doc/libblockcache/examples/valkey-blockcache.conf"} {
+		"share/doc/libblockcache/examples/dnsmasq-blockcache.service", "share/doc/libblockcache/examples/valkey-blockcache.conf",
+		"share/doc/libblockcache/examples/blockcache-filter.service", "share/doc/libblockcache/examples/blockcache-filter.timer"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("not installed: %s", f)
 		}

@@ -34,6 +34,9 @@ type SavedFilter struct {
 	// Unusable says why readers of the list's current version cannot use
 	// it and build their own; "" when they load it.
 	Unusable string
+	// Changed is how many names readers add to it from the change log.
+	// Past Capacity/4 they build their own instead.
+	Changed int
 }
 
 // ruleKeyTables are the tables whose keys the filter holds: every table
@@ -262,7 +265,9 @@ func (w *Writer) SavedFilter(ctx context.Context) (SavedFilter, bool, error) {
 		return SavedFilter{}, false, err
 	}
 	info := sh.info()
-	_, info.Unusable = catchUp(ctx, w.DB, sh, v)
+	var keys []string
+	keys, info.Unusable = catchUp(ctx, w.DB, sh, v)
+	info.Changed = len(keys)
 	return info, true, nil
 }
 

@@ -340,6 +340,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdFilter(ctx context.Context, c *cli, args []string) error {
+	ifNeeded := c.fs.Bool("if-needed", false, "save only when none is saved, dnsmasq cannot use it, or dnsmasq adds more than half the changed names it allows (for a timer: a no-op costs a read of the change log)")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -351,6 +352,13 @@ func cmdFilter(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
+	if *ifNeeded {
+		sf, saved, err := w.SavedFilter(ctx)
+		if err == nil && saved && sf.Unusable == "" && int64(sf.Changed) <= sf.Capacity/8 {
+			fmt.Fprintf(c.stdout, "the saved filter of version %d is current: dnsmasq adds %d changed names to it (it rebuilds past %d); not saved\n", sf.Version, sf.Changed, sf.Capacity/4)
+			return nil
+		}
+	}
 	return saveFilter(ctx, c, w)
 }
 

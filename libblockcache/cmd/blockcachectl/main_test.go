@@ -309,6 +309,19 @@ func TestSavedFilterCommands(t *testing.T) {
 	if out := stats(); !strings.Contains(out, "filter:   saved, not usable: it is of version 4, and the change log does not cover") || !strings.Contains(out, "`blockcachectl filter` saves it again") {
 		t.Errorf("stats after a bare bump:\n%s", out)
 	}
+	// --if-needed saves an unusable filter, then leaves a current one alone.
+	for i, want := range []string{"saved the filter of list version 5 ", "the saved filter of version 5 is current: dnsmasq adds 0 changed names to it (it rebuilds past 5000); not saved"} {
+		if code, out, errs := ctl(t, "", "filter", "--if-needed", "--db", db); code != 0 || !strings.Contains(out, want) {
+			t.Errorf("filter --if-needed, run %d: %d %q %q; want %q", i+1, code, out, errs, want)
+		}
+	}
+	// 2,600 names logged since: more than half of the 5,000 dnsmasq allows.
+	if code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", bigList(t, 2600)); code != 0 || strings.Contains(out, "saved the filter") {
+		t.Fatalf("a logged import: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ctl(t, "", "filter", "--if-needed", "--db", db); code != 0 || !strings.Contains(out, "saved the filter of list version 6 ") {
+		t.Errorf("filter --if-needed after 2,600 changed names: %d %q %q", code, out, errs)
+	}
 	if code, _, _ := ctl(t, "", "filter", "--db", db, "extra"); code != 2 {
 		t.Errorf("filter with an argument: exit %d, want 2", code)
 	}
