@@ -4,7 +4,9 @@
 # restarted (15 s), SIGSTOPped (25-32 s), 100k new names are imported into
 # the live list (40 s) and a copy of the list is published over the live file
 # (50 s: checkpoint, VACUUM INTO, rename, as README says; same rules, so the
-# switch must not change an answer). The LRU is 100k entries so that it fills early and
+# switch must not change an answer). The list has a saved filter: dnsmasq
+# loads it at start, the import saves it again, and the published copy
+# carries it. The LRU is 100k entries so that it fills early and
 # RSS shows what the rest costs. Then the same load without faults against stock
 # dnsmasq (1M address= lines) for the loss baseline.
 # Usage: bench/chaos.sh [N] [SECONDS]     (defaults 1000000, 60)
@@ -22,6 +24,7 @@ mkdir -p "$data"
 db=$data/chaos.db
 cp "$data/list-$n.db" "$db"
 rm -f "$db"-wal "$db"-shm "$db".new "$data/chaos-dnsmasq.log" # the log is counted below: this run's lines only
+build/blockcachectl filter --db "$db" >/dev/null
 conf=$data/address-$n.conf
 [ -f "$conf" ] || awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "address=/d%d.bench.example/0.0.0.0\n", i }' >"$conf"
 awk 'BEGIN { for (i = 0; i < 100000; i++) printf "n%d.chaos.example\n", i }' >"$data/chaos-new.txt"
@@ -52,6 +55,7 @@ build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" -v
 rate=$(awk '/running at/ {print $(NF-2)}' "$data/chaos-patched.txt")
 grep -c "circuit" "$data/chaos-dnsmasq.log" | sed 's/^/valkey circuit log lines: /'
 grep -o "was replaced; now answering from the new file.*" "$data/chaos-dnsmasq.log" || echo "the published copy was never answered from"
+grep -o "loaded the filter saved in the list.*\|the filter saved in the list is not used.*" "$data/chaos-dnsmasq.log" || echo "no saved filter was loaded"
 s=$(port)
 build/dnsmasq-stock "${common[@]}" --port="$s" --server="127.0.0.1#$up" --conf-file="$conf" & spid=$!; pids+=("$spid")
 wait_dns "$s" 600

@@ -43,8 +43,9 @@ type SavedFilter struct {
 // with a key a name or its parents can be looked up by.
 var ruleKeyTables = []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain}
 
-// reader is a *sql.Tx or *sql.Conn: a filter is read inside one read
-// transaction, the store's or the writer's.
+// reader is a *sql.Tx, or a *sql.Conn in a transaction: a filter is read
+// inside one read transaction, the store's or the writer's. (A *sql.DB
+// also serves, for a report that may mix versions.)
 type reader interface {
 	querier
 	QueryRowContext(context.Context, string, ...any) *sql.Row
@@ -186,9 +187,8 @@ func parseFilterHeader(h []byte) (*savedShape, error) {
 // processes opening the list load it instead of reading every row. The
 // build reads a snapshot of the list without blocking its writers; the
 // filter is tagged with that version, and readers add what the change
-// log shows changed since. Run it after an import the log cannot carry
-// (more than maxChanged names): readers use a saved filter only while
-// the log covers every version since it was saved.
+// log shows changed since, while the log covers every version since it
+// was saved (Import saves it again itself when it cannot log its names).
 func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	conn, err := w.DB.Conn(ctx)
 	if err != nil {
@@ -223,16 +223,27 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	if old, err := savedHeader(ctx, tx); err == nil && old != nil && old.version > v {
 		return old.info(), nil // saved meanwhile by another writer, of a later version
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+FilterTable); err != nil {
+	if err := writeFilter(ctx, tx, f, v); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+	}
+	return SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
+}
+
+// writeFilter replaces the saved filter with f, of version v, in tx.
+func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+FilterTable); err != nil {
+		return err
 	}
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO `+FilterTable+` (Part, Data) VALUES (?, ?)`)
 	if err != nil {
-		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+		return err
 	}
 	defer ins.Close()
 	if _, err := ins.ExecContext(ctx, 0, filterHeader(f, v)); err != nil {
-		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+		return err
 	}
 	buf := make([]byte, filterPartBlocks*64)
 	for part, next := 1, 0; next < len(f.blocks); part++ {
@@ -243,14 +254,37 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 			}
 		}
 		if _, err := ins.ExecContext(ctx, part, buf[:n*64]); err != nil {
-			return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+			return err
 		}
 		next += n
 	}
-	if err := tx.Commit(); err != nil {
-		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
+	return nil
+}
+
+// resaveFilter saves the filter of tx's list version again, inside tx,
+// when the list has a saved one: for a change the change log cannot
+// carry, so that readers find the new version and a filter they can use
+// in the same commit, instead of each building its own from every row. It
+// returns nil when none was saved.
+func resaveFilter(ctx context.Context, tx *sql.Tx) (*SavedFilter, error) {
+	if sh, err := savedHeader(ctx, tx); sh == nil {
+		return nil, err // none, or one this release cannot read: left for `blockcachectl filter`
 	}
-	return SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
+	v, err := listVersion(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := readFilter(ctx, tx, ruleKeyTables, func() bool { return ctx.Err() == nil })
+	if err == nil && f == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = writeFilter(ctx, tx, f, v)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("save the filter again: %w", err)
+	}
+	return &SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
 }
 
 // SavedFilter describes the filter saved in the list; ok is false when

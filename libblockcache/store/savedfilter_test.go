@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
@@ -63,50 +64,81 @@ func TestSavedFilterIsLoadedAndCaughtUp(t *testing.T) {
 	}
 }
 
-// A saved filter the change log cannot bring up to date (an import too
-// large to log, a bare bump) is not used: names it lacks would pass. The
-// reason is logged once, and the filter is built from every row.
+// A saved filter the change log cannot bring up to date (a writer that
+// bypassed the triggers, a bare bump, more changed names than it may take
+// on) is not used: names it lacks would pass. The reason is logged once,
+// and the filter is built from every row.
 func TestSavedFilterIsNotUsedAcrossAGap(t *testing.T) {
-	for _, c := range []struct{ name, change, why string }{
-		{"bulk import", "", "does not cover every version"},
-		{"bare bump", store.BumpVersion, "does not cover every version"},
-		{"too many changes", `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20)
-			INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`, "20 names changed since"},
+	bypass := []string{`INSERT INTO domain VALUES ('bypass.example', NULL, NULL)`, store.BumpVersion}
+	for _, tr := range store.TriggerNames(verdict.TableDomain) {
+		bypass = append([]string{`DROP TRIGGER ` + tr}, bypass...)
+	}
+	for _, c := range []struct {
+		name   string
+		change []string
+		why    string
+	}{
+		{"bypassed triggers", bypass, "does not cover every version"},
+		{"bare bump", []string{store.BumpVersion}, "does not cover every version"},
+		{"too many changes", []string{`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 20)
+			INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`}, "20 names changed since"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path, db := testlist.New(t, fixture...)
 			saveFilter(t, path)
-			w, err := store.OpenWriter(context.Background(), path, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.change != "" {
-				testlist.Exec(t, db, c.change)
-			} else { // listed without the log: an import of 20,000 names
-				i := 0
-				st, err := w.Import(context.Background(), verdict.TableDomain, func() (string, bool, error) {
-					i++
-					return fmt.Sprintf("bulk%d.example", i), i <= 20000, nil
-				}, store.Rule{}, nil)
-				if err != nil || st.Logged {
-					t.Fatalf("import: %v, logged %v", err, st.Logged)
-				}
-			}
-			if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.Contains(sf.Unusable, c.why) {
-				t.Errorf("SavedFilter: %+v %v %v; want it reported unusable", sf, ok, err)
-			}
-			w.Close()
+			testlist.Exec(t, db, c.change...)
 			logf, said := countLogs(c.why)
 			s := openFiltered(t, path, logf)
 			if st := s.Stats(); st.FilterLoads != 0 || said() != 1 {
 				t.Fatalf("filter loads %d, reasons logged %d: want it built from rows, and said once", st.FilterLoads, said())
 			}
-			if c.change == "" {
-				if v := resolve(t, s, "www.bulk12345.example"); v.Action != verdict.Block {
-					t.Fatalf("bulk-imported name: %v", v.Action)
-				}
+			if v := resolve(t, s, "www.bypass.example"); c.name == "bypassed triggers" && v.Action != verdict.Block {
+				t.Fatalf("a name listed around the triggers: %v", v.Action)
+			}
+			w, err := store.OpenWriter(context.Background(), path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.Contains(sf.Unusable, c.why) {
+				t.Errorf("SavedFilter: %+v %v %v; want it reported unusable", sf, ok, err)
 			}
 		})
+	}
+}
+
+// An import too large for the change log saves the list's saved filter
+// again before it commits: readers find the new version and a filter that
+// holds it at once, instead of each building one from every row (minutes
+// at a billion names).
+func TestBulkImportSavesTheFilterAgain(t *testing.T) {
+	path, _ := testlist.New(t, fixture...)
+	saveFilter(t, path)
+	s := openFiltered(t, path, nil)
+	w, err := store.OpenWriter(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	i := 0
+	st, err := w.Import(context.Background(), verdict.TableDomain, func() (string, bool, error) {
+		i++
+		return fmt.Sprintf("bulk%d.example", i), i <= 20000, nil
+	}, store.Rule{}, nil)
+	if err != nil || st.Logged || st.Filter == nil {
+		t.Fatalf("import: %v, logged %v, filter %+v", err, st.Logged, st.Filter)
+	}
+	_, ns, err := w.Counts(context.Background())
+	if err != nil || st.Filter.Version != ns.Version || st.Filter.Capacity != 20010 {
+		t.Fatalf("saved again: %+v, list %v (%v)", st.Filter, ns, err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().FilterLoads == 2 })
+	if v := resolve(t, s, "www.bulk12345.example"); v.Action != verdict.Block {
+		t.Fatalf("bulk-imported name: %v", v.Action)
+	}
+	fresh := openFiltered(t, path, nil)
+	if st := fresh.Stats(); st.FilterLoads != 1 {
+		t.Errorf("a store opened after the import: %d filter loads", st.FilterLoads)
 	}
 }
 

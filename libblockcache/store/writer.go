@@ -109,6 +109,10 @@ type ImportStats struct {
 	// keep their filter (and, but for domain_regex, the verdicts it did
 	// not touch), and a saved filter stays usable.
 	Logged bool
+	// Filter is the filter the import saved again, in its own transaction,
+	// because the list had one saved and the import was too large to log;
+	// nil otherwise.
+	Filter *SavedFilter
 }
 
 // Import writes rules in one transaction. next returns the next key or
@@ -118,8 +122,10 @@ type ImportStats struct {
 // B-tree inserts into near-sequential ones. The version is bumped once; an
 // import of up to maxChanged names (a feed's update) logs them under that
 // version, so readers keep the verdicts it did not touch, and a larger one
-// logs nothing and drops them all. An import into domain_regex logs the
-// regex marker: readers drop every verdict but keep their filter.
+// logs nothing and drops them all; if the list has a saved filter, the
+// larger one saves it again before it commits, so that readers rebuild
+// nothing. An import into domain_regex logs the regex marker: readers
+// drop every verdict but keep their filter.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
 	var st ImportStats
 	if isForward(t) {
@@ -222,6 +228,10 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			logged = []string{""} // the regex marker: any name's verdict may have changed
 		}
 		if err := logChanges(ctx, tx, logged); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+	} else if st.Rows > 0 {
+		if st.Filter, err = resaveFilter(ctx, tx); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
 	}

@@ -217,15 +217,10 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	el := time.Since(start)
 	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
 		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
-	if st.Rows == 0 || st.Logged {
-		return nil
+	if sf := st.Filter; sf != nil {
+		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import: too large for the change log\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20))
 	}
-	// Too large for the change log: a filter saved before can no longer
-	// be brought up to date by readers, so save it again.
-	if _, saved, err := w.SavedFilter(ctx); err != nil || !saved {
-		return err
-	}
-	return saveFilter(ctx, c, w)
+	return nil
 }
 
 func cmdAdd(ctx context.Context, c *cli, args []string) error {

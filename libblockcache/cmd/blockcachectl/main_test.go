@@ -291,7 +291,7 @@ func TestSavedFilterCommands(t *testing.T) {
 		t.Errorf("stats after a logged change:\n%s", out)
 	}
 	code, out, errs = ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", bigList(t, 20000))
-	if code != 0 || !strings.Contains(out, "saved the filter of list version 4 (20001 names") {
+	if code != 0 || !strings.Contains(out, "saved the filter of list version 4 (20001 names, 0.0 MiB) with the import") {
 		t.Fatalf("a 20,000-name import did not save the filter again: %d %q %q", code, out, errs)
 	}
 	if out := stats(); !strings.Contains(out, "filter:   saved at version 4, ") {
