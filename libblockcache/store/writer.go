@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
@@ -111,8 +112,9 @@ type ImportStats struct {
 	Logged bool
 	// Filter is the filter the import saved again, in its own transaction,
 	// because the list had one saved and the import was too large to log;
-	// nil otherwise.
-	Filter *SavedFilter
+	// nil otherwise. FilterTook is the part of the import that took.
+	Filter     *SavedFilter
+	FilterTook time.Duration
 }
 
 // Import writes rules in one transaction. next returns the next key or
@@ -231,9 +233,11 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			return st, fmt.Errorf("import: %w", err)
 		}
 	} else if st.Rows > 0 {
+		start := time.Now()
 		if st.Filter, err = resaveFilter(ctx, tx); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
+		st.FilterTook = time.Since(start)
 	}
 	if err := tx.Commit(); err != nil {
 		return st, fmt.Errorf("commit import: %w", err)

@@ -218,7 +218,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
 		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
 	if sf := st.Filter; sf != nil {
-		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import: too large for the change log\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20))
+		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import, as it is too large for the change log (%.1fs of the import's time)\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), st.FilterTook.Seconds())
 	}
 	return nil
 }
