@@ -256,6 +256,6 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 	}
 	f.extra.Store(int64(len(keys)))
 	s.filterLoads.Add(1)
-	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d MiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>20, len(keys), time.Since(start).Round(time.Millisecond))
+	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, len(keys), time.Since(start).Round(time.Millisecond))
 	return f
 }
