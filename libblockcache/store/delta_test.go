@@ -298,25 +298,10 @@ func TestFreshStoreVouchesForRecentVersions(t *testing.T) {
 // an empty one does not even bump the version.
 func TestImportLogsAFeedUpdate(t *testing.T) {
 	path, _ := testlist.New(t, fixture...)
-	w, err := store.OpenWriter(context.Background(), path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	importN := func(n int, prefix string) {
-		t.Helper()
-		i := 0
-		next := func() (string, bool, error) {
-			i++
-			return fmt.Sprintf("%s%d.example", prefix, i), i <= n, nil
-		}
-		if _, err := w.Import(context.Background(), verdict.TableDomain, next, store.Rule{}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := openWriter(t, path)
 	s := openFiltered(t, path, nil)
 	v0 := s.Namespace()
-	importN(3, "feed")
+	importN(t, w, verdict.TableDomain, "feed%d.example", 3)
 	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version == v0.Version+1 })
 	v1 := s.Namespace()
 	if v := resolve(t, s, "www.feed2.example"); v.Action != verdict.Block {
@@ -325,11 +310,11 @@ func TestImportLogsAFeedUpdate(t *testing.T) {
 	if st := s.Stats(); st.Deltas != 1 || !s.StillValid(v0, v1, "unrelated.org") || s.StillValid(v0, v1, "feed3.example") {
 		t.Fatalf("a 3-name import was not read as a logged change: deltas %d", st.Deltas)
 	}
-	importN(0, "none")
+	importN(t, w, verdict.TableDomain, "none%d.example", 0)
 	if _, ns, err := w.Counts(context.Background()); err != nil || ns != v1 {
 		t.Fatalf("after an empty import the list is %v (%v), want %v", ns, err, v1)
 	}
-	importN(20000, "bulk")
+	importN(t, w, verdict.TableDomain, "bulk%d.example", 20000)
 	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version == v1.Version+1 })
 	if st := s.Stats(); st.Deltas != 1 || s.StillValid(v1, s.Namespace(), "unrelated.org") {
 		t.Fatalf("a 20,000-name import was read as a logged change: deltas %d", st.Deltas)

@@ -14,12 +14,7 @@ import (
 
 func saveFilter(t testing.TB, path string) store.SavedFilter {
 	t.Helper()
-	w, err := store.OpenWriter(context.Background(), path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	sf, err := w.SaveFilter(context.Background())
+	sf, err := openWriter(t, path).SaveFilter(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +90,7 @@ func TestSavedFilterIsNotUsedAcrossAGap(t *testing.T) {
 			if v := resolve(t, s, "www.bypass.example"); c.name == "bypassed triggers" && v.Action != verdict.Block {
 				t.Fatalf("a name listed around the triggers: %v", v.Action)
 			}
-			w, err := store.OpenWriter(context.Background(), path, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.Contains(sf.Unusable, c.why) {
+			if sf, ok, err := openWriter(t, path).SavedFilter(context.Background()); err != nil || !ok || !strings.Contains(sf.Unusable, c.why) {
 				t.Errorf("SavedFilter: %+v %v %v; want it reported unusable", sf, ok, err)
 			}
 		})
@@ -115,18 +105,10 @@ func TestBulkImportSavesTheFilterAgain(t *testing.T) {
 	path, _ := testlist.New(t, fixture...)
 	saveFilter(t, path)
 	s := openFiltered(t, path, nil)
-	w, err := store.OpenWriter(context.Background(), path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	i := 0
-	st, err := w.Import(context.Background(), verdict.TableDomain, func() (string, bool, error) {
-		i++
-		return fmt.Sprintf("bulk%d.example", i), i <= 20000, nil
-	}, store.Rule{}, nil)
-	if err != nil || st.Logged || st.Filter == nil {
-		t.Fatalf("import: %v, logged %v, filter %+v", err, st.Logged, st.Filter)
+	w := openWriter(t, path)
+	st := importN(t, w, verdict.TableDomain, "bulk%d.example", 20000)
+	if st.Logged || st.Filter == nil {
+		t.Fatalf("import: logged %v, filter %+v", st.Logged, st.Filter)
 	}
 	_, ns, err := w.Counts(context.Background())
 	if err != nil || st.Filter.Version != ns.Version || st.Filter.Capacity != 20010 {
@@ -180,18 +162,9 @@ func TestDamagedSavedFilter(t *testing.T) {
 func TestSaveFilterAgainAndRegexImport(t *testing.T) {
 	path, _ := testlist.New(t, fixture...)
 	first := saveFilter(t, path)
-	w, err := store.OpenWriter(context.Background(), path, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	i := 0
-	st, err := w.Import(context.Background(), verdict.TableRegex, func() (string, bool, error) {
-		i++
-		return fmt.Sprintf("^re%d\\.", i), i <= 20000, nil
-	}, store.Rule{}, nil)
-	if err != nil || !st.Logged {
-		t.Fatalf("regex import: %v, logged %v", err, st.Logged)
+	w := openWriter(t, path)
+	if st := importN(t, w, verdict.TableRegex, "^re%d\\.", 20000); !st.Logged {
+		t.Fatal("a regex import was not logged")
 	}
 	if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || sf.Unusable != "" || sf.Version != first.Version {
 		t.Fatalf("after a regex import: %+v %v %v", sf, ok, err)

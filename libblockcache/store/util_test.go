@@ -1,8 +1,13 @@
 package store_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 func writeFile(t testing.TB, path, content string) {
@@ -10,4 +15,29 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openWriter opens the list at path for writing until the test ends.
+func openWriter(t testing.TB, path string) *store.Writer {
+	t.Helper()
+	w, err := store.OpenWriter(context.Background(), path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// importN imports the keys format makes of 1..n into table in one import.
+func importN(t testing.TB, w *store.Writer, table verdict.Table, format string, n int) store.ImportStats {
+	t.Helper()
+	i := 0
+	st, err := w.Import(context.Background(), table, func() (string, bool, error) {
+		i++
+		return fmt.Sprintf(format, i), i <= n, nil
+	}, store.Rule{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

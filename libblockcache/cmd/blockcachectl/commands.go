@@ -354,10 +354,6 @@ func cmdFilter(ctx context.Context, c *cli, args []string) error {
 			return nil
 		}
 	}
-	return saveFilter(ctx, c, w)
-}
-
-func saveFilter(ctx context.Context, c *cli, w *store.Writer) error {
 	start := time.Now()
 	sf, err := w.SaveFilter(ctx)
 	if err != nil {
