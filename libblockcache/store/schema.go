@@ -50,11 +50,19 @@ var RuleTables = []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, v
 // its own transaction.
 func TriggerNames(t verdict.Table) []string {
 	n := verdict.TableNames[t]
-	return []string{"blockcache_" + n + "_ins", "blockcache_" + n + "_upd", "blockcache_" + n + "_del"}
+	names := []string{"blockcache_" + n + "_ins", "blockcache_" + n + "_upd", "blockcache_" + n + "_del"}
+	if t != verdict.TableRegex {
+		names = append(names, "blockcache_"+n+"_flag_ins", "blockcache_"+n+"_flag_upd")
+	}
+	return names
 }
 
 // TriggerDDL returns the statements that create the version triggers of t:
-// each changed row bumps the version and logs its key in ChangesTable.
+// each changed row bumps the version and logs its key in ChangesTable. A
+// key written in upper case or with a trailing dot (a plain sqlite3
+// insert) is flagged in MetaTable, so the next writer's Init normalizes it;
+// triggers of their own with a WHEN clause, which costs a row far less
+// than a statement in the version triggers' body.
 func TriggerDDL(t verdict.Table) []string {
 	n := verdict.TableNames[t]
 	names := TriggerNames(t)
@@ -71,11 +79,16 @@ func TriggerDDL(t verdict.Table) []string {
 	if t == verdict.TableRegex {
 		ins, upd, del = []string{"''"}, []string{"''"}, []string{"''"}
 	}
-	return []string{
+	ddl := []string{
 		"CREATE TRIGGER " + names[0] + " AFTER INSERT" + body(ins...),
 		"CREATE TRIGGER " + names[1] + " AFTER UPDATE" + body(upd...),
 		"CREATE TRIGGER " + names[2] + " AFTER DELETE" + body(del...),
 	}
+	if t != verdict.TableRegex {
+		flag := fmt.Sprintf(" ON %s WHEN NEW.Domain <> lower(rtrim(NEW.Domain, '.')) BEGIN INSERT OR REPLACE INTO %s VALUES ('unnormalized', 1); END", n, MetaTable)
+		ddl = append(ddl, "CREATE TRIGGER "+names[3]+" AFTER INSERT"+flag, "CREATE TRIGGER "+names[4]+" AFTER UPDATE OF Domain"+flag)
+	}
+	return ddl
 }
 
 // currentVersion is the list version as an SQL expression.
@@ -95,7 +108,14 @@ const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 
 // rows are kept (names are lower-cased and stripped of a trailing dot so the
 // engine's point lookups find them), and the journal becomes WAL so that
 // writers never block lookups. It runs in one transaction.
-func Init(ctx context.Context, db *sql.DB) error {
+func Init(ctx context.Context, db *sql.DB) error { return initSchema(ctx, db, true) }
+
+// initSchema is Init. With all false (every Writer's open) it reads the
+// rule tables to normalize them only when a trigger flagged a name that
+// needs it, or was just created: a read of every row is seconds at 10M
+// rows and minutes at a billion, too much for `blockcachectl add` of one
+// name.
+func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	if _, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
 		return fmt.Errorf("set WAL journal mode: %w", err)
 	}
@@ -123,40 +143,53 @@ func Init(ctx context.Context, db *sql.DB) error {
 	// an Init that changes nothing leaves the version (and every cache
 	// keyed on it) alone. Triggers of an older layout (or recreated by an
 	// older blockcachectl) are replaced.
+	created := map[verdict.Table]bool{}
 	for _, t := range RuleTables {
 		for i, ddl := range TriggerDDL(t) {
-			if err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl); err != nil {
+			made, err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl)
+			if err != nil {
+				return err
+			}
+			created[t] = created[t] || made
+		}
+	}
+	var flagged int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+MetaTable+` WHERE Key = 'unnormalized'`).Scan(&flagged); err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
+	for _, t := range ruleKeyTables {
+		if all || flagged > 0 || created[t] {
+			if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
 				return err
 			}
 		}
 	}
-	for _, t := range []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain} {
-		if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
-			return err
-		}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+MetaTable+` WHERE Key = 'unnormalized'`); err != nil {
+		return fmt.Errorf("schema: %w", err)
 	}
 	return tx.Commit()
 }
 
 // ensureTrigger creates the trigger, or replaces one of that name whose
-// text differs. SQLite keeps a trigger's CREATE statement as written.
-func ensureTrigger(ctx context.Context, tx *sql.Tx, name, ddl string) error {
+// text differs, and reports whether it did. SQLite keeps a trigger's
+// CREATE statement as written.
+func ensureTrigger(ctx context.Context, tx *sql.Tx, name, ddl string) (bool, error) {
 	var have string
 	err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&have)
 	switch {
 	case err == nil && have == ddl:
-		return nil
+		return false, nil
 	case err == nil:
 		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
-			return fmt.Errorf("schema: replace trigger %s: %w", name, err)
+			return false, fmt.Errorf("schema: replace trigger %s: %w", name, err)
 		}
 	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("schema: read trigger %s: %w", name, err)
+		return false, fmt.Errorf("schema: read trigger %s: %w", name, err)
 	}
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
-		return fmt.Errorf("schema: %s: %w", firstWords(ddl), err)
+		return false, fmt.Errorf("schema: %s: %w", firstWords(ddl), err)
 	}
-	return nil
+	return true, nil
 }
 
 // normalizeRows rewrites rows written by tools that kept upper case or a

@@ -38,7 +38,7 @@ func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) 
 		db.Close()
 		return nil, openError(path, err)
 	}
-	if err := Init(ctx, db); err != nil {
+	if err := initSchema(ctx, db, false); err != nil {
 		db.Close()
 		return nil, openError(path, err)
 	}

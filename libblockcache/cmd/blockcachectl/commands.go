@@ -32,6 +32,11 @@ func cmdInit(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
+	// Every row, not only those the triggers flagged: rows a tool wrote
+	// with the triggers off are normalized too.
+	if err := store.Init(ctx, w.DB); err != nil {
+		return err
+	}
 	counts, ns, err := w.Counts(ctx)
 	if err != nil {
 		return err
