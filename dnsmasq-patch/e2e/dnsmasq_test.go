@@ -332,6 +332,10 @@ func TestListChangeBeatsDnsmasqCache(t *testing.T) {
 	}
 	sqlite3(t, db, "DELETE FROM domain WHERE Domain = 'soon.example'")
 	d.waitAnswer(t, 2*time.Second, "soon.example", "NOERROR A 192.0.2.1", "the delete")
+	// Written as another tool might: the triggers store the name as
+	// lookups ask for it, in the same commit.
+	sqlite3(t, db, "INSERT INTO domain VALUES ('Soon.Example.', NULL, NULL)")
+	d.waitAnswer(t, 2*time.Second, "www.soon.example", "NOERROR A 0.0.0.0 EDE 15", "an insert in upper case with a trailing dot")
 }
 
 // Listing a name with the sqlite3 shell keeps every verdict the library

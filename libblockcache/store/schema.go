@@ -52,7 +52,7 @@ func TriggerNames(t verdict.Table) []string {
 	n := verdict.TableNames[t]
 	names := []string{"blockcache_" + n + "_ins", "blockcache_" + n + "_upd", "blockcache_" + n + "_del"}
 	if t != verdict.TableRegex {
-		names = append(names, "blockcache_"+n+"_flag_ins", "blockcache_"+n+"_flag_upd")
+		names = append(names, "blockcache_"+n+"_norm_ins", "blockcache_"+n+"_norm_upd")
 	}
 	return names
 }
@@ -60,9 +60,10 @@ func TriggerNames(t verdict.Table) []string {
 // TriggerDDL returns the statements that create the version triggers of t:
 // each changed row bumps the version and logs its key in ChangesTable. A
 // key written in upper case or with a trailing dot (a plain sqlite3
-// insert) is flagged in MetaTable, so the next writer's Init normalizes it;
-// triggers of their own with a WHEN clause, which costs a row far less
-// than a statement in the version triggers' body.
+// insert) is rewritten at once to the form lookups ask for, replacing a
+// row of that form, as Init would: "Tracker.NET." blocks tracker.net from
+// the same commit. Those are triggers of their own with a WHEN clause,
+// which costs a row far less than a statement in the version triggers.
 func TriggerDDL(t verdict.Table) []string {
 	n := verdict.TableNames[t]
 	names := TriggerNames(t)
@@ -85,8 +86,10 @@ func TriggerDDL(t verdict.Table) []string {
 		"CREATE TRIGGER " + names[2] + " AFTER DELETE" + body(del...),
 	}
 	if t != verdict.TableRegex {
-		flag := fmt.Sprintf(" ON %s WHEN NEW.Domain <> lower(rtrim(NEW.Domain, '.')) BEGIN INSERT OR REPLACE INTO %s VALUES ('unnormalized', 1); END", n, MetaTable)
-		ddl = append(ddl, "CREATE TRIGGER "+names[3]+" AFTER INSERT"+flag, "CREATE TRIGGER "+names[4]+" AFTER UPDATE OF Domain"+flag)
+		norm := fmt.Sprintf(" ON %[1]s WHEN NEW.Domain <> lower(rtrim(NEW.Domain, '.')) BEGIN"+
+			" DELETE FROM %[1]s WHERE Domain = lower(rtrim(NEW.Domain, '.'));"+
+			" UPDATE %[1]s SET Domain = lower(rtrim(NEW.Domain, '.')) WHERE Domain = NEW.Domain; END", n)
+		ddl = append(ddl, "CREATE TRIGGER "+names[3]+" AFTER INSERT"+norm, "CREATE TRIGGER "+names[4]+" AFTER UPDATE OF Domain"+norm)
 	}
 	return ddl
 }
@@ -110,11 +113,11 @@ const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 
 // writers never block lookups. It runs in one transaction.
 func Init(ctx context.Context, db *sql.DB) error { return initSchema(ctx, db, true) }
 
-// initSchema is Init. With all false (every Writer's open) it reads the
-// rule tables to normalize them only when a trigger flagged a name that
-// needs it, or was just created: a read of every row is seconds at 10M
-// rows and minutes at a billion, too much for `blockcachectl add` of one
-// name.
+// initSchema is Init. With all false (every Writer's open) it normalizes
+// only the tables whose triggers it just created, since the triggers
+// normalize every row written after them: a read of every row is seconds
+// at 10M rows and minutes at a billion, too much for `blockcachectl add`
+// of one name.
 func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	if _, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
 		return fmt.Errorf("set WAL journal mode: %w", err)
@@ -153,19 +156,12 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 			created[t] = created[t] || made
 		}
 	}
-	var flagged int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+MetaTable+` WHERE Key = 'unnormalized'`).Scan(&flagged); err != nil {
-		return fmt.Errorf("schema: %w", err)
-	}
 	for _, t := range ruleKeyTables {
-		if all || flagged > 0 || created[t] {
+		if all || created[t] {
 			if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
 				return err
 			}
 		}
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+MetaTable+` WHERE Key = 'unnormalized'`); err != nil {
-		return fmt.Errorf("schema: %w", err)
 	}
 	return tx.Commit()
 }
