@@ -200,21 +200,14 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
-	v, err := listVersion(ctx, conn)
-	var f *filter
-	if err == nil {
-		f, err = readFilter(ctx, conn, ruleKeyTables, func() bool { return ctx.Err() == nil })
-	}
+	f, v, err := readAll(ctx, conn)
 	if _, rerr := conn.ExecContext(context.Background(), `ROLLBACK`); err == nil && rerr != nil {
 		err = rerr
-	}
-	if err == nil && f == nil {
-		err = ctx.Err()
 	}
 	if err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
-	conn.Close()
+	conn.Close() // the writer's one connection, for the write below
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
@@ -230,6 +223,20 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
 	return SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
+}
+
+// readAll builds the filter of q's list version from every key, for a
+// writer (which has every rule table).
+func readAll(ctx context.Context, q reader) (*filter, uint64, error) {
+	v, err := listVersion(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := readFilter(ctx, q, ruleKeyTables, func() bool { return ctx.Err() == nil })
+	if err == nil && f == nil {
+		err = ctx.Err() // overtaken: only a cancelled ctx stops it
+	}
+	return f, v, err
 }
 
 // writeFilter replaces the saved filter with f, of version v, in tx.
@@ -270,14 +277,7 @@ func resaveFilter(ctx context.Context, tx *sql.Tx) (*SavedFilter, error) {
 	if sh, err := savedHeader(ctx, tx); sh == nil {
 		return nil, err // none, or one this release cannot read: left for `blockcachectl filter`
 	}
-	v, err := listVersion(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	f, err := readFilter(ctx, tx, ruleKeyTables, func() bool { return ctx.Err() == nil })
-	if err == nil && f == nil {
-		err = ctx.Err()
-	}
+	f, v, err := readAll(ctx, tx)
 	if err == nil {
 		err = writeFilter(ctx, tx, f, v)
 	}
