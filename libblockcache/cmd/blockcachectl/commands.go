@@ -32,8 +32,9 @@ func cmdInit(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
-	// Every row, not only those the triggers flagged: rows a tool wrote
-	// with the triggers off are normalized too.
+	// Every row: a writer's open normalizes only tables whose triggers it
+	// creates (the triggers normalize what is written after them), and a
+	// tool may have written rows with the triggers dropped.
 	if err := store.Init(ctx, w.DB); err != nil {
 		return err
 	}
