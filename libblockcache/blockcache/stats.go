@@ -75,6 +75,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
 		ListDeltas: s.Store.Deltas, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: s.LRURevalidated},
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
+		FilterBuilds: s.Store.FilterBuilds, FilterLoads: s.Store.FilterLoads,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
 	}
 	if s.ValkeyEnabled {

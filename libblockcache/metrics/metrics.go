@@ -40,6 +40,8 @@ type Sample struct {
 	CNAMEBlocks     uint64
 	FilterSkips     uint64
 	FilterBytes     int64
+	FilterBuilds    uint64 // put in use, from the rows or loaded as saved
+	FilterLoads     uint64 // of those, loaded as saved
 	RegexPatterns   int
 	RegexSkipped    int
 }
@@ -122,6 +124,7 @@ var (
 	descReval    = prometheus.NewDesc("blockcache_revalidated_total", "Cached verdicts of an older list version used because no logged change since touched their name.", []string{"tier"}, nil)
 	descSkips    = prometheus.NewDesc("blockcache_filter_skips_total", "Lookups the membership filter answered without SQL.", nil, nil)
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
+	descFReady   = prometheus.NewDesc("blockcache_filters_total", "Membership filters put in use, by source: read from every row (slow on large lists: lookups use SQL meanwhile) or loaded as saved by blockcachectl filter.", []string{"source"}, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
 )
 
@@ -129,7 +132,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descRegex, descCNAME} {
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME} {
 		ch <- d
 	}
 }
@@ -179,6 +182,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCNAME, s.CNAMEBlocks)
 	counter(descSkips, s.FilterSkips)
 	gauge(descFilter, float64(s.FilterBytes))
+	counter(descFReady, s.FilterBuilds-s.FilterLoads, "rows")
+	counter(descFReady, s.FilterLoads, "saved")
 	gauge(descRegex, float64(s.RegexPatterns), "active")
 	gauge(descRegex, float64(s.RegexSkipped), "skipped")
 }

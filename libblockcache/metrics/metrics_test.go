@@ -35,6 +35,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		TierHits: map[verdict.Tier]uint64{verdict.TierLRU: 11}, LRUEntries: 9,
 		ListVersion: 42, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
 		ListDeltas: 12, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: 13, verdict.TierValkey: 14},
+		FilterBuilds: 5, FilterLoads: 3,
 	}
 	sample.Answered[verdict.Block][verdict.TierLRU] = 7
 	s, err := Start("127.0.0.1:0", func() Sample {
@@ -64,6 +65,8 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		`blockcache_revalidated_total{tier="lru"} 13`,
 		`blockcache_revalidated_total{tier="valkey"} 14`,
 		`blockcache_cname_blocks_total 9`,
+		`blockcache_filters_total{source="rows"} 2`,
+		`blockcache_filters_total{source="saved"} 3`,
 		`blockcache_list_loaded_timestamp_seconds 1.7e+09`,
 		`blockcache_regex_patterns{state="skipped"} 2`,
 		`blockcache_lookup_duration_seconds_bucket{tier="sqlite",le="5e-06"} 1`,

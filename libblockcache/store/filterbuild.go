@@ -151,6 +151,9 @@ func (s *Store) attach(ctx context.Context) {
 	}
 	cur.filter.Store(b.f)
 	s.filterBuilds.Add(1)
+	if b.saved {
+		s.filterLoads.Add(1)
+	}
 }
 
 // buildFilter builds a membership filter for snap's line of versions in
@@ -185,7 +188,8 @@ func (s *Store) buildFilter(snap *snapshot) {
 		}
 		start := time.Now()
 		f := s.useSaved(ctx, tx, v)
-		if f == nil {
+		saved := f != nil
+		if !saved {
 			var tables []verdict.Table
 			for _, t := range ruleKeyTables {
 				if snap.tables[t] {
@@ -199,7 +203,7 @@ func (s *Store) buildFilter(snap *snapshot) {
 				s.opts.Logf("blockcache: the filter of %d listed names took %v to build from every row; `blockcachectl filter` saves it in the list, so that the next start loads it", f.capacity, d.Round(time.Second))
 			}
 		}
-		built = &builtFilter{f: f, version: v, gen: snap.filterGen}
+		built = &builtFilter{f: f, version: v, gen: snap.filterGen, saved: saved}
 		return nil
 	}()
 	s.refreshMu.Lock()
@@ -255,7 +259,6 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		f.add(k)
 	}
 	f.extra.Store(int64(len(keys)))
-	s.filterLoads.Add(1)
 	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, len(keys), time.Since(start).Round(time.Millisecond))
 	return f
 }

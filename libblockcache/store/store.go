@@ -55,8 +55,8 @@ type Stats struct {
 	LoadedAt       time.Time
 	VersionRetries uint64
 	FilterSkips    uint64 // lookups answered without SQL thanks to the filter
-	FilterBuilds   uint64
-	FilterLoads    uint64 // filters loaded from FilterTable instead of built from every row
+	FilterBuilds   uint64 // filters put in use, from the rows or loaded
+	FilterLoads    uint64 // of those, loaded from FilterTable instead of read from every row
 	FilterBytes    int64  // 0 while no filter is ready for the current version
 	Reopens        uint64 // the file at Path was replaced (rename, symlink flip) and opened anew
 	// Deltas counts version changes read from the change log: the filter
@@ -121,6 +121,7 @@ type builtFilter struct {
 	f       *filter
 	version uint64
 	gen     uint64
+	saved   bool // loaded from FilterTable, not read from every row
 }
 
 // maxVersionRetries bounds how often one lookup starts again because the
