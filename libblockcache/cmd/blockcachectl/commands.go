@@ -469,7 +469,7 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 	case !saved:
 		fmt.Fprintf(c.stdout, "filter:   none saved (each dnsmasq start reads every row to build it; `blockcachectl filter` saves it)\n")
 	case sf.Unusable == "":
-		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB (dnsmasq loads it, with the logged changes since)\n", sf.Version, float64(sf.Bytes)/(1<<20))
+		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB (dnsmasq loads it and adds %d changed names; past %d it builds its own)\n", sf.Version, float64(sf.Bytes)/(1<<20), sf.Changed, sf.Capacity/4)
 	default:
 		fmt.Fprintf(c.stdout, "filter:   saved, not usable: %s (dnsmasq builds its own; `blockcachectl filter` saves it again)\n", sf.Unusable)
 	}
