@@ -22,8 +22,19 @@ type Writer struct {
 }
 
 // OpenWriter opens path read-write. With create, a missing file is created;
-// the schema is created or upgraded in place either way.
+// the schema is created or upgraded in place either way (rows are
+// normalized only in tables whose triggers it creates: see initSchema).
 func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) {
+	return openWriter(ctx, path, create, false)
+}
+
+// InitWriter is OpenWriter with create, after Init's full upgrade: every
+// row of a list made by other tools is normalized, in one pass.
+func InitWriter(ctx context.Context, path string) (*Writer, error) {
+	return openWriter(ctx, path, true, true)
+}
+
+func openWriter(ctx context.Context, path string, create, all bool) (*Writer, error) {
 	if _, err := os.Stat(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) || !create {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
@@ -38,7 +49,7 @@ func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) 
 		db.Close()
 		return nil, openError(path, err)
 	}
-	if err := initSchema(ctx, db, false); err != nil {
+	if err := initSchema(ctx, db, all); err != nil {
 		db.Close()
 		return nil, openError(path, err)
 	}

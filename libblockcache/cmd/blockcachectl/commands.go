@@ -27,17 +27,14 @@ func cmdInit(ctx context.Context, c *cli, args []string) error {
 	if c.fs.NArg() != 0 {
 		return usagef("init takes no arguments")
 	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
+	// Every row: a writer's open normalizes only tables whose triggers it
+	// creates (the triggers normalize what is written after them), and a
+	// tool may have written rows with the triggers dropped.
+	w, err := store.InitWriter(ctx, c.cfg.DBFile)
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	// Every row: a writer's open normalizes only tables whose triggers it
-	// creates (the triggers normalize what is written after them), and a
-	// tool may have written rows with the triggers dropped.
-	if err := store.Init(ctx, w.DB); err != nil {
-		return err
-	}
 	counts, ns, err := w.Counts(ctx)
 	if err != nil {
 		return err

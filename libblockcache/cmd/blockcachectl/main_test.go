@@ -326,3 +326,50 @@ func TestSavedFilterCommands(t *testing.T) {
 		t.Errorf("filter with an argument: exit %d, want 2", code)
 	}
 }
+
+// `init` upgrades a list made by another tool in place, and on a list it
+// made before, still normalizes rows a tool wrote with the triggers
+// dropped (a writer's open alone reads no rows).
+func TestInitUpgradesAForeignList(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	h, err := sql.Open("sqlite3", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for _, q := range []string{
+		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('Ads.Example.', NULL, NULL), ('keep.example', NULL, NULL)`,
+	} {
+		if _, err := h.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func() string {
+		t.Helper()
+		var n string
+		h.QueryRow(`SELECT group_concat(Domain, ' ') FROM (SELECT Domain FROM domain ORDER BY Domain)`).Scan(&n)
+		return n
+	}
+	code, out, errs := ctl(t, "", "init", "--db", db)
+	if code != 0 || !strings.Contains(out, "schema ready") || names() != "ads.example keep.example" {
+		t.Fatalf("init: %d %q %q; rows %q", code, out, errs, names())
+	}
+	// The trigger dropped for the write and put back as it was, as such a
+	// tool does: a writer's open sees nothing to replace.
+	var ddl string
+	if err := h.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'blockcache_domain_norm_ins'`).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TRIGGER blockcache_domain_norm_ins`, `INSERT INTO domain VALUES ('Quiet.Example', NULL, NULL)`, ddl} {
+		if _, err := h.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "other.example"); code != 0 || names() != "Quiet.Example ads.example keep.example other.example" {
+		t.Errorf("add: %d %q; rows %q (a writer's open read the rows)", code, errs, names())
+	}
+	if code, _, errs := ctl(t, "", "init", "--db", db); code != 0 || names() != "ads.example keep.example other.example quiet.example" {
+		t.Errorf("second init: %d %q; rows %q", code, errs, names())
+	}
+}
