@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -337,14 +338,8 @@ func TestInitUpgradesAForeignList(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	for _, q := range []string{
-		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
-		`INSERT INTO domain VALUES ('Ads.Example.', NULL, NULL), ('keep.example', NULL, NULL)`,
-	} {
-		if _, err := h.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testlist.Exec(t, h, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('Ads.Example.', NULL, NULL), ('keep.example', NULL, NULL)`)
 	names := func() string {
 		t.Helper()
 		var n string
@@ -361,11 +356,7 @@ func TestInitUpgradesAForeignList(t *testing.T) {
 	if err := h.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'blockcache_domain_norm_ins'`).Scan(&ddl); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DROP TRIGGER blockcache_domain_norm_ins`, `INSERT INTO domain VALUES ('Quiet.Example', NULL, NULL)`, ddl} {
-		if _, err := h.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testlist.Exec(t, h, `DROP TRIGGER blockcache_domain_norm_ins`, `INSERT INTO domain VALUES ('Quiet.Example', NULL, NULL)`, ddl)
 	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "other.example"); code != 0 || names() != "Quiet.Example ads.example keep.example other.example" {
 		t.Errorf("add: %d %q; rows %q (a writer's open read the rows)", code, errs, names())
 	}
