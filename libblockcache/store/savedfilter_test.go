@@ -110,7 +110,7 @@ func TestBulkImportSavesTheFilterAgain(t *testing.T) {
 	if st.Logged || st.Filter == nil {
 		t.Fatalf("import: logged %v, filter %+v", st.Logged, st.Filter)
 	}
-	_, ns, err := w.Counts(context.Background())
+	ns, err := w.Namespace(context.Background())
 	if err != nil || st.Filter.Version != ns.Version || st.Filter.Capacity != 20010 {
 		t.Fatalf("saved again: %+v, list %v (%v)", st.Filter, ns, err)
 	}

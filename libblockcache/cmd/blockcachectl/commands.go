@@ -216,7 +216,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 		rejected += len(r.Problems)
 		skipped += r.Skipped
 	}
-	_, ns, _ := w.Counts(ctx)
+	ns, _ := w.Namespace(ctx)
 	el := time.Since(start)
 	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
 		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
@@ -249,7 +249,7 @@ func cmdAdd(ctx context.Context, c *cli, args []string) error {
 	if err := w.Add(ctx, t, rules); err != nil {
 		return err
 	}
-	_, ns, _ := w.Counts(ctx)
+	ns, _ := w.Namespace(ctx)
 	fmt.Fprintf(c.stdout, "added %d to %s; list %s\n", len(rules), rf.table, ns)
 	return nil
 }
