@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/zeebo/xxh3"
@@ -44,7 +45,13 @@ func newFilter(n int64) *filter {
 	}
 	var seed [8]byte
 	rand.Read(seed[:]) // never fails on Linux
-	return &filter{seed: binary.LittleEndian.Uint64(seed[:]), blocks: make([][8]uint64, nb), capacity: max(n, 1)}
+	return makeFilter(binary.LittleEndian.Uint64(seed[:]), max(n, 1), nb)
+}
+
+func makeFilter(seed uint64, capacity, blocks int64) *filter {
+	f := &filter{seed: seed, capacity: capacity}
+	mapBlocks(f, blocks)
+	return f
 }
 
 // probe and the bit sequence of add and mayContain are the layout of a
@@ -64,6 +71,7 @@ func (f *filter) add(key string) {
 		b[bit>>6] |= 1 << (bit & 63)
 		h = h*0xff51afd7ed558ccd + 1
 	}
+	runtime.KeepAlive(f) // b points into f's mapping
 }
 
 // addShared adds a key to a filter that lookups may be reading.
@@ -74,7 +82,7 @@ func (f *filter) addShared(key string) {
 		atomic.OrUint64(&b[bit>>6], 1<<(bit&63))
 		h = h*0xff51afd7ed558ccd + 1
 	}
-	f.extra.Add(1)
+	f.extra.Add(1) // also keeps f, and with it b's mapping, alive until here
 }
 
 // worn reports whether so many names were added since the build that the
@@ -87,10 +95,12 @@ func (f *filter) mayContain(key string) bool {
 	for i := 0; i < 8; i++ {
 		bit := h >> 55
 		if atomic.LoadUint64(&b[bit>>6])&(1<<(bit&63)) == 0 {
+			runtime.KeepAlive(f) // b points into f's mapping
 			return false
 		}
 		h = h*0xff51afd7ed558ccd + 1
 	}
+	runtime.KeepAlive(f)
 	return true
 }
 

@@ -2,7 +2,13 @@ package store
 
 import (
 	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 func TestFilter(t *testing.T) {
@@ -64,5 +70,58 @@ func TestFilterLayoutIsPinned(t *testing.T) {
 	want := "[966/0/0x4000002000000000 966/1/0x2080000 966/2/0x8000000000000 966/3/0x100 966/4/0x100 966/7/0x200000000000]"
 	if s := fmt.Sprint(got); s != want || filterFormat != 1 {
 		t.Errorf("format %d sets %s, want %s: bump filterFormat (and update this test) when the layout changes", filterFormat, s, want)
+	}
+}
+
+// BenchmarkFilterLarge checks names against a filter too large for the
+// CPU's caches (64M listed names, 96 MiB), with names that do not repeat
+// within the caches either: as at a billion names, each probe is a cache
+// miss and a TLB miss. BenchmarkFilterAnySuffix is the same check with
+// everything cached.
+func BenchmarkFilterLarge(b *testing.B) {
+	const n = 1 << 26
+	names := make([]string, 1<<20)
+	for i := range names {
+		names[i] = fmt.Sprintf("u%d.site%d.cdn%d.example", i, i%100, i)
+	}
+	f := newFilter(n)
+	for i := 0; i < n; i++ {
+		f.add("d" + strconv.Itoa(i) + ".example")
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.anySuffix(names[i%len(names)])
+	}
+}
+
+// A filter's blocks live outside Go's heap (mapBlocks): they must be
+// unmapped once the filter is dropped, or every rebuild would leak one.
+func TestFilterMemoryIsReturned(t *testing.T) {
+	mapped := func(addr uintptr) bool {
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip(err)
+		}
+		for _, l := range strings.Split(string(maps), "\n") {
+			var lo, hi uintptr
+			if _, err := fmt.Sscanf(l, "%x-%x", &lo, &hi); err == nil && lo <= addr && addr < hi {
+				return true
+			}
+		}
+		return false
+	}
+	f := newFilter(1 << 20)
+	f.add("kept.example")
+	addr := uintptr(unsafe.Pointer(&f.blocks[0]))
+	if !mapped(addr) || !f.mayContain("kept.example") {
+		t.Fatal("the filter's blocks are not mapped")
+	}
+	f = nil
+	for i := 0; i < 100 && mapped(addr); i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if mapped(addr) {
+		t.Fatal("a dropped filter's blocks are still mapped")
 	}
 }

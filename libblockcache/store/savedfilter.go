@@ -124,7 +124,7 @@ func loadSaved(ctx context.Context, q reader, sh *savedShape) (*filter, error) {
 	if stored != int64(sh.blocks)*64 {
 		return nil, fmt.Errorf("the saved filter is damaged: its parts hold %d bytes, its header says %d", stored, int64(sh.blocks)*64)
 	}
-	f := &filter{seed: sh.seed, blocks: make([][8]uint64, sh.blocks), capacity: sh.capacity}
+	f := makeFilter(sh.seed, sh.capacity, int64(sh.blocks))
 	rows, err := q.QueryContext(ctx, `SELECT Part, Data FROM `+FilterTable+` WHERE Part > 0 ORDER BY Part`)
 	if err != nil {
 		return nil, fmt.Errorf("read the saved filter: %w", err)
