@@ -8,9 +8,10 @@
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # wait_dns PORT [TRIES]: until a dnsmasq on PORT answers (TRIES x 50 ms,
-# 2400 by default: a 10M-row list takes seconds to open in stock dnsmasq).
+# 12000 by default: stock dnsmasq reads 10M address= lines in ~13 s, so
+# 100M in minutes).
 wait_dns() {
-	for _ in $(seq "${2:-2400}"); do
+	for _ in $(seq "${2:-12000}"); do
 		dig +time=1 +tries=1 @127.0.0.1 -p "$1" probe.invalid >/dev/null 2>&1 && return 0
 		sleep 0.05
 	done
