@@ -239,14 +239,12 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		return nil
 	}
 	var f *filter
-	var keys []string
+	changed := 0
 	why := ""
 	if err != nil {
 		sh, why = &savedShape{}, err.Error()
-	} else if keys, why = catchUp(ctx, tx, sh, v); why == "" {
-		if f, err = loadSaved(ctx, tx, sh); err != nil {
-			why = err.Error()
-		}
+	} else {
+		f, changed, why = loadCaughtUp(ctx, tx, sh, v)
 	}
 	if why != "" {
 		if s.savedWarned.Swap(sh.version+1) == sh.version+1 {
@@ -255,10 +253,6 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		s.opts.Logf("blockcache: the filter saved in the list is not used (%s); building one from every row, lookups use SQL until it is ready; `blockcachectl filter` saves it again", why)
 		return nil
 	}
-	for _, k := range keys {
-		f.add(k)
-	}
-	f.extra.Store(int64(len(keys)))
-	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, len(keys), time.Since(start).Round(time.Millisecond))
+	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, changed, time.Since(start).Round(time.Millisecond))
 	return f
 }

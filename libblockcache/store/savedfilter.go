@@ -18,11 +18,13 @@ import (
 const FilterTable = "blockcache_filter"
 
 // Row 0 of FilterTable is a header; rows 1..n hold the blocks in order,
-// filterPartBlocks to a row (1 MiB), little-endian.
+// filterPartBlocks to a row (1 MiB), little-endian. Format 2 added to the
+// header how many names imports added since the build (format 1, read
+// as none, had no such field); the blocks are laid out as in format 1.
 const (
 	filterMagic      = "bcfilter"
-	filterFormat     = 1
-	filterHeaderLen  = 48
+	filterFormat     = 2
+	filterHeaderLen  = 56
 	filterPartBlocks = 16384
 )
 
@@ -34,8 +36,11 @@ type SavedFilter struct {
 	// Unusable says why readers of the list's current version cannot use
 	// it and build their own; "" when they load it.
 	Unusable string
-	// Changed is how many names readers add to it from the change log.
-	// Past Capacity/4 they build their own instead.
+	// Added is how many names imports added to it since it was built
+	// (an import too large to log grows it instead of rebuilding it), and
+	// Changed how many readers add to it from the change log. Past
+	// Capacity/4 together, readers build their own instead.
+	Added   int64
 	Changed int
 }
 
@@ -86,13 +91,13 @@ func readFilter(ctx context.Context, q reader, tables []verdict.Table, current f
 
 // savedShape is what the header of a saved filter says.
 type savedShape struct {
-	version, seed uint64
-	capacity      int64
-	blocks        int
+	version, seed   uint64
+	capacity, added int64
+	blocks          int
 }
 
 func (sh *savedShape) info() SavedFilter {
-	return SavedFilter{Version: sh.version, Capacity: sh.capacity, Bytes: int64(sh.blocks) * 64}
+	return SavedFilter{Version: sh.version, Capacity: sh.capacity, Added: sh.added, Bytes: int64(sh.blocks) * 64}
 }
 
 // savedHeader reads the header of the filter saved in q's list. A list
@@ -165,21 +170,29 @@ func filterHeader(f *filter, version uint64) []byte {
 	binary.LittleEndian.PutUint64(h[24:], f.seed)
 	binary.LittleEndian.PutUint64(h[32:], uint64(f.capacity))
 	binary.LittleEndian.PutUint64(h[40:], uint64(len(f.blocks)))
+	binary.LittleEndian.PutUint64(h[48:], uint64(f.extra.Load()))
 	return h
 }
 
 func parseFilterHeader(h []byte) (*savedShape, error) {
-	if len(h) != filterHeaderLen || string(h[:8]) != filterMagic {
+	if len(h) < 48 || string(h[:8]) != filterMagic {
 		return nil, errors.New("the saved filter's header is not one this release wrote")
 	}
-	if format := binary.LittleEndian.Uint64(h[8:]); format != filterFormat {
-		return nil, fmt.Errorf("the saved filter has format %d; this release reads %d (`blockcachectl filter` saves it again)", format, filterFormat)
+	var added uint64
+	switch format := binary.LittleEndian.Uint64(h[8:]); {
+	case format == 1 && len(h) == 48:
+	case format == filterFormat && len(h) == filterHeaderLen:
+		added = binary.LittleEndian.Uint64(h[48:])
+	case format == 1 || format == filterFormat:
+		return nil, fmt.Errorf("the saved filter's header is damaged (%d bytes for format %d)", len(h), format)
+	default:
+		return nil, fmt.Errorf("the saved filter has format %d; this release reads 1 and %d (`blockcachectl filter` saves it again)", format, filterFormat)
 	}
 	capacity, blocks := binary.LittleEndian.Uint64(h[32:]), binary.LittleEndian.Uint64(h[40:])
-	if capacity == 0 || blocks < 2 || blocks > 1<<40/64 || blocks != (capacity*bitsPerKey+511)/512 && blocks != 2 {
-		return nil, fmt.Errorf("the saved filter's header is damaged (%d names in %d blocks)", capacity, blocks)
+	if capacity == 0 || blocks < 2 || blocks > 1<<40/64 || blocks != (capacity*bitsPerKey+511)/512 && blocks != 2 || added > 1<<62 {
+		return nil, fmt.Errorf("the saved filter's header is damaged (%d names in %d blocks, %d added)", capacity, blocks, added)
 	}
-	return &savedShape{version: binary.LittleEndian.Uint64(h[16:]), seed: binary.LittleEndian.Uint64(h[24:]), capacity: int64(capacity), blocks: int(blocks)}, nil
+	return &savedShape{version: binary.LittleEndian.Uint64(h[16:]), seed: binary.LittleEndian.Uint64(h[24:]), capacity: int64(capacity), added: int64(added), blocks: int(blocks)}, nil
 }
 
 // SaveFilter builds the membership filter of the list's current version
@@ -271,20 +284,65 @@ func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64) error {
 // resaveFilter saves the filter of tx's list version again, inside tx,
 // when the list has a saved one: for a change the change log cannot
 // carry, so that readers find the new version and a filter they can use
-// in the same commit, instead of each building its own from every row. It
-// returns nil when none was saved.
-func resaveFilter(ctx context.Context, tx *sql.Tx) (*SavedFilter, error) {
-	if sh, err := savedHeader(ctx, tx); sh == nil {
-		return nil, err // none, or one this release cannot read: left for `blockcachectl filter`
+// in the same commit, instead of each building its own from every row.
+// grown, when not nil, is the saved filter with the change's names added
+// (savedForGrowth); it is written unless so many names were added that
+// its false positives have risen, and then the filter is built from every
+// row. It returns nil when none was saved, or the saved one cannot be
+// read (readers say why, and `blockcachectl filter` replaces it).
+func resaveFilter(ctx context.Context, tx *sql.Tx, grown *filter) (*SavedFilter, error) {
+	if sh, err := savedHeader(ctx, tx); sh == nil || err != nil {
+		return nil, nil
 	}
-	f, v, err := readAll(ctx, tx)
+	v, err := listVersion(ctx, tx)
+	f := grown
+	if err == nil && (f == nil || f.worn()) {
+		f, v, err = readAll(ctx, tx)
+	}
 	if err == nil {
 		err = writeFilter(ctx, tx, f, v)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("save the filter again: %w", err)
 	}
-	return &SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
+	return &SavedFilter{Version: v, Capacity: f.capacity, Added: f.extra.Load(), Bytes: f.bytes()}, nil
+}
+
+// savedForGrowth returns the filter saved in tx's list, brought to tx's
+// version, for an import too large to log to add its names to: loading it
+// costs a read of the filter, where building it again reads every row
+// (65 s at 100M names, minutes at a billion) with the write lock held. It
+// returns nil when none is saved or it is not usable.
+func savedForGrowth(ctx context.Context, tx *sql.Tx) *filter {
+	sh, err := savedHeader(ctx, tx)
+	if sh == nil || err != nil {
+		return nil
+	}
+	v, err := listVersion(ctx, tx)
+	if err != nil {
+		return nil
+	}
+	f, _, _ := loadCaughtUp(ctx, tx, sh, v)
+	return f
+}
+
+// loadCaughtUp loads the saved filter sh describes and adds the names the
+// change log shows were changed since, up to version v; or says why it
+// cannot. It returns how many names it added.
+func loadCaughtUp(ctx context.Context, q reader, sh *savedShape, v uint64) (*filter, int, string) {
+	keys, why := catchUp(ctx, q, sh, v)
+	if why != "" {
+		return nil, 0, why
+	}
+	f, err := loadSaved(ctx, q, sh)
+	if err != nil {
+		return nil, 0, err.Error()
+	}
+	for _, k := range keys {
+		f.add(k)
+	}
+	f.extra.Store(sh.added + int64(len(keys)))
+	return f, len(keys), ""
 }
 
 // SavedFilter describes the filter saved in the list; ok is false when
@@ -319,7 +377,10 @@ func catchUp(ctx context.Context, q reader, sh *savedShape, v uint64) (keys []st
 		return nil, err.Error()
 	case !ok:
 		return nil, fmt.Sprintf("it is of version %d, and the change log does not cover every version since (now %d)", saved, v)
-	case int64(len(keys)) > sh.capacity/4:
+	case int64(len(keys))+sh.added > sh.capacity/4:
+		if sh.added > 0 {
+			return nil, fmt.Sprintf("%d names changed since its version %d and %d were added to it before, too many for its %d", len(keys), saved, sh.added, sh.capacity)
+		}
 		return nil, fmt.Sprintf("%d names changed since its version %d, too many for its %d", len(keys), saved, sh.capacity)
 	}
 	return keys, ""

@@ -123,9 +123,12 @@ type ImportStats struct {
 	Logged bool
 	// Filter is the filter the import saved again, in its own transaction,
 	// because the list had one saved and the import was too large to log;
-	// nil otherwise. FilterTook is the part of the import that took.
-	Filter     *SavedFilter
-	FilterTook time.Duration
+	// nil otherwise. FilterGrown: the import's names were added to the
+	// saved filter; otherwise it was built from every row. FilterTook is
+	// the part of the import that took.
+	Filter      *SavedFilter
+	FilterGrown bool
+	FilterTook  time.Duration
 }
 
 // Import writes rules in one transaction. next returns the next key or
@@ -136,9 +139,10 @@ type ImportStats struct {
 // import of up to maxChanged names (a feed's update) logs them under that
 // version, so readers keep the verdicts it did not touch, and a larger one
 // logs nothing and drops them all; if the list has a saved filter, the
-// larger one saves it again before it commits, so that readers rebuild
-// nothing. An import into domain_regex logs the regex marker: readers
-// drop every verdict but keep their filter.
+// larger one adds its names to it (or, past a quarter of the names it was
+// built for, builds it again) and saves it before it commits, so that
+// readers rebuild nothing. An import into domain_regex logs the regex
+// marker: readers drop every verdict but keep their filter.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
 	var st ImportStats
 	if isForward(t) {
@@ -170,6 +174,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	const chunk = 1 << 22
 	keys := make([]string, 0, 1<<16)
 	logged, logging := []string{}, true
+	var grown *filter // the saved filter, once the import is too large to log
 	flush := func() error {
 		slices.Sort(keys)
 		uniq := slices.Compact(keys)
@@ -180,7 +185,14 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		case logging:
 			logged = append(logged, uniq...)
 		default:
+			if logged != nil { // the chunk that ends logging
+				start := time.Now()
+				grown = savedForGrowth(ctx, tx)
+				growFilter(grown, logged)
+				st.FilterTook += time.Since(start)
+			}
 			logged = nil
+			growFilter(grown, uniq)
 		}
 		for i := 0; i < len(uniq); i += batchRows {
 			end := min(i+batchRows, len(uniq))
@@ -245,16 +257,28 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		}
 	} else if st.Rows > 0 {
 		start := time.Now()
-		if st.Filter, err = resaveFilter(ctx, tx); err != nil {
+		if st.Filter, err = resaveFilter(ctx, tx, grown); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
-		st.FilterTook = time.Since(start)
+		st.FilterGrown = st.Filter != nil && grown != nil && !grown.worn()
+		st.FilterTook += time.Since(start)
 	}
 	if err := tx.Commit(); err != nil {
 		return st, fmt.Errorf("commit import: %w", err)
 	}
 	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	return st, nil
+}
+
+// growFilter adds an import's keys to the saved filter it grows, if any.
+func growFilter(f *filter, keys []string) {
+	if f == nil {
+		return
+	}
+	for _, k := range keys {
+		f.add(k)
+	}
+	f.extra.Add(int64(len(keys)))
 }
 
 // logChanges writes keys to ChangesTable under the current version, as the

@@ -220,7 +220,10 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	el := time.Since(start)
 	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
 		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
-	if sf := st.Filter; sf != nil {
+	switch sf := st.Filter; {
+	case sf != nil && st.FilterGrown:
+		fmt.Fprintf(c.stdout, "added the import's names to the filter saved in the list, as the import is too large for the change log: version %d, %d names added since it was built for %d (%.1fs of the import's time)\n", sf.Version, sf.Added, sf.Capacity, st.FilterTook.Seconds())
+	case sf != nil:
 		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import, as it is too large for the change log (%.1fs of the import's time)\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), st.FilterTook.Seconds())
 	}
 	return nil
@@ -338,7 +341,7 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 }
 
 func cmdFilter(ctx context.Context, c *cli, args []string) error {
-	ifNeeded := c.fs.Bool("if-needed", false, "save only when none is saved, dnsmasq cannot use it, or dnsmasq adds more than half the changed names it allows (for a timer: a no-op costs a read of the change log)")
+	ifNeeded := c.fs.Bool("if-needed", false, "save only when none is saved, dnsmasq cannot use it, or it holds more than half the added and changed names dnsmasq allows (for a timer: a no-op costs a read of the change log)")
 	if err := c.parse(args); err != nil {
 		return err
 	}
@@ -352,8 +355,8 @@ func cmdFilter(ctx context.Context, c *cli, args []string) error {
 	defer w.Close()
 	if *ifNeeded {
 		sf, saved, err := w.SavedFilter(ctx)
-		if err == nil && saved && sf.Unusable == "" && int64(sf.Changed) <= sf.Capacity/8 {
-			fmt.Fprintf(c.stdout, "the saved filter of version %d is current: dnsmasq adds %d changed names to it (it rebuilds past %d); not saved\n", sf.Version, sf.Changed, sf.Capacity/4)
+		if err == nil && saved && sf.Unusable == "" && sf.Added+int64(sf.Changed) <= sf.Capacity/8 {
+			fmt.Fprintf(c.stdout, "the saved filter of version %d is current: dnsmasq adds %d changed names to it (it rebuilds past %d); not saved\n", sf.Version, sf.Changed, sf.Capacity/4-sf.Added)
 			return nil
 		}
 	}
@@ -466,7 +469,11 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 	case !saved:
 		fmt.Fprintf(c.stdout, "filter:   none saved (each dnsmasq start reads every row to build it; `blockcachectl filter` saves it)\n")
 	case sf.Unusable == "":
-		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB (dnsmasq loads it and adds %d changed names; past %d it builds its own)\n", sf.Version, float64(sf.Bytes)/(1<<20), sf.Changed, sf.Capacity/4)
+		grown := ""
+		if sf.Added > 0 {
+			grown = fmt.Sprintf(", %d names added by imports since it was built", sf.Added)
+		}
+		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB%s (dnsmasq loads it and adds %d changed names; past %d it builds its own)\n", sf.Version, float64(sf.Bytes)/(1<<20), grown, sf.Changed, sf.Capacity/4-sf.Added)
 	default:
 		fmt.Fprintf(c.stdout, "filter:   saved, not usable: %s (dnsmasq builds its own; `blockcachectl filter` saves it again)\n", sf.Unusable)
 	}

@@ -267,6 +267,31 @@ func TestImportWhileLookups(t *testing.T) {
 // `filter` saves the filter; stats says whether dnsmasq can use it; an
 // import too large for the change log saves it again, so a saved filter
 // never goes stale through blockcachectl.
+// An import too large to log, into a list whose saved filter can take
+// its names, adds them to it; stats and --if-needed count them.
+func TestImportGrowsTheSavedFilter(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	names := bigList(t, 100000)
+	if code, _, errs := ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", names); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, _, errs := ctl(t, "", "filter", "--db", db); code != 0 {
+		t.Fatal(errs)
+	}
+	// The same names in another table: 20,000 keys more for the filter.
+	code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain_exact", "--quiet", bigList(t, 20000))
+	if code != 0 || !strings.Contains(out, "added the import's names to the filter saved in the list, as the import is too large for the change log: version 3, 20000 names added since it was built for 100000") {
+		t.Fatalf("import: %d %q %q", code, out, errs)
+	}
+	if code, out, _ := ctl(t, "", "stats", "--db", db); code != 0 || !strings.Contains(out, "filter:   saved at version 3, 0.1 MiB, 20000 names added by imports since it was built (dnsmasq loads it and adds 0 changed names; past 5000 it builds its own)") {
+		t.Errorf("stats:\n%s", out)
+	}
+	// 20,000 of the 25,000 dnsmasq allows: more than half, so saved anew.
+	if code, out, errs := ctl(t, "", "filter", "--if-needed", "--db", db); code != 0 || !strings.Contains(out, "saved the filter of list version 3 (120000 names") {
+		t.Errorf("filter --if-needed: %d %q %q", code, out, errs)
+	}
+}
+
 func TestSavedFilterCommands(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
 	if code, _, errs := ctl(t, "", "import", "--db", db, "--table", "domain", "--quiet", bigList(t, 100)); code != 0 {
