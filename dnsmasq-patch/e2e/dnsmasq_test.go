@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -377,7 +378,8 @@ func TestSavedFilterIsLoaded(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
 	db, _ := list(t, filter)
-	sqlite3(t, db, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 100)
+	// 80,000 names: enough for the import below to grow the saved filter.
+	sqlite3(t, db, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i < 80000)
 		INSERT INTO domain SELECT 'n' || i || '.example', NULL, NULL FROM c`)
 	ctl := filepath.Join(buildDir(t), "blockcachectl")
 	if out, err := exec.Command(ctl, "filter", "--db", db).CombinedOutput(); err != nil || !strings.Contains(string(out), "saved the filter") {
@@ -394,6 +396,33 @@ func TestSavedFilterIsLoaded(t *testing.T) {
 		} {
 			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
 				t.Errorf("%s over %s: %s, want %s", name, network, got, want)
+			}
+		}
+	}
+
+	// An import too large for the change log grows the saved filter in its
+	// own transaction; the running dnsmasq loads it for the new version.
+	names := filepath.Join(t.TempDir(), "grow.txt")
+	var b strings.Builder
+	for i := 0; i < 20000; i++ {
+		fmt.Fprintf(&b, "grow%d.example\n", i)
+	}
+	if err := os.WriteFile(names, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(ctl, "import", "--quiet", "--db", db, "--table", "domain", names).CombinedOutput()
+	m := regexp.MustCompile(`added the import's names to the filter saved in the list, as the import is too large for the change log: version (\d+),`).FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("blockcachectl import: %v\n%s", err, out)
+	}
+	t.Log(d.waitLog(t, 5*time.Second, fmt.Sprintf("blockcache: loaded the filter saved in the list at version %s (", m[1])))
+	for _, network := range []string{"udp", "tcp"} {
+		for name, want := range map[string]string{
+			"www.grow19999.example": "NOERROR A 0.0.0.0 EDE 15", "n79999.example": "NOERROR A 0.0.0.0 EDE 15",
+			"grow20000.example": "NOERROR A 192.0.2.1",
+		} {
+			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+				t.Errorf("after the import, %s over %s: %s, want %s", name, network, got, want)
 			}
 		}
 	}
