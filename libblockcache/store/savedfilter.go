@@ -288,24 +288,25 @@ func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64) error {
 // grown, when not nil, is the saved filter with the change's names added
 // (savedForGrowth); it is written unless so many names were added that
 // its false positives have risen, and then the filter is built from every
-// row. It returns nil when none was saved, or the saved one cannot be
-// read (readers say why, and `blockcachectl filter` replaces it).
-func resaveFilter(ctx context.Context, tx *sql.Tx, grown *filter) (*SavedFilter, error) {
+// row; grew says which. It returns nil when none was saved, or the saved
+// one cannot be read (readers say why, and `blockcachectl filter`
+// replaces it).
+func resaveFilter(ctx context.Context, tx *sql.Tx, grown *filter) (sf *SavedFilter, grew bool, err error) {
 	if sh, err := savedHeader(ctx, tx); sh == nil || err != nil {
-		return nil, nil
+		return nil, false, nil
 	}
 	v, err := listVersion(ctx, tx)
-	f := grown
-	if err == nil && (f == nil || f.worn()) {
+	f, grew := grown, grown != nil && !grown.worn()
+	if err == nil && !grew {
 		f, v, err = readAll(ctx, tx)
 	}
 	if err == nil {
 		err = writeFilter(ctx, tx, f, v)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("save the filter again: %w", err)
+		return nil, false, fmt.Errorf("save the filter again: %w", err)
 	}
-	return &SavedFilter{Version: v, Capacity: f.capacity, Added: f.extra.Load(), Bytes: f.bytes()}, nil
+	return &SavedFilter{Version: v, Capacity: f.capacity, Added: f.extra.Load(), Bytes: f.bytes()}, grew, nil
 }
 
 // savedForGrowth returns the filter saved in tx's list, brought to tx's

@@ -257,10 +257,9 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		}
 	} else if st.Rows > 0 {
 		start := time.Now()
-		if st.Filter, err = resaveFilter(ctx, tx, grown); err != nil {
+		if st.Filter, st.FilterGrown, err = resaveFilter(ctx, tx, grown); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
-		st.FilterGrown = st.Filter != nil && grown != nil && !grown.worn()
 		st.FilterTook += time.Since(start)
 	}
 	if err := tx.Commit(); err != nil {
