@@ -38,7 +38,7 @@ type filter struct {
 // bitsPerKey 12 with 8 probes in one block gives about 0.5% false positives.
 const bitsPerKey = 12
 
-func newFilter(n int64) *filter {
+func newFilter(n int64) (*filter, error) {
 	nb := (n*bitsPerKey + 511) / 512
 	if nb < 2 {
 		nb = 2
@@ -48,10 +48,12 @@ func newFilter(n int64) *filter {
 	return makeFilter(binary.LittleEndian.Uint64(seed[:]), max(n, 1), nb)
 }
 
-func makeFilter(seed uint64, capacity, blocks int64) *filter {
+func makeFilter(seed uint64, capacity, blocks int64) (*filter, error) {
 	f := &filter{seed: seed, capacity: capacity}
-	mapBlocks(f, blocks)
-	return f
+	if err := mapBlocks(f, blocks); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // probe and the bit sequence of add and mayContain are the layout of a

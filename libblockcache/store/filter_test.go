@@ -13,7 +13,7 @@ import (
 
 func TestFilter(t *testing.T) {
 	const n = 100000
-	f := newFilter(n)
+	f := mustFilter(t, n)
 	for i := 0; i < n; i++ {
 		f.add(fmt.Sprintf("d%d.example", i))
 	}
@@ -38,7 +38,7 @@ func TestFilter(t *testing.T) {
 // the LRU: every suffix of a four-label unlisted name is checked.
 func BenchmarkFilterAnySuffix(b *testing.B) {
 	const n = 1 << 20
-	f := newFilter(n)
+	f := mustFilter(b, n)
 	for i := 0; i < n; i++ {
 		f.add(fmt.Sprintf("d%d.example", i))
 	}
@@ -85,7 +85,7 @@ func BenchmarkFilterLarge(b *testing.B) {
 	for i := range names {
 		names[i] = fmt.Sprintf("u%d.site%d.cdn%d.example", i, i%100, i)
 	}
-	f := newFilter(n)
+	f := mustFilter(b, n)
 	for i := 0; i < n; i++ {
 		f.add("d" + strconv.Itoa(i) + ".example")
 	}
@@ -111,7 +111,7 @@ func TestFilterMemoryIsReturned(t *testing.T) {
 		}
 		return false
 	}
-	f := newFilter(1 << 20)
+	f := mustFilter(t, 1<<20)
 	f.add("kept.example")
 	addr := uintptr(unsafe.Pointer(&f.blocks[0]))
 	if !mapped(addr) || !f.mayContain("kept.example") {
@@ -124,5 +124,22 @@ func TestFilterMemoryIsReturned(t *testing.T) {
 	}
 	if mapped(addr) {
 		t.Fatal("a dropped filter's blocks are still mapped")
+	}
+}
+
+func mustFilter(tb testing.TB, n int64) *filter {
+	tb.Helper()
+	f, err := newFilter(n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// A filter the kernel will not map (here 1 PiB) is an error for the build
+// to report, not the end of dnsmasq.
+func TestFilterTooLargeToMap(t *testing.T) {
+	if f, err := makeFilter(1, 1, 1<<44); err == nil || f != nil || !strings.Contains(err.Error(), "map 1073741824 MiB for the filter") {
+		t.Fatalf("a 1 PiB filter: %v, %v", f, err)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -22,13 +23,16 @@ import (
 //
 // Every method that holds a pointer into the blocks keeps f alive until it
 // is done with it (runtime.KeepAlive): the pointer alone does not.
-func mapBlocks(f *filter, n int64) {
-	size := int(n * 64)
-	mem, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+//
+// A mapping the kernel refuses is an error the build reports (lookups then
+// use SQL), where the heap would have ended the process.
+func mapBlocks(f *filter, n int64) error {
+	size := n * 64
+	mem, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 	if err != nil {
-		f.blocks = make([][8]uint64, n) // the heap still works, at its usual cost
-		return
+		return fmt.Errorf("map %d MiB for the filter: %w", size>>20, err)
 	}
 	f.blocks = unsafe.Slice((*[8]uint64)(unsafe.Pointer(&mem[0])), n)
 	runtime.AddCleanup(f, func(m []byte) { _ = syscall.Munmap(m) }, mem)
+	return nil
 }

@@ -66,7 +66,7 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 
 	s.refreshMu.Lock()
 	gen := s.snap.Load().filterGen
-	f := newFilter(1000) // a build of version v0: none of the later names
+	f := mustFilter(t, 1000) // a build of version v0: none of the later names
 	s.built = &builtFilter{f: f, version: v0, gen: gen}
 	s.attach(ctx)
 	cur := s.snap.Load()
@@ -76,7 +76,7 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 	}
 
 	s.refreshMu.Lock()
-	ahead := newFilter(1000)
+	ahead := mustFilter(t, 1000)
 	s.built = &builtFilter{f: ahead, version: v0 + 3, gen: gen}
 	s.attach(ctx)
 	waiting := s.built != nil && cur.filter.Load() == f
@@ -88,7 +88,7 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 	wait("the waiting build attached by the next refresh", func() bool { return s.snap.Load().filter.Load() == ahead })
 
 	s.refreshMu.Lock()
-	s.built = &builtFilter{f: newFilter(1000), version: v0, gen: gen - 1}
+	s.built = &builtFilter{f: mustFilter(t, 1000), version: v0, gen: gen - 1}
 	s.attach(ctx)
 	dropped := s.built == nil && s.snap.Load().filter.Load() == ahead
 	s.refreshMu.Unlock()
@@ -98,7 +98,7 @@ func TestFilterBuildCatchesUp(t *testing.T) {
 
 	exec(`DELETE FROM ` + ChangesTable)
 	s.refreshMu.Lock()
-	s.built = &builtFilter{f: newFilter(1000), version: v0, gen: gen}
+	s.built = &builtFilter{f: mustFilter(t, 1000), version: v0, gen: gen}
 	s.attach(ctx)
 	restarted := s.building == gen && s.snap.Load().filter.Load() == ahead
 	s.refreshMu.Unlock()
@@ -188,7 +188,7 @@ func TestFilterBuildWithAndWithoutAKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := newFilter(int64(n))
+		f := mustFilter(t, int64(n))
 		added, err := addTable(ctx, tx, "domain", int64(n+blobs), f, func() bool { return true })
 		inOrder, _ := indexed(ctx, tx, `SELECT Domain FROM domain WHERE Domain > ? ORDER BY Domain LIMIT 10`)
 		tx.Rollback()

@@ -80,7 +80,10 @@ func readFilter(ctx context.Context, q reader, tables []verdict.Table, current f
 		n += c
 		counts[verdict.TableNames[t]] = c
 	}
-	f := newFilter(n)
+	f, err := newFilter(n)
+	if err != nil {
+		return nil, err
+	}
 	for tbl, c := range counts {
 		if n, err := addTable(ctx, q, tbl, c, f, current); err != nil || n < 0 {
 			return nil, err // n < 0: overtaken
@@ -129,7 +132,10 @@ func loadSaved(ctx context.Context, q reader, sh *savedShape) (*filter, error) {
 	if stored != int64(sh.blocks)*64 {
 		return nil, fmt.Errorf("the saved filter is damaged: its parts hold %d bytes, its header says %d", stored, int64(sh.blocks)*64)
 	}
-	f := makeFilter(sh.seed, sh.capacity, int64(sh.blocks))
+	f, err := makeFilter(sh.seed, sh.capacity, int64(sh.blocks))
+	if err != nil {
+		return nil, err
+	}
 	rows, err := q.QueryContext(ctx, `SELECT Part, Data FROM `+FilterTable+` WHERE Part > 0 ORDER BY Part`)
 	if err != nil {
 		return nil, fmt.Errorf("read the saved filter: %w", err)
