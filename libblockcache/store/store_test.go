@@ -155,11 +155,7 @@ func testPrecedence(t *testing.T, withFilter, saved bool) {
 // tables present. It must be read unchanged.
 func TestLegacyDatabase(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "legacy.db")
-	db, err := sql.Open("sqlite3", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testlist.Open(t, path)
 	testlist.Exec(t, db,
 		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('legacy.example', '1.2.3.4', NULL)`,

@@ -24,16 +24,25 @@ var Fixture = []string{
 func New(t testing.TB, stmts ...string) (string, *sql.DB) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "list.db")
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := Open(t, path)
 	if err := store.Init(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	Exec(t, db, stmts...)
 	return path, db
+}
+
+// Open opens the SQLite file at path as it is, for a test that writes
+// around the library (another tool's list, a change behind its back); the
+// handle is closed with the test.
+func Open(t testing.TB, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 // Exec runs statements or fails the test.

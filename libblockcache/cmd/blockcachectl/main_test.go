@@ -324,14 +324,7 @@ func TestSavedFilterCommands(t *testing.T) {
 		t.Errorf("stats after the import:\n%s", out)
 	}
 	// Changed behind blockcachectl's back: reported, with the remedy.
-	h, err := sql.Open("sqlite3", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, err := h.Exec(store.BumpVersion); err != nil {
-		t.Fatal(err)
-	}
+	testlist.Exec(t, testlist.Open(t, db), store.BumpVersion)
 	if out := stats(); !strings.Contains(out, "filter:   saved, not usable: it is of version 4, and the change log does not cover") || !strings.Contains(out, "`blockcachectl filter` saves it again") {
 		t.Errorf("stats after a bare bump:\n%s", out)
 	}
@@ -358,11 +351,7 @@ func TestSavedFilterCommands(t *testing.T) {
 // dropped (a writer's open alone reads no rows).
 func TestInitUpgradesAForeignList(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
-	h, err := sql.Open("sqlite3", db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
+	h := testlist.Open(t, db)
 	testlist.Exec(t, h, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('Ads.Example.', NULL, NULL), ('keep.example', NULL, NULL)`)
 	names := func() string {
