@@ -174,12 +174,7 @@ func (s *Store) buildFilter(snap *snapshot) {
 	current := func() bool { return s.snap.Load().filterGen == snap.filterGen }
 	var built *builtFilter
 	err := func() error {
-		// The transaction ends by the Rollback below, not by ctx: database/sql
-		// rolls back a cancelled transaction on a goroutine of its own, which
-		// can still hold the connection, and with it the list's files, after
-		// this build returns and Close has closed the pool. The statements
-		// take ctx, so Close still interrupts them.
-		tx, err := snap.q.db.BeginTx(context.WithoutCancel(ctx), &sql.TxOptions{ReadOnly: true})
+		tx, err := beginRead(ctx, snap.q.db)
 		if err != nil {
 			return err
 		}

@@ -295,13 +295,25 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	return nil
 }
 
+// beginRead begins a read transaction that only its Rollback ends, not a
+// cancel of ctx. database/sql rolls back a cancelled transaction on a
+// goroutine of its own; racing with Close, that left the connection, and
+// the list's files, open for good (about one Close in a hundred during a
+// filter build, with the CPUs busy). The statements take ctx, so a cancel
+// still interrupts them.
+func beginRead(ctx context.Context, b interface {
+	BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error)
+}) (*sql.Tx, error) {
+	return b.BeginTx(context.WithoutCancel(ctx), &sql.TxOptions{ReadOnly: true})
+}
+
 // load reads the meta row, the table set and the regex rules in one read
 // transaction, so the regex set belongs to exactly the version it is tagged
 // with. When base is an older version of the same list in the same file
 // and every change since is logged, it also returns the changed keys
 // (non-nil, maybe empty), and whether the regex rules changed among them.
 func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snapshot, delta []string, regexChanged bool, err error) {
-	tx, err := f.poll.BeginTx(ctx, nil)
+	tx, err := beginRead(ctx, f.poll)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("begin read: %w", err)
 	}
