@@ -44,8 +44,12 @@ func TestTriggersLogChanges(t *testing.T) {
 		`INSERT INTO domain_exact VALUES ('e.example', NULL, NULL)`,                      // 6
 		`INSERT INTO domain_dns_allow VALUES ('f.example', '9.9.9.9')`,                   // 7
 		`INSERT INTO domain_regex VALUES ('^x', NULL, NULL)`,                             // 8
+		// Upserts, as operators' scripts write them: an update of the row
+		// logs its key once (a second row of it would fail the statement).
+		`INSERT INTO domain VALUES ('c.example', '10.0.0.1', NULL) ON CONFLICT(Domain) DO UPDATE SET IPv4 = excluded.IPv4`, // 9
+		`INSERT INTO domain_regex VALUES ('^x', '10.0.0.1', NULL) ON CONFLICT DO UPDATE SET IPv4 = excluded.IPv4`,          // 10
 	)
-	want := []string{"2 a.example", "3 b.example", "4 a.example", "4 c.example", "5 b.example", "6 e.example", "7 f.example", "8 "}
+	want := []string{"2 a.example", "3 b.example", "4 a.example", "4 c.example", "5 b.example", "6 e.example", "7 f.example", "8 ", "9 c.example", "10 "}
 	if got := changes(t, db); !slices.Equal(got, want) {
 		t.Fatalf("change log %q, want %q", got, want)
 	}

@@ -67,18 +67,25 @@ func TriggerNames(t verdict.Table) []string {
 func TriggerDDL(t verdict.Table) []string {
 	n := verdict.TableNames[t]
 	names := TriggerNames(t)
-	body := func(keys ...string) string {
+	// An update logs the new key only when it differs from the old one:
+	// an upsert (INSERT ... ON CONFLICT DO UPDATE, as the writer and many
+	// operators' scripts do) imposes its own conflict handling on the
+	// trigger's statements, so a second row of the same key would fail it
+	// instead of being ignored.
+	body := func(logs ...string) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, " ON %s BEGIN %s;", n, BumpVersion)
-		for _, k := range keys {
-			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s VALUES (%s, %s);", ChangesTable, currentVersion, k)
+		for _, l := range logs {
+			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s %s;", ChangesTable, l)
 		}
 		fmt.Fprintf(&b, " %s; END", trimChanges)
 		return b.String()
 	}
-	ins, upd, del := []string{"NEW.Domain"}, []string{"OLD.Domain", "NEW.Domain"}, []string{"OLD.Domain"}
+	key := func(k string) string { return "VALUES (" + currentVersion + ", " + k + ")" }
+	ins, del := []string{key("NEW.Domain")}, []string{key("OLD.Domain")}
+	upd := []string{key("OLD.Domain"), "SELECT " + currentVersion + ", NEW.Domain WHERE NEW.Domain IS NOT OLD.Domain"}
 	if t == verdict.TableRegex {
-		ins, upd, del = []string{"''"}, []string{"''"}, []string{"''"}
+		ins, upd, del = []string{key("''")}, []string{key("''")}, []string{key("''")}
 	}
 	ddl := []string{
 		"CREATE TRIGGER " + names[0] + " AFTER INSERT" + body(ins...),
@@ -145,7 +152,10 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	// Triggers first, so that rows rewritten below bump the version, and
 	// an Init that changes nothing leaves the version (and every cache
 	// keyed on it) alone. Triggers of an older layout (or recreated by an
-	// older blockcachectl) are replaced.
+	// older blockcachectl) are replaced. Only new normalizing triggers
+	// (the fourth and fifth) mean rows may have been written unnormalized:
+	// a version trigger replaced by a newer text does not make the first
+	// write after an upgrade read every row.
 	created := map[verdict.Table]bool{}
 	for _, t := range RuleTables {
 		for i, ddl := range TriggerDDL(t) {
@@ -153,7 +163,7 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 			if err != nil {
 				return err
 			}
-			created[t] = created[t] || made
+			created[t] = created[t] || (made && i >= 3)
 		}
 	}
 	for _, t := range ruleKeyTables {
