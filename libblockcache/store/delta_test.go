@@ -336,6 +336,82 @@ func TestImportLogsAFeedUpdate(t *testing.T) {
 	}
 }
 
+// A feed imported again is mostly names already listed as given. Only the
+// names that are new or listed otherwise are changes: an import of nothing
+// new keeps the version, one of a few new names is logged as a small
+// change (readers keep every other verdict), and a rule added again as it
+// is bumps nothing.
+func TestImportAgainChangesOnlyWhatDiffers(t *testing.T) {
+	path, db := testlist.New(t, fixture...)
+	w := openWriter(t, path)
+	ctx := context.Background()
+	s := openFiltered(t, path, nil)
+	importN(t, w, verdict.TableDomain, "feed%d.example", 20000) // too large to log
+	v1, err := w.Namespace(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() == v1 })
+	if st := importN(t, w, verdict.TableDomain, "feed%d.example", 20000); st.Rows != 20000 || st.Changed != 0 || st.Logged || st.Filter != nil {
+		t.Fatalf("the same import again: %+v, want 20,000 names and no change", st)
+	}
+	if ns, err := w.Namespace(ctx); err != nil || ns != v1 {
+		t.Fatalf("after importing the same names the list is %v (%v), want %v", ns, err, v1)
+	}
+	st := importN(t, w, verdict.TableDomain, "feed%d.example", 20010)
+	if st.Rows != 20010 || st.Changed != 10 || !st.Logged {
+		t.Fatalf("the feed with 10 names more: %+v, want 10 changed and logged", st)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version == v1.Version+1 })
+	v2 := s.Namespace()
+	if !s.StillValid(v1, v2, "feed5.example") || s.StillValid(v1, v2, "feed20005.example") {
+		t.Error("a verdict the import did not change was dropped, or a changed one kept")
+	}
+	var logged []string
+	for _, c := range changes(t, db) {
+		if strings.HasPrefix(c, fmt.Sprint(v2.Version)+" ") {
+			logged = append(logged, c)
+		}
+	}
+	if len(logged) != 10 || !slices.Contains(logged, fmt.Sprintf("%d feed20010.example", v2.Version)) {
+		t.Errorf("change log of version %d: %q, want the 10 new names", v2.Version, logged)
+	}
+
+	// A new sinkhole address for names already listed is a change.
+	i := 0
+	st, err = w.Import(ctx, verdict.TableDomain, func() (string, bool, error) {
+		i++
+		return fmt.Sprintf("feed%d.example", i), i <= 3, nil
+	}, store.Rule{IPv4: "10.0.0.1"}, nil)
+	if err != nil || st.Changed != 3 {
+		t.Fatalf("3 names with a new address: %+v (%v)", st, err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "www.feed2.example").IPv4.String() == "10.0.0.1" })
+
+	v3, _ := w.Namespace(ctx)
+	for _, c := range []struct {
+		table verdict.Table
+		rule  store.Rule
+		want  int
+	}{
+		{verdict.TableDomain, store.Rule{Key: "feed1.example", IPv4: "10.0.0.1"}, 0},
+		{verdict.TableDomain, store.Rule{Key: "feed1.example"}, 1},
+		{verdict.TableDNSAllow, store.Rule{Key: "f.example", Server: "127.0.0.1#5353"}, 1},
+		{verdict.TableDNSAllow, store.Rule{Key: "f.example", Server: "127.0.0.1#5353"}, 0},
+		{verdict.TableDNSAllow, store.Rule{Key: "f.example", Server: "127.0.0.2"}, 1},
+	} {
+		n, err := w.Add(ctx, c.table, []store.Rule{c.rule})
+		if err != nil || n != c.want {
+			t.Errorf("Add %+v: %d changed (%v), want %d", c.rule, n, err, c.want)
+		}
+		ns, _ := w.Namespace(ctx)
+		if ns.Version != v3.Version+uint64(c.want) {
+			t.Errorf("Add %+v: list version %d after %d, want one more for each change", c.rule, ns.Version, v3.Version)
+		}
+		v3 = ns
+	}
+}
+
 // A regex change can change any name's verdict, so it drops every cached
 // verdict of older versions, but it changes no key of the membership
 // filter, which is kept (on a billion names a rebuild takes minutes).

@@ -144,6 +144,14 @@ func TestBulkImportGrowsTheSavedFilter(t *testing.T) {
 	if err != nil || !ok || sf.Unusable != "" || sf.Added != 20001 || sf.Changed != 0 {
 		t.Fatalf("SavedFilter after the import: %+v %v %v", sf, ok, err)
 	}
+	// The same names again are not added again: a daily feed's import
+	// grows the filter by its new names only.
+	if st := importN(t, w, verdict.TableDomain, "grow%d.example", 20000); st.Changed != 0 || st.Filter != nil {
+		t.Fatalf("the same import again: %+v", st)
+	}
+	if sf, _, _ := w.SavedFilter(context.Background()); sf.Added != 20001 {
+		t.Fatalf("SavedFilter after the same import again: %+v", sf)
+	}
 	s := openFiltered(t, path, nil)
 	if st := s.Stats(); st.FilterLoads != 1 {
 		t.Fatalf("%d filter loads: the grown filter was not used", st.FilterLoads)

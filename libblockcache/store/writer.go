@@ -87,35 +87,38 @@ func isForward(t verdict.Table) bool {
 	return t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
 }
 
-// insertSQL builds a multi-row INSERT for n rows: one statement per batch
-// keeps the per-row cost of database/sql off a 10M-row import.
-func insertSQL(t verdict.Table, n int) string {
-	var b strings.Builder
+// upsertSQL builds a multi-row insert of n rows that leaves a row already
+// there as given untouched, and with returning returns the keys it
+// inserted or changed (its count of changes counts the same rows). A
+// feed imported again every day is mostly names already listed; counted as
+// changes, they would empty every reader's cache at each import and grow
+// the saved filter by the whole feed. With no unique key on the table
+// (a foreign list), nothing conflicts and every row is inserted, as INSERT
+// OR REPLACE did. One statement per batch keeps the per-row cost of
+// database/sql off a 10M-row import.
+func upsertSQL(t verdict.Table, n int, returning bool) string {
+	key := keyColumn(t)
+	cols, row := key+", IPv4, IPv6", "(?,?,?)"
+	set, differs := "IPv4 = excluded.IPv4, IPv6 = excluded.IPv6", "IPv4 IS NOT excluded.IPv4 OR IPv6 IS NOT excluded.IPv6"
 	if isForward(t) {
-		fmt.Fprintf(&b, "INSERT OR REPLACE INTO %s (Domain, Server) VALUES ", verdict.TableNames[t])
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?,?)")
-		}
-		return b.String()
+		cols, row = "Domain, Server", "(?,?)"
+		set, differs = "Server = excluded.Server", "Server IS NOT excluded.Server"
 	}
-	fmt.Fprintf(&b, "INSERT OR REPLACE INTO %s (%s, IPv4, IPv6) VALUES ", verdict.TableNames[t], keyColumn(t))
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?,?)")
+	rows := strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO UPDATE SET %s WHERE %s",
+		verdict.TableNames[t], cols, rows, set, differs)
+	if returning {
+		q += " RETURNING " + key
 	}
-	return b.String()
+	return q
 }
 
 const batchRows = 256
 
 // ImportStats describes one import.
 type ImportStats struct {
-	Rows       int // rows written (after de-duplication)
+	Rows       int // names imported, after de-duplication
+	Changed    int // of those, names not listed before or listed otherwise
 	Duplicates int
 	// Logged: the change log holds what the import changed, so readers
 	// keep their filter (and, but for domain_regex, the verdicts it did
@@ -135,14 +138,16 @@ type ImportStats struct {
 // ok=false at the end; it runs inside the transaction, so a failure or a
 // cancelled ctx leaves the list exactly as it was. Keys are sorted and
 // de-duplicated in chunks before they are written, which turns random
-// B-tree inserts into near-sequential ones. The version is bumped once; an
-// import of up to maxChanged names (a feed's update) logs them under that
-// version, so readers keep the verdicts it did not touch, and a larger one
-// logs nothing and drops them all; if the list has a saved filter, the
-// larger one adds its names to it (or, past a quarter of the names it was
-// built for, builds it again) and saves it before it commits, so that
-// readers rebuild nothing. An import into domain_regex logs the regex
-// marker: readers drop every verdict but keep their filter.
+// B-tree inserts into near-sequential ones. Only names not listed before,
+// or listed otherwise, are changes; with none, the version stays. The
+// version is bumped once; an import that changes up to maxChanged names (a
+// feed's update) logs them under that version, so readers keep the
+// verdicts it did not touch, and a larger one logs nothing and drops them
+// all; if the list has a saved filter, the larger one adds its names to it
+// (or, past a quarter of the names it was built for, builds it again) and
+// saves it before it commits, so that readers rebuild nothing. An import
+// into domain_regex logs the regex marker: readers drop every verdict but
+// keep their filter.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
 	var st ImportStats
 	if isForward(t) {
@@ -166,54 +171,87 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			return st, fmt.Errorf("import: %w", err)
 		}
 	}
-	full, err := tx.PrepareContext(ctx, insertSQL(t, batchRows))
+	// Each batch returns the keys it changed only while the import may
+	// still be small enough to log them; after that it only counts them.
+	// Returning every key made a first import of a large list 40% slower.
+	keyed, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, true))
 	if err != nil {
 		return st, fmt.Errorf("prepare import: %w", err)
 	}
-	defer full.Close()
+	defer keyed.Close()
+	counted, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, false))
+	if err != nil {
+		return st, fmt.Errorf("prepare import: %w", err)
+	}
+	defer counted.Close()
 	const chunk = 1 << 22
 	keys := make([]string, 0, 1<<16)
-	logged, logging := []string{}, true
-	var grown *filter // the saved filter, once the import is too large to log
+	// logged holds the keys changed so far while the import may still be
+	// logged, nil once it is too large; a regex import is logged as one
+	// marker, however many patterns. grown is then the saved filter, if
+	// any, that the import adds its names to.
+	logged := []string{}
+	var grown *filter
+	write := func(batch []string) (int, error) {
+		args := make([]any, 0, len(batch)*3)
+		for _, k := range batch {
+			if isForward(t) {
+				args = append(args, k, tmpl.Server)
+			} else {
+				args = append(args, k, nullIfEmpty(tmpl.IPv4), nullIfEmpty(tmpl.IPv6))
+			}
+		}
+		full := len(batch) == batchRows
+		var err error
+		if logged == nil || t == verdict.TableRegex {
+			var res sql.Result
+			if full {
+				res, err = counted.ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, upsertSQL(t, len(batch), false), args...)
+			}
+			if err != nil {
+				return 0, err
+			}
+			addKeys(grown, batch) // those listed before set bits already set
+			n, err := res.RowsAffected()
+			return int(n), err
+		}
+		var rows *sql.Rows
+		if full {
+			rows, err = keyed.QueryContext(ctx, args...)
+		} else {
+			rows, err = tx.QueryContext(ctx, upsertSQL(t, len(batch), true), args...)
+		}
+		if err != nil {
+			return 0, err
+		}
+		before := len(logged)
+		if logged, err = appendKeys(logged, rows); err != nil {
+			return 0, err
+		}
+		n := len(logged) - before
+		if len(logged) > maxChanged {
+			start := time.Now()
+			grown = savedForGrowth(ctx, tx)
+			addKeys(grown, logged)
+			st.FilterTook += time.Since(start)
+			logged = nil
+		}
+		return n, nil
+	}
 	flush := func() error {
 		slices.Sort(keys)
 		uniq := slices.Compact(keys)
 		st.Duplicates += len(keys) - len(uniq)
-		switch logging = logging && len(logged)+len(uniq) <= maxChanged; {
-		case t == verdict.TableRegex:
-			logging = true // logged as one marker, however many patterns
-		case logging:
-			logged = append(logged, uniq...)
-		default:
-			if logged != nil { // the chunk that ends logging
-				start := time.Now()
-				grown = savedForGrowth(ctx, tx)
-				growFilter(grown, logged)
-				st.FilterTook += time.Since(start)
-			}
-			logged = nil
-			growFilter(grown, uniq)
-		}
 		for i := 0; i < len(uniq); i += batchRows {
-			end := min(i+batchRows, len(uniq))
-			args := make([]any, 0, (end-i)*3)
-			for _, k := range uniq[i:end] {
-				if isForward(t) {
-					args = append(args, k, tmpl.Server)
-				} else {
-					args = append(args, k, nullIfEmpty(tmpl.IPv4), nullIfEmpty(tmpl.IPv6))
-				}
-			}
-			var err error
-			if end-i == batchRows {
-				_, err = full.ExecContext(ctx, args...)
-			} else {
-				_, err = tx.ExecContext(ctx, insertSQL(t, end-i), args...)
-			}
+			batch := uniq[i:min(i+batchRows, len(uniq))]
+			n, err := write(batch)
 			if err != nil {
 				return fmt.Errorf("import: %w", err)
 			}
-			st.Rows += end - i
+			st.Changed += n
+			st.Rows += len(batch)
 			if progress != nil {
 				progress(st.Rows)
 			}
@@ -240,7 +278,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		return st, err
 	}
 	stmts := TriggerDDL(t)
-	if st.Rows > 0 { // an empty import changes nothing: caches stay
+	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay
 		stmts = append(stmts, BumpVersion)
 	}
 	for _, s := range stmts {
@@ -248,15 +286,18 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			return st, fmt.Errorf("import: %w", err)
 		}
 	}
-	if st.Logged = logging && st.Rows > 0; st.Logged {
+	if st.Logged = logged != nil && st.Changed > 0; st.Logged {
 		if t == verdict.TableRegex {
 			logged = []string{""} // the regex marker: any name's verdict may have changed
 		}
 		if err := logChanges(ctx, tx, logged); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
-	} else if st.Rows > 0 {
+	} else if st.Changed > 0 {
 		start := time.Now()
+		if grown != nil {
+			grown.extra.Add(int64(st.Changed)) // each changed name once, the filter's count of names added
+		}
 		if st.Filter, st.FilterGrown, err = resaveFilter(ctx, tx, grown); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
@@ -269,15 +310,28 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	return st, nil
 }
 
-// growFilter adds an import's keys to the saved filter it grows, if any.
-func growFilter(f *filter, keys []string) {
+// appendKeys appends the keys an upsert returned and closes its rows.
+func appendKeys(keys []string, rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return keys, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
+}
+
+// addKeys sets the bits of an import's keys in the saved filter it grows,
+// if any. The import counts the names it added once, at its end.
+func addKeys(f *filter, keys []string) {
 	if f == nil {
 		return
 	}
 	for _, k := range keys {
 		f.add(k)
 	}
-	f.extra.Add(int64(len(keys)))
 }
 
 // logChanges writes keys to ChangesTable under the current version, as the
@@ -305,28 +359,36 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-// Add inserts or replaces rules (the triggers bump the version).
-func (w *Writer) Add(ctx context.Context, t verdict.Table, rules []Rule) error {
+// Add inserts rules, or changes them, and reports how many were not
+// already listed as given. The triggers bump the version for those only:
+// a rule added again as it is changes nothing, and no cache is dropped.
+func (w *Writer) Add(ctx context.Context, t verdict.Table, rules []Rule) (int, error) {
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	var changed []string
 	for _, r := range rules {
-		var err error
+		args := []any{r.Key, nullIfEmpty(r.IPv4), nullIfEmpty(r.IPv6)}
 		if isForward(t) {
 			if err := verdict.ValidServer(r.Server); err != nil {
-				return err
+				return 0, err
 			}
-			_, err = tx.ExecContext(ctx, insertSQL(t, 1), r.Key, r.Server)
-		} else {
-			_, err = tx.ExecContext(ctx, insertSQL(t, 1), r.Key, nullIfEmpty(r.IPv4), nullIfEmpty(r.IPv6))
+			args = []any{r.Key, r.Server}
+		}
+		rows, err := tx.QueryContext(ctx, upsertSQL(t, 1, true), args...)
+		if err == nil {
+			changed, err = appendKeys(changed, rows)
 		}
 		if err != nil {
-			return fmt.Errorf("add %q: %w", r.Key, err)
+			return 0, fmt.Errorf("add %q: %w", r.Key, err)
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	return len(changed), nil
 }
 
 // Remove deletes rules by key and reports how many existed.

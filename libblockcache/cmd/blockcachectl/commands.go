@@ -218,8 +218,11 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	}
 	ns, _ := w.Namespace(ctx)
 	el := time.Since(start)
-	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
-		st.Rows, rf.table, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d new or changed, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
+		st.Rows, rf.table, st.Changed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	if st.Rows > 0 && st.Changed == 0 {
+		fmt.Fprintf(c.stdout, "every entry was already listed as given: the list version is unchanged and no cache is dropped\n")
+	}
 	switch sf := st.Filter; {
 	case sf != nil && st.FilterGrown:
 		fmt.Fprintf(c.stdout, "added the import's names to the filter saved in the list, as the import is too large for the change log: version %d, %d names added since it was built for %d (%.1fs of the import's time)\n", sf.Version, sf.Added, sf.Capacity, st.FilterTook.Seconds())
@@ -249,11 +252,12 @@ func cmdAdd(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
-	if err := w.Add(ctx, t, rules); err != nil {
+	changed, err := w.Add(ctx, t, rules)
+	if err != nil {
 		return err
 	}
 	ns, _ := w.Namespace(ctx)
-	fmt.Fprintf(c.stdout, "added %d to %s; list %s\n", len(rules), rf.table, ns)
+	fmt.Fprintf(c.stdout, "added %d to %s (%d already listed as given); list %s\n", changed, rf.table, len(rules)-changed, ns)
 	return nil
 }
 
