@@ -55,6 +55,25 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 }
 
+// bench/import-again.sh: six imports, and what each changed.
+func TestImportAgainSmoke(t *testing.T) {
+	out, err := exec.Command("../import-again.sh", "2000", t.TempDir()).CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("import-again.sh: %v", err)
+	}
+	for re, want := range map[string]int{
+		`(?m)^round 1 new, saved filter (no|yes), .*: [\d.]+ s, peak RSS \d+ KiB$`: 6,
+		`(?m)^    imported 2000 entries into domain \(2000 new or changed,`:        2,
+		`(?m)^    imported 2000 entries into domain \(0 new or changed,`:           2,
+		`(?m)^    imported 2000 entries into domain \(20 new or changed,`:          2,
+	} {
+		if n := len(regexp.MustCompile(re).FindAllString(string(out), -1)); n != want {
+			t.Errorf("%d lines match %s, want %d", n, re, want)
+		}
+	}
+}
+
 // The dnsperf scripts (real stock and patched dnsmasq, real queries) must
 // run end to end on a tiny list and print every figure RESULTS.md quotes:
 // scripts that no test runs rot unnoticed (forward-qps.sh once shipped
