@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -382,7 +383,7 @@ func TestImportAgainChangesOnlyWhatDiffers(t *testing.T) {
 	st, err = w.Import(ctx, verdict.TableDomain, func() (string, bool, error) {
 		i++
 		return fmt.Sprintf("feed%d.example", i), i <= 3, nil
-	}, store.Rule{IPv4: "10.0.0.1"}, nil)
+	}, store.ImportOptions{Rule: store.Rule{IPv4: "10.0.0.1"}})
 	if err != nil || st.Changed != 3 {
 		t.Fatalf("3 names with a new address: %+v (%v)", st, err)
 	}
@@ -435,5 +436,95 @@ func TestRegexChangeKeepsTheFilter(t *testing.T) {
 	}
 	if v := resolve(t, s, "www.later.example"); v.Action != verdict.Block {
 		t.Fatalf("name listed after the regex change: %+v", v)
+	}
+}
+
+// importRange imports format's names numbered from..to with opts.
+func importRange(t *testing.T, w *store.Writer, table verdict.Table, format string, from, to int, opts store.ImportOptions) (store.ImportStats, error) {
+	t.Helper()
+	i := from - 1
+	return w.Import(context.Background(), table, func() (string, bool, error) {
+		i++
+		return fmt.Sprintf(format, i), i <= to, nil
+	}, opts)
+}
+
+// A replacing import (a feed imported whole every day) leaves the table
+// holding exactly its names. The names it removes are changes like the
+// ones it adds: logged when few, so readers keep every other verdict. An
+// import of no names, or one that would remove more than MaxRemoved of the
+// table (a feed cut short), changes nothing.
+func TestReplacingImport(t *testing.T) {
+	path, db := testlist.New(t)
+	w := openWriter(t, path)
+	ctx := context.Background()
+	s := openFiltered(t, path, nil)
+	count := func() (n int) {
+		t.Helper()
+		if err := db.QueryRow(`SELECT count(*) FROM domain`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	replace := store.ImportOptions{Replace: true, MaxRemoved: 0.5}
+	if _, err := importRange(t, w, verdict.TableDomain, "feed%d.example", 1, 100, replace); err != nil {
+		t.Fatal(err)
+	}
+	v1, _ := w.Namespace(ctx)
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() == v1 })
+
+	st, err := importRange(t, w, verdict.TableDomain, "feed%d.example", 3, 102, replace)
+	if err != nil || st.Rows != 100 || st.Changed != 4 || st.Removed != 2 || !st.Logged {
+		t.Fatalf("feed1-2 dropped, feed101-102 added: %+v (%v); want 2 added, 2 removed, logged", st, err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace().Version == v1.Version+1 })
+	v2 := s.Namespace()
+	for name, want := range map[string]verdict.Action{"feed1.example": verdict.Pass, "www.feed2.example": verdict.Pass, "feed3.example": verdict.Block, "feed102.example": verdict.Block} {
+		if v := resolve(t, s, name); v.Action != want {
+			t.Errorf("%s after the replacing import: %v, want %v", name, v.Action, want)
+		}
+	}
+	if !s.StillValid(v1, v2, "feed50.example") || s.StillValid(v1, v2, "feed1.example") {
+		t.Error("a verdict the import did not touch was dropped, or a removed name's kept")
+	}
+
+	for _, c := range []struct {
+		from, to int
+		err      error
+	}{
+		{1, 0, store.ErrEmptyReplace},    // no names
+		{3, 40, store.ErrTooManyRemoved}, // 62 of 100 removed
+	} {
+		if _, err := importRange(t, w, verdict.TableDomain, "feed%d.example", c.from, c.to, replace); !errors.Is(err, c.err) {
+			t.Errorf("names %d to %d: %v, want %v", c.from, c.to, err, c.err)
+		}
+		if ns, _ := w.Namespace(ctx); ns != v2 || count() != 100 {
+			t.Errorf("names %d to %d: list %v with %d names, want it unchanged (%v, 100)", c.from, c.to, ns, count(), v2)
+		}
+	}
+
+	// Too many removed to log: every verdict is dropped, as for a large
+	// import, and the names are gone.
+	if _, err := importRange(t, w, verdict.TableDomain, "bulk%d.example", 1, 30000, store.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = importRange(t, w, verdict.TableDomain, "bulk%d.example", 1, 10000, store.ImportOptions{Replace: true})
+	if err != nil || st.Removed != 20100 || st.Logged || count() != 10000 {
+		t.Fatalf("bulk10001-30000 and feed3-102 dropped: %+v (%v), %d names left", st, err, count())
+	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "bulk20000.example").Action == verdict.Pass })
+	if v := resolve(t, s, "bulk9999.example"); v.Action != verdict.Block {
+		t.Errorf("bulk9999.example: %v", v.Action)
+	}
+
+	// Patterns: the regex marker, as for any regex import.
+	importRange(t, w, verdict.TableRegex, "^re%d\\.", 1, 3, store.ImportOptions{})
+	st, err = importRange(t, w, verdict.TableRegex, "^re%d\\.", 2, 3, store.ImportOptions{Replace: true})
+	if err != nil || st.Removed != 1 || !st.Logged {
+		t.Fatalf("a pattern dropped: %+v (%v)", st, err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "re1.example").Action == verdict.Pass })
+	if v := resolve(t, s, "re2.example"); v.Action != verdict.Block {
+		t.Errorf("re2.example: %v", v.Action)
 	}
 }

@@ -35,7 +35,7 @@ func importN(t testing.TB, w *store.Writer, table verdict.Table, format string, 
 	st, err := w.Import(context.Background(), table, func() (string, bool, error) {
 		i++
 		return fmt.Sprintf(format, i), i <= n, nil
-	}, store.Rule{}, nil)
+	}, store.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,8 @@ const batchRows = 256
 // ImportStats describes one import.
 type ImportStats struct {
 	Rows       int // names imported, after de-duplication
-	Changed    int // of those, names not listed before or listed otherwise
+	Changed    int // names not listed before, listed otherwise, or removed
+	Removed    int // names removed because a replacing import did not hold them
 	Duplicates int
 	// Logged: the change log holds what the import changed, so readers
 	// keep their filter (and, but for domain_regex, the verdicts it did
@@ -134,6 +135,28 @@ type ImportStats struct {
 	FilterTook  time.Duration
 }
 
+// ImportOptions says how Import writes.
+type ImportOptions struct {
+	Rule Rule // the addresses or server every imported name gets; Key unused
+	// Replace leaves the table holding exactly the imported names: a
+	// feed's names that it no longer lists are removed, in the same
+	// transaction. An import of no names is refused, so a failed download
+	// cannot empty a table.
+	Replace bool
+	// MaxRemoved, between 0 and 1, refuses a replacing import that would
+	// remove more than that share of the names the table listed: a feed
+	// cut short by a failed download must not unlist most of a list.
+	// 0 allows any.
+	MaxRemoved float64
+}
+
+// ErrEmptyReplace is a replacing import of no names.
+var ErrEmptyReplace = errors.New("a replacing import of no names would empty the table; nothing was changed")
+
+// ErrTooManyRemoved is a replacing import that would remove more than
+// ImportOptions.MaxRemoved allows.
+var ErrTooManyRemoved = errors.New("the import would remove more names than allowed; nothing was changed")
+
 // Import writes rules in one transaction. next returns the next key or
 // ok=false at the end; it runs inside the transaction, so a failure or a
 // cancelled ctx leaves the list exactly as it was. Keys are sorted and
@@ -148,8 +171,9 @@ type ImportStats struct {
 // saves it before it commits, so that readers rebuild nothing. An import
 // into domain_regex logs the regex marker: readers drop every verdict but
 // keep their filter.
-func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), tmpl Rule, progress func(rows int)) (ImportStats, error) {
+func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), opts ImportOptions) (ImportStats, error) {
 	var st ImportStats
+	tmpl := opts.Rule
 	if isForward(t) {
 		if err := verdict.ValidServer(tmpl.Server); err != nil {
 			return st, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[t], err)
@@ -184,6 +208,16 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		return st, fmt.Errorf("prepare import: %w", err)
 	}
 	defer counted.Close()
+	keep := func([]string) error { return nil }
+	listed := 0 // names in the table before a replacing import
+	if opts.Replace {
+		if keep, err = keepKeys(ctx, tx); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+verdict.TableNames[t]).Scan(&listed); err != nil {
+			return st, fmt.Errorf("import: count the names listed: %w", err)
+		}
+	}
 	const chunk = 1 << 22
 	keys := make([]string, 0, 1<<16)
 	// logged holds the keys changed so far while the import may still be
@@ -252,8 +286,10 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			}
 			st.Changed += n
 			st.Rows += len(batch)
-			if progress != nil {
-				progress(st.Rows)
+			if opts.Replace {
+				if err := keep(batch); err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
 			}
 		}
 		keys = keys[:0]
@@ -277,6 +313,58 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	if err := flush(); err != nil {
 		return st, err
 	}
+	if opts.Replace {
+		if st.Rows == 0 {
+			return st, ErrEmptyReplace
+		}
+		// The names removed are changes too: logged while the import still
+		// may be, which is the usual case (a feed drops a few names a day).
+		key, table := keyColumn(t), verdict.TableNames[t]
+		gone := ` FROM ` + table + ` WHERE ` + key + ` NOT IN (SELECT Key FROM temp.` + keptTable + `)`
+		removed := 0
+		if logged != nil && t != verdict.TableRegex {
+			rows, err := tx.QueryContext(ctx, `SELECT `+key+gone+` LIMIT ?`, maxChanged-len(logged)+1)
+			var keys []string
+			if err == nil {
+				keys, err = appendKeys(nil, rows)
+			}
+			if err != nil {
+				return st, fmt.Errorf("import: find the names to remove: %w", err)
+			}
+			if len(logged)+len(keys) <= maxChanged {
+				if removed, err = removeKeys(ctx, tx, t, keys); err != nil {
+					return st, fmt.Errorf("import: %w", err)
+				}
+				logged = append(logged, keys...)
+			} else {
+				start := time.Now()
+				grown = savedForGrowth(ctx, tx)
+				addKeys(grown, logged)
+				st.FilterTook += time.Since(start)
+				logged = nil
+			}
+		}
+		if logged == nil || t == verdict.TableRegex {
+			res, err := tx.ExecContext(ctx, `DELETE`+gone)
+			if err != nil {
+				return st, fmt.Errorf("import: remove the names it does not hold: %w", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return st, fmt.Errorf("import: %w", err)
+			}
+			removed = int(n)
+		}
+		if opts.MaxRemoved > 0 && float64(removed) > opts.MaxRemoved*float64(listed) {
+			return st, fmt.Errorf("%w: %d of the %d names in %s (%.0f%%, at most %.0f%% allowed)",
+				ErrTooManyRemoved, removed, listed, table, 100*float64(removed)/float64(listed), 100*opts.MaxRemoved)
+		}
+		st.Removed = removed
+		st.Changed += removed
+		if _, err := tx.ExecContext(ctx, `DROP TABLE temp.`+keptTable); err != nil {
+			return st, fmt.Errorf("import: %w", err)
+		}
+	}
 	stmts := TriggerDDL(t)
 	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay
 		stmts = append(stmts, BumpVersion)
@@ -296,7 +384,9 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	} else if st.Changed > 0 {
 		start := time.Now()
 		if grown != nil {
-			grown.extra.Add(int64(st.Changed)) // each changed name once, the filter's count of names added
+			// Each name added or changed once: the filter's count of names
+			// added. A removed name sets no bit.
+			grown.extra.Add(int64(st.Changed - st.Removed))
 		}
 		if st.Filter, st.FilterGrown, err = resaveFilter(ctx, tx, grown); err != nil {
 			return st, fmt.Errorf("import: %w", err)
@@ -308,6 +398,66 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	}
 	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	return st, nil
+}
+
+// keptTable holds the keys of a replacing import, in the writer's
+// connection's temporary database: SQLite's temporary directory needs
+// room for them (SQLITE_TMPDIR; ~30 bytes a name).
+const keptTable = "blockcache_import_keys"
+
+// keepKeys creates keptTable, empty, and returns the function that adds a
+// batch of keys to it.
+func keepKeys(ctx context.Context, tx *sql.Tx) (func([]string) error, error) {
+	for _, q := range []string{
+		`CREATE TEMP TABLE IF NOT EXISTS ` + keptTable + ` (Key TEXT PRIMARY KEY) WITHOUT ROWID`,
+		`DELETE FROM temp.` + keptTable,
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return nil, fmt.Errorf("keep the imported keys: %w", err)
+		}
+	}
+	insert := func(n int) string {
+		return `INSERT OR IGNORE INTO temp.` + keptTable + ` VALUES ` + strings.TrimSuffix(strings.Repeat("(?),", n), ",")
+	}
+	full, err := tx.PrepareContext(ctx, insert(batchRows))
+	if err != nil {
+		return nil, fmt.Errorf("keep the imported keys: %w", err)
+	}
+	return func(batch []string) error {
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		var err error
+		if len(batch) == batchRows {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert(len(batch)), args...)
+		}
+		return err
+	}, nil
+}
+
+// removeKeys deletes the rows of keys and reports how many it deleted.
+func removeKeys(ctx context.Context, tx *sql.Tx, t verdict.Table, keys []string) (int, error) {
+	n := 0
+	for i := 0; i < len(keys); i += batchRows {
+		batch := keys[i:min(i+batchRows, len(keys))]
+		args := make([]any, len(batch))
+		for j, k := range batch {
+			args[j] = k
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+verdict.TableNames[t]+` WHERE `+keyColumn(t)+` IN (`+strings.TrimSuffix(strings.Repeat("?,", len(batch)), ",")+`)`, args...)
+		if err != nil {
+			return n, fmt.Errorf("remove: %w", err)
+		}
+		c, err := res.RowsAffected()
+		if err != nil {
+			return n, fmt.Errorf("remove: %w", err)
+		}
+		n += int(c)
+	}
+	return n, nil
 }
 
 // appendKeys appends the keys an upsert returned and closes its rows.

@@ -120,9 +120,14 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	rf.register(c)
 	strict := c.fs.Bool("strict", false, "any rejected line aborts the import with nothing written")
 	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
+	replace := c.fs.Bool("replace", false, "the table holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused)")
+	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
 		return err
+	}
+	if *maxRemoved <= 0 || *maxRemoved > 100 {
+		return usagef("--max-removed %v: want a percentage above 0, up to 100 (any)", *maxRemoved)
 	}
 	kind := listfile.Domains
 	if t == verdict.TableRegex {
@@ -203,7 +208,10 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	start := time.Now()
-	st, err := w.Import(ctx, t, next, store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server}, nil)
+	st, err := w.Import(ctx, t, next, store.ImportOptions{
+		Rule:    store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server},
+		Replace: *replace, MaxRemoved: *maxRemoved / 100,
+	})
 	prog.finish()
 	if curFile != nil {
 		curFile.Close()
@@ -218,8 +226,12 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	}
 	ns, _ := w.Namespace(ctx)
 	el := time.Since(start)
-	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d new or changed, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
-		st.Rows, rf.table, st.Changed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	removed := ""
+	if *replace {
+		removed = fmt.Sprintf(", %d removed as not in the files", st.Removed)
+	}
+	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
+		st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
 	if st.Rows > 0 && st.Changed == 0 {
 		fmt.Fprintf(c.stdout, "every entry was already listed as given: the list version is unchanged and no cache is dropped\n")
 	}

@@ -93,6 +93,43 @@ func TestImportLenientAndStrict(t *testing.T) {
 	}
 }
 
+// import --replace: the feed's dropped names go, with the count; a feed
+// cut short is refused (exit 1, list unchanged) unless --max-removed
+// allows it.
+func TestImportReplace(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	if code, _, errs := ctl(t, "a.example\nb.example\nc.example\nd.example\n", "import", "--db", db, "--table", "domain", "-"); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, errs := ctl(t, "b.example\nc.example\nd.example\ne.example\n", "import", "--replace", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "(1 new or changed, 1 removed as not in the files,") || count(t, db, "domain") != 4 {
+		t.Fatalf("replace: %d %q %q", code, out, errs)
+	}
+	v := version(t, db)
+	for _, c := range []struct {
+		in   string
+		args []string
+		code int
+		err  string
+	}{
+		{"e.example\n", nil, 1, "would remove more names than allowed; nothing was changed: 3 of the 4 names in domain (75%, at most 50% allowed)"},
+		{"# a feed of comments only\n", nil, 1, "a replacing import of no names would empty the table"},
+		{"e.example\n", []string{"--max-removed", "0"}, 2, "--max-removed 0: want a percentage above 0"},
+	} {
+		args := append([]string{"import", "--replace", "--db", db, "--table", "domain"}, append(c.args, "-")...)
+		code, out, errs := ctl(t, c.in, args...)
+		if code != c.code || !strings.Contains(errs, c.err) {
+			t.Errorf("%q %v: exit %d %q %q, want %d and %q", c.in, c.args, code, out, errs, c.code, c.err)
+		}
+		if version(t, db) != v || count(t, db, "domain") != 4 {
+			t.Errorf("%q %v changed the list", c.in, c.args)
+		}
+	}
+	if code, out, errs := ctl(t, "e.example\n", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "3 removed") || count(t, db, "domain") != 1 {
+		t.Errorf("--max-removed 100: %d %q %q", code, out, errs)
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
 	for _, c := range []struct {
