@@ -208,8 +208,8 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		return st, fmt.Errorf("prepare import: %w", err)
 	}
 	defer counted.Close()
-	keep := func([]string) error { return nil }
-	listed := 0 // names in the table before a replacing import
+	var keep func([]string) error // a replacing import's keys, to keep
+	listed := 0                   // names in the table before a replacing import
 	if opts.Replace {
 		if keep, err = keepKeys(ctx, tx); err != nil {
 			return st, fmt.Errorf("import: %w", err)
@@ -226,6 +226,13 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	// any, that the import adds its names to.
 	logged := []string{}
 	var grown *filter
+	stopLogging := func() {
+		start := time.Now()
+		grown = savedForGrowth(ctx, tx)
+		addKeys(grown, logged)
+		st.FilterTook += time.Since(start)
+		logged = nil
+	}
 	write := func(batch []string) (int, error) {
 		args := make([]any, 0, len(batch)*3)
 		for _, k := range batch {
@@ -266,11 +273,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		}
 		n := len(logged) - before
 		if len(logged) > maxChanged {
-			start := time.Now()
-			grown = savedForGrowth(ctx, tx)
-			addKeys(grown, logged)
-			st.FilterTook += time.Since(start)
-			logged = nil
+			stopLogging()
 		}
 		return n, nil
 	}
@@ -286,7 +289,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			}
 			st.Changed += n
 			st.Rows += len(batch)
-			if opts.Replace {
+			if keep != nil {
 				if err := keep(batch); err != nil {
 					return fmt.Errorf("import: %w", err)
 				}
@@ -337,11 +340,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 				}
 				logged = append(logged, keys...)
 			} else {
-				start := time.Now()
-				grown = savedForGrowth(ctx, tx)
-				addKeys(grown, logged)
-				st.FilterTook += time.Since(start)
-				logged = nil
+				stopLogging()
 			}
 		}
 		if logged == nil || t == verdict.TableRegex {
