@@ -67,11 +67,6 @@ func TriggerNames(t verdict.Table) []string {
 func TriggerDDL(t verdict.Table) []string {
 	n := verdict.TableNames[t]
 	names := TriggerNames(t)
-	// An update logs the new key only when it differs from the old one:
-	// an upsert (INSERT ... ON CONFLICT DO UPDATE, as the writer and many
-	// operators' scripts do) imposes its own conflict handling on the
-	// trigger's statements, so a second row of the same key would fail it
-	// instead of being ignored.
 	body := func(logs ...string) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, " ON %s BEGIN %s;", n, BumpVersion)
@@ -83,6 +78,11 @@ func TriggerDDL(t verdict.Table) []string {
 	}
 	key := func(k string) string { return "VALUES (" + currentVersion + ", " + k + ")" }
 	ins, del := []string{key("NEW.Domain")}, []string{key("OLD.Domain")}
+	// An update logs the new key only when it differs from the old one:
+	// an upsert (INSERT ... ON CONFLICT DO UPDATE, as the writer and many
+	// operators' scripts do) imposes its own conflict handling on the
+	// trigger's statements, so a second row of the same key would fail it
+	// instead of being ignored.
 	upd := []string{key("OLD.Domain"), "SELECT " + currentVersion + ", NEW.Domain WHERE NEW.Domain IS NOT OLD.Domain"}
 	if t == verdict.TableRegex {
 		ins, upd, del = []string{key("''")}, []string{key("''")}, []string{key("''")}

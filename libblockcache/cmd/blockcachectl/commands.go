@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -128,6 +129,13 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 	}
 	if *maxRemoved <= 0 || *maxRemoved > 100 {
 		return usagef("--max-removed %v: want a percentage above 0, up to 100 (any)", *maxRemoved)
+	}
+	if !*replace {
+		given := false
+		c.fs.Visit(func(f *flag.Flag) { given = given || f.Name == "max-removed" })
+		if given {
+			return usagef("--max-removed applies to --replace only")
+		}
 	}
 	kind := listfile.Domains
 	if t == verdict.TableRegex {

@@ -112,11 +112,12 @@ func TestImportReplace(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"e.example\n", nil, 1, "would remove more names than allowed; nothing was changed: 3 of the 4 names in domain (75%, at most 50% allowed)"},
-		{"# a feed of comments only\n", nil, 1, "a replacing import of no names would empty the table"},
-		{"e.example\n", []string{"--max-removed", "0"}, 2, "--max-removed 0: want a percentage above 0"},
+		{"e.example\n", []string{"--replace"}, 1, "would remove more names than allowed; nothing was changed: 3 of the 4 names in domain (75%, at most 50% allowed)"},
+		{"# a feed of comments only\n", []string{"--replace"}, 1, "a replacing import of no names would empty the table"},
+		{"e.example\n", []string{"--replace", "--max-removed", "0"}, 2, "--max-removed 0: want a percentage above 0"},
+		{"e.example\n", []string{"--max-removed", "100"}, 2, "--max-removed applies to --replace only"},
 	} {
-		args := append([]string{"import", "--replace", "--db", db, "--table", "domain"}, append(c.args, "-")...)
+		args := append([]string{"import", "--db", db, "--table", "domain"}, append(c.args, "-")...)
 		code, out, errs := ctl(t, c.in, args...)
 		if code != c.code || !strings.Contains(errs, c.err) {
 			t.Errorf("%q %v: exit %d %q %q, want %d and %q", c.in, c.args, code, out, errs, c.code, c.err)
