@@ -33,7 +33,7 @@ $(BUILD)/bench: bench/harness.c include/blockcache.h
 	@mkdir -p $(BUILD)
 	$(CC) -O2 -Wall -Wextra -Iinclude -o $@ bench/harness.c -ldl -lm
 
-SCRIPTS = $(wildcard bench/*.sh scripts/*.sh) .ci/run
+SCRIPTS = $(wildcard bench/*.sh scripts/*.sh scripts/packaging/*.sh) .ci/run
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l libblockcache dnsmasq-patch bench)" || { gofmt -l libblockcache dnsmasq-patch bench; exit 1; }

@@ -131,6 +131,49 @@ func TestImportReplace(t *testing.T) {
 	}
 }
 
+// scripts/packaging/blockcache-feeds.sh, as its service runs it: the feeds
+// (fetched with curl, here from file:// URLs) and the local file replace
+// the table; a feed that cannot be fetched changes nothing.
+func TestFeedsScript(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl missing: run scripts/apt-setup.sh")
+	}
+	bin := buildCtl(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	a := write("a.txt", "0.0.0.0 one.example\n0.0.0.0 two.example\n")
+	b := write("b.txt", "three.example\n")
+	local := write("local.txt", "mine.example\n")
+	run := func(feeds ...string) error {
+		cmd := exec.Command("../../../scripts/packaging/blockcache-feeds.sh")
+		cmd.Env = append(os.Environ(), "CTL="+bin, "DB="+db, "LOCAL="+local, "FEEDS="+strings.Join(feeds, " "))
+		out, err := cmd.CombinedOutput()
+		t.Logf("%s", out)
+		return err
+	}
+	ctl(t, "", "add", "--db", db, "--table", "domain", "old.example", "one.example", "two.example")
+	if err := run("file://"+a, "file://"+b); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, "domain"); n != 4 {
+		t.Fatalf("%d names after the feeds, want one, two, three and mine (old.example removed)", n)
+	}
+	v := version(t, db)
+	if err := run("file://"+a, "file://"+filepath.Join(dir, "missing.txt")); err == nil {
+		t.Error("a feed that cannot be fetched did not fail the script")
+	}
+	if count(t, db, "domain") != 4 || version(t, db) != v {
+		t.Error("a failed fetch changed the list")
+	}
+}
+
 func TestExitCodes(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
 	for _, c := range []struct {

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Imports the day's blocklist feeds into the list, replacing what they
+# listed before: a name every feed dropped is unlisted in the same
+# transaction, and running dnsmasqs switch to the new list as a whole.
+# Runs from blockcache-feeds.service. It changes nothing when a feed fails
+# to download, when the feeds hold no name, or when they would unlist
+# more than MAX_REMOVED percent of the table (a feed cut short).
+#
+# Environment:
+#   FEEDS        the feeds' URLs, separated by spaces (required)
+#   LOCAL        files of hand-made entries, imported with the feeds
+#   DB           the list (default /var/lib/blockcache/list.db)
+#   TABLE        the table the feeds fill (default domain)
+#   MAX_REMOVED  percentage (default 50)
+#   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
+set -eu
+: "${FEEDS:?FEEDS: the feeds URLs, separated by spaces}"
+db=${DB:-/var/lib/blockcache/list.db}
+ctl=${CTL:-/usr/local/bin/blockcachectl}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+i=0
+for url in $FEEDS; do
+	i=$((i + 1))
+	curl -fsSL --retry 3 --max-time 600 -o "$dir/feed$i.txt" "$url"
+done
+# shellcheck disable=SC2086 # LOCAL is a list of files
+"$ctl" import --replace --max-removed "${MAX_REMOVED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
+# A large import may have left the saved filter past its bound.
+"$ctl" filter --if-needed --db "$db"
