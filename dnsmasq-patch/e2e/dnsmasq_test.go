@@ -899,3 +899,56 @@ func dirForNobody(t *testing.T) string {
 	}
 	return dir
 }
+
+// A daily feed imported with --replace: the name the feed dropped is
+// forwarded again within 2 s (over UDP and from TCP children), though the
+// running dnsmasq had answered it blocked a moment before; the feed's new
+// name is blocked. The same feed again changes no version.
+func TestFeedReplaceUnlists(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	ctl := filepath.Join(buildDir(t), "blockcachectl")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	feed := func(names ...string) string {
+		t.Helper()
+		p := filepath.Join(dir, names[0]+".txt")
+		if err := os.WriteFile(p, []byte(strings.Join(names, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	importFeed := func(f string) string {
+		t.Helper()
+		out, err := exec.Command(ctl, "import", "--replace", "--quiet", "--db", db, "--table", "domain", f).CombinedOutput()
+		if err != nil {
+			t.Fatalf("blockcachectl import --replace: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	importFeed(feed("one.example", "two.example", "three.example"))
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	for _, network := range []string{"udp", "tcp"} {
+		if got := summary(d.mustQuery(t, network, "www.one.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("before, over %s: %s", network, got)
+		}
+	}
+	next := feed("two.example", "three.example", "four.example")
+	if out := importFeed(next); !strings.Contains(out, "(1 new or changed, 1 removed as not in the files,") {
+		t.Fatalf("the replacing import: %s", out)
+	}
+	took := d.waitAnswer(t, 2*time.Second, "www.one.example", "NOERROR A 192.0.2.1", "the replacing import")
+	t.Logf("the dropped name was forwarded %v after the import", took)
+	for _, network := range []string{"udp", "tcp"} {
+		for name, want := range map[string]string{
+			"www.one.example": "NOERROR A 192.0.2.1", "one.example": "NOERROR A 192.0.2.1",
+			"www.four.example": "NOERROR A 0.0.0.0 EDE 15", "two.example": "NOERROR A 0.0.0.0 EDE 15",
+		} {
+			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+				t.Errorf("after the import, %s over %s: %s, want %s", name, network, got, want)
+			}
+		}
+	}
+	if out := importFeed(next); !strings.Contains(out, "the list version is unchanged") {
+		t.Errorf("the same feed again: %s", out)
+	}
+}
