@@ -254,7 +254,11 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			if err != nil {
 				return 0, err
 			}
-			addKeys(grown, batch) // those listed before set bits already set
+			if grown != nil {
+				start := time.Now()
+				addKeys(grown, batch) // those listed before set bits already set
+				st.FilterTook += time.Since(start)
+			}
 			n, err := res.RowsAffected()
 			return int(n), err
 		}
