@@ -13,6 +13,9 @@
 #   TABLE        the table the feeds fill (default domain)
 #   MAX_REMOVED  percentage (default 50)
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
+#   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,
+#                the import's table of the keys it read (~30 bytes a name):
+#                point it at a disk with room for both on large feeds
 set -eu
 : "${FEEDS:?FEEDS: the feeds URLs, separated by spaces}"
 db=${DB:-/var/lib/blockcache/list.db}
