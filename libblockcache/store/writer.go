@@ -104,7 +104,7 @@ func upsertSQL(t verdict.Table, n int, returning bool) string {
 		cols, row = "Domain, Server", "(?,?)"
 		set, differs = "Server = excluded.Server", "Server IS NOT excluded.Server"
 	}
-	rows := strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	rows := repeated(row, n)
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO UPDATE SET %s WHERE %s",
 		verdict.TableNames[t], cols, rows, set, differs)
 	if returning {
@@ -420,22 +420,18 @@ func keepKeys(ctx context.Context, tx *sql.Tx) (func([]string) error, error) {
 		}
 	}
 	insert := func(n int) string {
-		return `INSERT OR IGNORE INTO temp.` + keptTable + ` VALUES ` + strings.TrimSuffix(strings.Repeat("(?),", n), ",")
+		return `INSERT OR IGNORE INTO temp.` + keptTable + ` VALUES ` + repeated("(?)", n)
 	}
 	full, err := tx.PrepareContext(ctx, insert(batchRows))
 	if err != nil {
 		return nil, fmt.Errorf("keep the imported keys: %w", err)
 	}
 	return func(batch []string) error {
-		args := make([]any, len(batch))
-		for i, k := range batch {
-			args[i] = k
-		}
 		var err error
 		if len(batch) == batchRows {
-			_, err = full.ExecContext(ctx, args...)
+			_, err = full.ExecContext(ctx, keyArgs(batch)...)
 		} else {
-			_, err = tx.ExecContext(ctx, insert(len(batch)), args...)
+			_, err = tx.ExecContext(ctx, insert(len(batch)), keyArgs(batch)...)
 		}
 		return err
 	}, nil
@@ -446,11 +442,7 @@ func removeKeys(ctx context.Context, tx *sql.Tx, t verdict.Table, keys []string)
 	n := 0
 	for i := 0; i < len(keys); i += batchRows {
 		batch := keys[i:min(i+batchRows, len(keys))]
-		args := make([]any, len(batch))
-		for j, k := range batch {
-			args[j] = k
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM `+verdict.TableNames[t]+` WHERE `+keyColumn(t)+` IN (`+strings.TrimSuffix(strings.Repeat("?,", len(batch)), ",")+`)`, args...)
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+verdict.TableNames[t]+` WHERE `+keyColumn(t)+` IN (`+repeated("?", len(batch))+`)`, keyArgs(batch)...)
 		if err != nil {
 			return n, fmt.Errorf("remove: %w", err)
 		}
@@ -461,6 +453,21 @@ func removeKeys(ctx context.Context, tx *sql.Tx, t verdict.Table, keys []string)
 		n += int(c)
 	}
 	return n, nil
+}
+
+// repeated joins n copies of s with commas: the placeholders of a
+// multi-row statement.
+func repeated(s string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(s+",", n), ",")
+}
+
+// keyArgs passes keys as a statement's arguments.
+func keyArgs(keys []string) []any {
+	args := make([]any, len(keys))
+	for i, k := range keys {
+		args[i] = k
+	}
+	return args
 }
 
 // appendKeys appends the keys an upsert returned and closes its rows.
@@ -492,12 +499,8 @@ func addKeys(f *filter, keys []string) {
 func logChanges(ctx context.Context, tx *sql.Tx, keys []string) error {
 	for i := 0; i < len(keys); i += batchRows {
 		batch := keys[i:min(i+batchRows, len(keys))]
-		q := `INSERT OR IGNORE INTO ` + ChangesTable + ` SELECT ` + currentVersion + `, column1 FROM (VALUES ` + strings.Repeat("(?),", len(batch)-1) + `(?))`
-		args := make([]any, len(batch))
-		for j, k := range batch {
-			args[j] = k
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		q := `INSERT OR IGNORE INTO ` + ChangesTable + ` SELECT ` + currentVersion + `, column1 FROM (VALUES ` + repeated("(?)", len(batch)) + `)`
+		if _, err := tx.ExecContext(ctx, q, keyArgs(batch)...); err != nil {
 			return fmt.Errorf("log changes: %w", err)
 		}
 	}
