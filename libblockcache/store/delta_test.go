@@ -508,6 +508,7 @@ func TestReplacingImport(t *testing.T) {
 	if _, err := importRange(t, w, verdict.TableDomain, "bulk%d.example", 1, 30000, store.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "bulk20000.example").Action == verdict.Block })
 	st, err = importRange(t, w, verdict.TableDomain, "bulk%d.example", 1, 10000, store.ImportOptions{Replace: true})
 	if err != nil || st.Removed != 20100 || st.Logged || count() != 10000 {
 		t.Fatalf("bulk10001-30000 and feed3-102 dropped: %+v (%v), %d names left", st, err, count())
@@ -519,6 +520,7 @@ func TestReplacingImport(t *testing.T) {
 
 	// Patterns: the regex marker, as for any regex import.
 	importRange(t, w, verdict.TableRegex, "^re%d\\.", 1, 3, store.ImportOptions{})
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "re1.example").Action == verdict.Block })
 	st, err = importRange(t, w, verdict.TableRegex, "^re%d\\.", 2, 3, store.ImportOptions{Replace: true})
 	if err != nil || st.Removed != 1 || !st.Logged {
 		t.Fatalf("a pattern dropped: %+v (%v)", st, err)
