@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -950,5 +951,84 @@ func TestFeedReplaceUnlists(t *testing.T) {
 	}
 	if out := importFeed(next); !strings.Contains(out, "the list version is unchanged") {
 		t.Errorf("the same feed again: %s", out)
+	}
+}
+
+// Each query gets exactly one reply, with at most one OPT record, and EDNS
+// only when the query had it. Ports to other dnsmasq releases hook the
+// answer into different reply paths (2.91 sends a blocked answer through
+// dnsmasq's own, which adds the OPT record); a hook left in the old place
+// sends the answer twice or adds a second OPT record, which every other
+// test here reads past.
+func TestOneReplyPerQuery(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	up.chain("metrics.news.example", "x.deep.tracker.net")
+	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: d.port}
+	for _, c := range []struct {
+		name  string
+		qtype uint16
+		want  string
+	}{
+		{"a.b.tracker.net", dns.TypeA, "NOERROR A 0.0.0.0"},       // blocked
+		{"exact.example", dns.TypeMX, "NOERROR"},                  // blocked, NODATA
+		{"metrics.news.example", dns.TypeA, "NOERROR A 10.0.0.2"}, // blocked for its CNAME
+		{"family.example", dns.TypeA, "NOERROR A 198.51.100.7"},   // forward rule
+		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},    // forwarded
+		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},    // from dnsmasq's cache
+		{"x.deep.tracker.net", dns.TypeAAAA, "NOERROR AAAA ::"},   // blocked, per-rule IPv4 only
+		{strings.Repeat("a", 63) + ".tracker.net", dns.TypeA, "NOERROR A 0.0.0.0"},
+	} {
+		for _, edns := range []bool{false, true} {
+			m := new(dns.Msg)
+			m.SetQuestion(dns.Fqdn(c.name), c.qtype)
+			if edns {
+				m.SetEdns0(1232, false)
+			}
+			b, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.WriteToUDP(b, to); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4096)
+			conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+			n, _, err := conn.ReadFromUDP(buf)
+			if err != nil {
+				t.Fatalf("%s edns=%v: no reply: %v", c.name, edns, err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(buf[:n]); err != nil {
+				t.Fatalf("%s edns=%v: %v", c.name, edns, err)
+			}
+			want := c.want
+			if edns && !strings.Contains(c.name, "unlisted") && c.name != "family.example" {
+				want += " EDE 15"
+			}
+			if got := summary(r); got != want && !(strings.HasSuffix(got, " CNAME") && strings.TrimSuffix(got, " CNAME") == want) {
+				t.Errorf("%s %s edns=%v = %q, want %q", c.name, dns.TypeToString[c.qtype], edns, got, want)
+			}
+			opt := 0
+			for _, rr := range r.Extra {
+				if rr.Header().Rrtype == dns.TypeOPT {
+					opt++
+				}
+			}
+			if wantOpt := map[bool]int{false: 0, true: 1}[edns]; opt != wantOpt {
+				t.Errorf("%s edns=%v: %d OPT records, want %d", c.name, edns, opt, wantOpt)
+			}
+			conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if n, _, err := conn.ReadFromUDP(buf); err == nil {
+				t.Errorf("%s %s edns=%v: a second reply of %d bytes", c.name, dns.TypeToString[c.qtype], edns, n)
+			}
+		}
 	}
 }
