@@ -8,7 +8,7 @@ DESTDIR ?=
 BUILD   := build
 GOFILES := $(shell find libblockcache -name '*.go' -not -name '*_test.go') go.mod go.sum
 
-.PHONY: all lib ctl dnsmasq bench test race fuzz vet install clean demo
+.PHONY: all lib ctl dnsmasq ports bench test race fuzz vet install clean demo
 
 all: lib ctl
 
@@ -25,8 +25,13 @@ $(BUILD)/blockcachectl: $(GOFILES)
 	$(GO) build -o $@ ./libblockcache/cmd/blockcachectl
 
 dnsmasq: $(BUILD)/dnsmasq
-$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch) include/blockcache.h scripts/build-dnsmasq.sh scripts/dnsmasq-features.sh
+$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch dnsmasq-patch/*/*.patch) include/blockcache.h scripts/build-dnsmasq.sh scripts/dnsmasq-source.sh scripts/dnsmasq-features.sh
 	PREFIX=$(PREFIX) scripts/build-dnsmasq.sh $(BUILD)
+
+# The patched dnsmasq of every other release the patch is kept for
+# (dnsmasq-patch/V/), each through the end-to-end suite.
+ports: all dnsmasq
+	GO=$(GO) scripts/test-ports.sh $(BUILD)
 
 bench: $(BUILD)/bench
 $(BUILD)/bench: bench/harness.c include/blockcache.h
@@ -46,6 +51,7 @@ vet:
 # the benchmark scripts on a tiny list.
 test: all dnsmasq bench vet
 	BLOCKCACHE_BUILD=$(CURDIR)/$(BUILD) $(GO) test -count=1 -timeout 30m ./...
+	GO=$(GO) scripts/test-ports.sh $(BUILD)
 	BLOCKCACHE_DNSPERF_SMOKE=1 $(GO) test -count=1 -timeout 10m -run TestDNSPerfScriptsSmoke ./bench/smoke
 	$(MAKE) race fuzz
 

@@ -12,8 +12,10 @@
 # Usage: [MODE=qps|cpu] [ROUNDS=9] [ORDER=...] bench/call-rate.sh [N] [SECONDS]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd); cd "$top"
-src=build/dnsmasq-2.90-patched tree=build/dnsmasq-2.90-every
-[ -d $src ] || { echo "call-rate: run make dnsmasq first" >&2; exit 1; }
+# The tree build-dnsmasq.sh left for the release build/dnsmasq is.
+v=$(build/dnsmasq --version 2>/dev/null | awk 'NR==1 {print $3}')
+src=build/dnsmasq-$v-patched tree=build/dnsmasq-$v-every
+[ -n "$v" ] && [ -d "$src" ] || { echo "call-rate: run make dnsmasq first" >&2; exit 1; }
 rm -rf $tree && cp -a $src $tree
 patch -s -p1 -d $tree --no-backup-if-mismatch <bench/call-rate/every.patch
 # shellcheck source=scripts/dnsmasq-features.sh

@@ -11,21 +11,8 @@ need_root
 sources_only=0
 [ "${1:-}" = "--sources-only" ] && sources_only=1
 
-# mirror_uri prints the first URI of the main Debian archive configured on
-# this machine, from deb822 .sources files or one-line sources.list entries.
-mirror_uri() {
-	local f uri
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		uri=$(awk '/^URIs:/ {for (i=2;i<=NF;i++) if ($i !~ /security/) {print $i; exit}}' "$f")
-		[ -n "$uri" ] && { echo "$uri"; return; }
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		uri=$(awk '$1=="deb" && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' "$f")
-		[ -n "$uri" ] && { echo "$uri"; return; }
-	done
-}
+# shellcheck source=scripts/apt-mirror.sh
+. "$(dirname "$0")/apt-mirror.sh"
 
 codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 uri=$(mirror_uri)

@@ -1,51 +1,38 @@
 #!/usr/bin/env bash
-# Builds BUILD/dnsmasq: upstream dnsmasq 2.90 from Debian's source package
-# (the pristine .orig tarball, not Debian's patches) with dnsmasq-patch/*.patch
-# applied. With --stock, builds BUILD/dnsmasq-stock from the same tree
+# Builds BUILD/dnsmasq: upstream dnsmasq from Debian's source package (the
+# pristine .orig tarball, not Debian's patches) with the patch for that
+# release applied: dnsmasq-patch/*.patch for 2.90, dnsmasq-patch/V/*.patch
+# for its port to V. DNSMASQ_VERSION picks the release; the default is the
+# one of the machine's own Debian (2.90 on 12, 2.91 on 13), else the newest
+# port. With --stock, builds BUILD/dnsmasq-stock from the same tree
 # unpatched, for benchmarks. The source is fetched at build time, never
 # committed. Both have the compile-time features of Debian's own binary
 # (scripts/dnsmasq-features.sh).
-# Usage: scripts/build-dnsmasq.sh [--stock] [BUILD_DIR]
+# Usage: [DNSMASQ_VERSION=V] scripts/build-dnsmasq.sh [--stock] [BUILD_DIR]
 set -euo pipefail
 stock=0
 if [ "${1:-}" = "--stock" ]; then stock=1; shift; fi
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(mkdir -p "${1:-$top/build}" && cd "${1:-$top/build}" && pwd)
-version=2.90
 prefix=${PREFIX:-/usr/local}
-dl=$build/dnsmasq-src
-
-# get_source downloads the newest Debian source package of upstream $version.
-get_source() {
-	local v
-	v=$(apt-cache showsrc dnsmasq 2>/dev/null | awk -v u="$version" '$1=="Version:" && index($2, u"-")==1 {print $2}' | sort -V | tail -1)
-	[ -n "$v" ] || return 1
-	(cd "$dl" && apt-get source --download-only "dnsmasq=$v" >/dev/null 2>&1)
+dl=${DNSMASQ_SRC:-$build/dnsmasq-src}
+# shellcheck source=scripts/dnsmasq-source.sh
+. "$top/scripts/dnsmasq-source.sh"
+version=${DNSMASQ_VERSION:-$(dnsmasq_default_version)}
+versions=$(dnsmasq_versions)
+grep -qx "$version" <<<"$versions" || {
+	echo "build-dnsmasq: no patch for dnsmasq $version (have: $(echo $versions))" >&2
+	exit 1
 }
 
-fetch() {
-	mkdir -p "$dl"
-	ls "$dl"/dnsmasq_${version}.orig.tar.* >/dev/null 2>&1 && return 0
-	get_source && return 0
-	# No deb-src entries yet: add them (derived from the machine's own
-	# mirror) and try once more.
-	if [ "$(id -u)" -eq 0 ]; then
-		"$top/scripts/apt-setup.sh" --sources-only >&2
-		get_source || { echo "build-dnsmasq: no Debian source package of dnsmasq $version" >&2; exit 1; }
-	else
-		echo "build-dnsmasq: cannot fetch the dnsmasq source: run scripts/apt-setup.sh as root first" >&2
-		exit 1
-	fi
-}
-
-fetch
-tarball=$(ls "$dl"/dnsmasq_${version}.orig.tar.* | head -1)
+dnsmasq_fetch "$version" "$dl"
+tarball=$(dnsmasq_tarball "$version" "$dl")
 tree=$build/dnsmasq-$version-$([ $stock = 1 ] && echo stock || echo patched)
 rm -rf "$tree"
 mkdir -p "$tree"
 tar -xf "$tarball" -C "$tree" --strip-components=1
 if [ $stock = 0 ]; then
-	for p in "$top"/dnsmasq-patch/*.patch; do
+	for p in "$(dnsmasq_patch_dir "$version")"/*.patch; do
 		patch -s -p1 -d "$tree" --no-backup-if-mismatch <"$p"
 	done
 fi

@@ -1,22 +1,56 @@
 #!/usr/bin/env bash
-# Regenerates dnsmasq-patch/0001-blockcache.patch from an edited dnsmasq
-# tree (default: build/dnsmasq-2.90-patched, made by build-dnsmasq.sh), by
-# diffing it against the pristine upstream tarball. Edit the tree, run this,
-# review `git diff dnsmasq-patch/`, commit.
+# Regenerates the patch for dnsmasq release VERSION (default: the one
+# `make dnsmasq` builds here) from its edited tree,
+# build/dnsmasq-VERSION-patched (made by build-dnsmasq.sh), by diffing it
+# against the pristine upstream tarball. Then carries the files the patch
+# adds (src/blockcache.c, src/blockcache-opts.h) into the patch of every
+# other release, so that all of them build the same blockcache code; only
+# the hooks are edited per release. Edit the tree, run this, review
+# `git diff dnsmasq-patch/`, rebuild and test each release (README: "Other
+# dnsmasq releases").
+# Usage: scripts/refresh-patch.sh [VERSION]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-tree=$(cd "${1:-$top/build/dnsmasq-2.90-patched}" && pwd)
-patch=$top/dnsmasq-patch/0001-blockcache.patch
-tarball=$(ls "$top"/build/dnsmasq-src/dnsmasq_2.90.orig.tar.* | head -1)
+# shellcheck source=scripts/dnsmasq-source.sh
+. "$top/scripts/dnsmasq-source.sh"
+version=${1:-$(dnsmasq_default_version)}
+tree=$(cd "$top/build/dnsmasq-$version-patched" && pwd)
+dl=$top/build/dnsmasq-src
+added="src/blockcache.c src/blockcache-opts.h"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/a" "$tmp/b"
-tar -xf "$tarball" -C "$tmp/a" --strip-components=1
-(cd "$tree" && tar --exclude='*.o' --exclude='.copts_*' --exclude='src/dnsmasq' -cf - .) | tar -xf - -C "$tmp/b"
-header=$(sed '/^diff /,$d' "$patch")
-{
-	printf '%s\n' "$header"
-	(cd "$tmp" && diff -ruN a b || true) | sed -E "s/^((---|\+\+\+) [^\t]+)\t.*/\1/"
-} >"$patch.new"
-mv "$patch.new" "$patch"
-echo "refresh-patch: $(grep -c '^+' "$patch") added lines; review with: git diff dnsmasq-patch/"
+
+# diff_patch V DIR writes V's patch: the pristine V tree against DIR, under
+# the header the patch already has.
+diff_patch() {
+	local v=$1 dir=$2 patch header
+	patch=$(dnsmasq_patch_dir "$v")/0001-blockcache.patch
+	rm -rf "$tmp/a" "$tmp/b"
+	mkdir -p "$tmp/a" "$tmp/b"
+	dnsmasq_fetch "$v" "$dl"
+	tar -xf "$(dnsmasq_tarball "$v" "$dl")" -C "$tmp/a" --strip-components=1
+	(cd "$dir" && tar --exclude='*.o' --exclude='.copts_*' --exclude='src/dnsmasq' -cf - .) | tar -xf - -C "$tmp/b"
+	header=$(sed '/^diff /,$d' "$patch")
+	{
+		printf '%s\n' "$header"
+		(cd "$tmp" && diff -ruN a b || true) | sed -E "s/^((---|\+\+\+) [^\t]+)\t.*/\1/"
+	} >"$patch.new"
+	mv "$patch.new" "$patch"
+	echo "refresh-patch: $v: $(grep -c '^+' "$patch") added lines"
+}
+
+diff_patch "$version" "$tree"
+for v in $(dnsmasq_versions); do
+	[ "$v" = "$version" ] && continue
+	# The other release's tree as its patch makes it, with this tree's files.
+	rm -rf "$tmp/other"
+	mkdir -p "$tmp/other"
+	dnsmasq_fetch "$v" "$dl"
+	tar -xf "$(dnsmasq_tarball "$v" "$dl")" -C "$tmp/other" --strip-components=1
+	for p in "$(dnsmasq_patch_dir "$v")"/*.patch; do
+		patch -s -p1 -d "$tmp/other" --no-backup-if-mismatch <"$p"
+	done
+	for f in $added; do cp "$tree/$f" "$tmp/other/$f"; done
+	diff_patch "$v" "$tmp/other"
+done
+echo "refresh-patch: review with: git diff dnsmasq-patch/"
