@@ -39,7 +39,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 [ $sources_only = 1 ] && exit 0
 apt-get install -y -qq --no-install-recommends \
-	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc shellcheck dnsperf linux-perf curl \
+	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc shellcheck dnsperf linux-perf curl time python3-minimal \
 	nettle-dev libgmp-dev libidn2-dev libdbus-1-dev libnetfilter-conntrack-dev libnftables-dev >/dev/null
 apt-get install -y -qq --no-install-recommends -t "${codename}-backports" valkey-server valkey-tools >/dev/null
 # Stop the packaged service: tests and the demo start their own servers.

@@ -818,7 +818,7 @@ func TestPrivilegeDrop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + db, "--user=nobody"}})
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + db, "--user=nobody", libForNobody(t, dir)}})
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid))
 	if !strings.Contains(string(status), "Uid:\t65534") {
 		t.Fatalf("dnsmasq did not drop to nobody:\n%s", status)
@@ -865,7 +865,7 @@ func TestListInARootOwnedDirectory(t *testing.T) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, filepath.Join(b, "dnsmasq"), "--port="+strconv.Itoa(freeUDPPort(t)), "--listen-address=127.0.0.1",
 		"--bind-interfaces", "--no-resolv", fmt.Sprintf("--server=127.0.0.1#%d", up.port), "--user=nobody", "--pid-file="+pidFile,
-		"--blockcache-library="+filepath.Join(b, "libblockcache.so"), "--db-file="+wal).CombinedOutput()
+		libForNobody(t, dir), "--db-file="+wal).CombinedOutput()
 	if pid, _ := os.ReadFile(pidFile); err == nil && len(pid) > 0 {
 		if p, _ := strconv.Atoi(strings.TrimSpace(string(pid))); p > 0 {
 			syscall.Kill(p, syscall.SIGTERM)
@@ -874,7 +874,7 @@ func TestListInARootOwnedDirectory(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), wal+"-shm") || !strings.Contains(string(out), "writable by uid 65534") {
 		t.Errorf("WAL list in a root-owned directory, as nobody: err %v, output %q; want a failure naming the -shm file and the user", err, out)
 	}
-	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + copied, "--user=nobody"}})
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + copied, "--user=nobody", libForNobody(t, dir)}})
 	for _, network := range []string{"udp", "tcp"} {
 		if got := summary(d.mustQuery(t, network, "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
 			t.Errorf("%s, VACUUM INTO copy as nobody: %s", network, got)
@@ -899,6 +899,23 @@ func dirForNobody(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// libForNobody copies the library into dir (from dirForNobody) and returns
+// the option that loads it from there: dnsmasq loads it after dropping to
+// nobody, who cannot read a build directory under /root (mode 0700 on a
+// fresh Debian).
+func libForNobody(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(buildDir(t), "libblockcache.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(dir, "libblockcache.so")
+	if err := os.WriteFile(lib, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "--blockcache-library=" + lib
 }
 
 // A daily feed imported with --replace: the name the feed dropped is
