@@ -190,7 +190,6 @@ func (d *daemon) args(t testing.TB, o opts) []string {
 		"--port=" + strconv.Itoa(d.port), "--listen-address=127.0.0.1", "--bind-interfaces",
 		"--no-resolv", "--no-hosts", "--log-queries", "--log-facility=" + d.log,
 		"--pid-file=" + d.pidFile, "--cache-size=1000",
-		"--blockcache-library=" + filepath.Join(b, "libblockcache.so"),
 	}
 	if o.upstream != nil {
 		args = append(args, fmt.Sprintf("--server=127.0.0.1#%d", o.upstream.port))
@@ -201,14 +200,20 @@ func (d *daemon) args(t testing.TB, o opts) []string {
 	if o.db != "" {
 		args = append(args, "--db-file="+o.db, "--db-poll-ms=50")
 	}
-	user := "--user=root"
+	// dnsmasq refuses an option given twice on its command line.
+	user, lib := "--user=root", "--blockcache-library="+filepath.Join(b, "libblockcache.so")
 	for _, e := range o.extra {
 		if strings.HasPrefix(e, "--user=") {
 			user = ""
 		}
+		if strings.HasPrefix(e, "--blockcache-library=") {
+			lib = ""
+		}
 	}
-	if user != "" {
-		args = append(args, user)
+	for _, a := range []string{user, lib} {
+		if a != "" {
+			args = append(args, a)
+		}
 	}
 	return append(args, o.extra...)
 }
