@@ -23,7 +23,11 @@
 # one CPU); everyK is build/dnsmasq-every asking the library for one query in K,
 # noop the patched one with build/libblockcache-noop.so, which skips the
 # lookup (see bench/call-rate.sh, which builds both); patched-cnameoff the
-# patched one with db-cname=off.
+# patched one with db-cname=off; stock-port-V and patched-port-V the stock
+# and patched dnsmasq of release V from build/port-V (scripts/test-ports.sh
+# builds the patched one; `DNSMASQ_VERSION=V scripts/build-dnsmasq.sh
+# --stock build/port-V` the stock one), same options. Ratios are still to
+# the first server, stock.
 # With CHURN=SECS the list changes every SECS seconds while the servers
 # run, as under a live feed, and ORDER may name patched-churn (its own copy
 # of the list, where each change lists one more name: a logged change, so
@@ -95,6 +99,8 @@ for which in "${order[@]}"; do
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	noop) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-noop.so" & ;;
 	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	stock-port-*) "${srv[@]}" "build/port-${which#stock-port-}/dnsmasq-stock" "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
+	patched-port-*) "${srv[@]}" "build/port-${which#patched-port-}/dnsmasq" "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	*) echo "forward-qps: unknown server $which" >&2; exit 2 ;;
 	esac
 	pids+=($!)
