@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the patch for dnsmasq release VERSION (default: the one
 # `make dnsmasq` builds here) from its edited tree,
-# build/dnsmasq-VERSION-patched (made by build-dnsmasq.sh), by diffing it
+# build/dnsmasq-VERSION-patched (`make dnsmasq`) or
+# build/port-VERSION/dnsmasq-VERSION-patched (`make ports`), by diffing it
 # against the pristine upstream tarball. Then carries the files the patch
 # adds (src/blockcache.c, src/blockcache-opts.h) into the patch of every
 # other release, so that all of them build the same blockcache code; only
@@ -14,7 +15,13 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/dnsmasq-source.sh
 . "$top/scripts/dnsmasq-source.sh"
 version=${1:-$(dnsmasq_default_version)}
-tree=$(cd "$top/build/dnsmasq-$version-patched" && pwd)
+# make dnsmasq leaves the machine's release's tree in build/, make ports
+# the others' in build/port-V/.
+tree=
+for d in "$top/build/dnsmasq-$version-patched" "$top/build/port-$version/dnsmasq-$version-patched"; do
+	[ -d "$d" ] && { tree=$d; break; }
+done
+[ -n "$tree" ] || { echo "refresh-patch: no tree of dnsmasq $version: run make dnsmasq (or make ports) first" >&2; exit 1; }
 dl=$top/build/dnsmasq-src
 added="src/blockcache.c src/blockcache-opts.h"
 tmp=$(mktemp -d)
