@@ -1,5 +1,5 @@
 # libblockcache: `make` builds the library and the CLI; `make dnsmasq` the
-# patched dnsmasq; `make test` runs every test (needs scripts/ci-deps.sh
+# patched dnsmasq; `make test` runs every test (needs scripts/apt-setup.sh
 # once on a fresh machine: valkey-server, sqlite3, the dnsmasq source).
 GO      ?= go
 CC      ?= cc

@@ -7,8 +7,8 @@
 # adds (src/blockcache.c, src/blockcache-opts.h) into the patch of every
 # other release, so that all of them build the same blockcache code; only
 # the hooks are edited per release. Edit the tree, run this, review
-# `git diff dnsmasq-patch/`, rebuild and test each release (README: "Other
-# dnsmasq releases").
+# `git diff dnsmasq-patch/`, rebuild and test each release
+# (dnsmasq-patch/README.md, "Other releases").
 # Usage: scripts/refresh-patch.sh [VERSION]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
