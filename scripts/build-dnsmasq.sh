@@ -25,16 +25,12 @@ grep -qx "$version" <<<"$versions" || {
 	exit 1
 }
 
-dnsmasq_fetch "$version" "$dl"
-tarball=$(dnsmasq_tarball "$version" "$dl")
-tree=$build/dnsmasq-$version-$([ $stock = 1 ] && echo stock || echo patched)
-rm -rf "$tree"
-mkdir -p "$tree"
-tar -xf "$tarball" -C "$tree" --strip-components=1
-if [ $stock = 0 ]; then
-	for p in "$(dnsmasq_patch_dir "$version")"/*.patch; do
-		patch -s -p1 -d "$tree" --no-backup-if-mismatch <"$p"
-	done
+if [ $stock = 1 ]; then
+	tree=$build/dnsmasq-$version-stock
+	dnsmasq_tree "$version" "$dl" "$tree"
+else
+	tree=$build/dnsmasq-$version-patched
+	dnsmasq_tree "$version" "$dl" "$tree" patched
 fi
 # shellcheck source=scripts/dnsmasq-features.sh
 . "$top/scripts/dnsmasq-features.sh"

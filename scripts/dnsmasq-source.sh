@@ -93,7 +93,16 @@ dnsmasq_fetch() {
 	return 1
 }
 
-# dnsmasq_tarball V DIR prints the path of V's fetched tarball.
-dnsmasq_tarball() {
-	ls "$2"/dnsmasq_"$1".orig.tar.* | head -1
+# dnsmasq_tree V SRC TREE makes TREE the pristine upstream V, fetched into
+# SRC; with a fourth argument, patched as V's patches make it.
+dnsmasq_tree() {
+	local p
+	dnsmasq_fetch "$1" "$2" || return 1
+	rm -rf "$3"
+	mkdir -p "$3"
+	tar -xf "$(ls "$2"/dnsmasq_"$1".orig.tar.* | head -1)" -C "$3" --strip-components=1
+	[ $# -gt 3 ] || return 0
+	for p in "$(dnsmasq_patch_dir "$1")"/*.patch; do
+		patch -s -p1 -d "$3" --no-backup-if-mismatch <"$p" || return 1
+	done
 }

@@ -32,10 +32,9 @@ trap 'rm -rf "$tmp"' EXIT
 diff_patch() {
 	local v=$1 dir=$2 patch header
 	patch=$(dnsmasq_patch_dir "$v")/0001-blockcache.patch
-	rm -rf "$tmp/a" "$tmp/b"
-	mkdir -p "$tmp/a" "$tmp/b"
-	dnsmasq_fetch "$v" "$dl"
-	tar -xf "$(dnsmasq_tarball "$v" "$dl")" -C "$tmp/a" --strip-components=1
+	dnsmasq_tree "$v" "$dl" "$tmp/a"
+	rm -rf "$tmp/b"
+	mkdir -p "$tmp/b"
 	(cd "$dir" && tar --exclude='*.o' --exclude='.copts_*' --exclude='src/dnsmasq' -cf - .) | tar -xf - -C "$tmp/b"
 	header=$(sed '/^diff /,$d' "$patch")
 	{
@@ -50,13 +49,7 @@ diff_patch "$version" "$tree"
 for v in $(dnsmasq_versions); do
 	[ "$v" = "$version" ] && continue
 	# The other release's tree as its patch makes it, with this tree's files.
-	rm -rf "$tmp/other"
-	mkdir -p "$tmp/other"
-	dnsmasq_fetch "$v" "$dl"
-	tar -xf "$(dnsmasq_tarball "$v" "$dl")" -C "$tmp/other" --strip-components=1
-	for p in "$(dnsmasq_patch_dir "$v")"/*.patch; do
-		patch -s -p1 -d "$tmp/other" --no-backup-if-mismatch <"$p"
-	done
+	dnsmasq_tree "$v" "$dl" "$tmp/other" patched
 	for f in $added; do cp "$tree/$f" "$tmp/other/$f"; done
 	diff_patch "$v" "$tmp/other"
 done
