@@ -25,7 +25,9 @@ $(BUILD)/blockcachectl: $(GOFILES)
 	$(GO) build -o $@ ./libblockcache/cmd/blockcachectl
 
 dnsmasq: $(BUILD)/dnsmasq
-$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch dnsmasq-patch/*/*.patch) include/blockcache.h scripts/build-dnsmasq.sh scripts/dnsmasq-source.sh scripts/dnsmasq-features.sh
+# /etc/os-release: an upgraded Debian gets its own release's dnsmasq, built
+# against its libraries.
+$(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch dnsmasq-patch/*/*.patch /etc/os-release) include/blockcache.h scripts/build-dnsmasq.sh scripts/dnsmasq-source.sh scripts/dnsmasq-features.sh
 	PREFIX=$(PREFIX) scripts/build-dnsmasq.sh $(BUILD)
 
 # The patched dnsmasq of every other release the patch is kept for
