@@ -53,23 +53,6 @@ type upstream struct {
 func startUpstream(t testing.TB, a string) *upstream {
 	t.Helper()
 	u := &upstream{a: net.ParseIP(a), asked: map[string]int{}, cname: map[string]string{}}
-	// UDP and TCP on one port: retry when the TCP side is taken.
-	var pc net.PacketConn
-	var l net.Listener
-	for try := 0; ; try++ {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		u.port = pc.LocalAddr().(*net.UDPAddr).Port
-		if l, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", u.port)); err == nil {
-			break
-		}
-		pc.Close()
-		if try == 20 {
-			t.Fatal(err)
-		}
-	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
@@ -95,12 +78,34 @@ func startUpstream(t testing.TB, a string) *upstream {
 		}
 		w.WriteMsg(m)
 	})
+	u.port = serveUDPAndTCP(t, h)
+	return u
+}
+
+// serveUDPAndTCP serves h on one loopback port over UDP and TCP, as
+// upstream servers do, until the test ends, and returns the port.
+func serveUDPAndTCP(t testing.TB, h dns.Handler) int {
+	t.Helper()
+	var pc net.PacketConn
+	var l net.Listener
+	for try := 0; ; try++ { // retry when the TCP side is taken
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
+	}
 	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		s := s
 		go s.ActivateAndServe()
 		t.Cleanup(func() { s.Shutdown() })
 	}
-	return u
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 // chain makes the upstream answer name with a CNAME chain through targets.
@@ -178,7 +183,8 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 		}
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(d.log)
-			t.Fatalf("dnsmasq not answering after 10s; log:\n%s", b)
+			e, _ := os.ReadFile(filepath.Join(dir, "stderr"))
+			t.Fatalf("dnsmasq not answering after 10s; stderr:\n%s\nlog:\n%s", e, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
