@@ -232,8 +232,8 @@ func TestCNAMECloaking(t *testing.T) {
 
 // The patched dnsmasq must be able to replace Debian's under an existing
 // configuration: it has the same compile-time features, and starts and
-// blocks with DNSSEC validation on. (Forwarded names would need an
-// upstream that signs; the test upstream does not.)
+// blocks with DNSSEC validation on. (Forwarded names, validated, are in
+// TestDNSSECThroughForkedChildren, which has an upstream that signs.)
 func TestDebianFeaturesAndDNSSEC(t *testing.T) {
 	out, err := exec.Command(filepath.Join(buildDir(t), "dnsmasq"), "--version").Output()
 	if err != nil {
