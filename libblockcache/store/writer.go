@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
+
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -58,6 +60,58 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 
 // Close closes the database.
 func (w *Writer) Close() error { return w.DB.Close() }
+
+// ErrInUse is returned by Offline when another process has the list open.
+var ErrInUse = errors.New("another process has the list open (a dnsmasq reading it?)")
+
+// Offline takes the file out of WAL for a bulk write to a list that no
+// dnsmasq reads, such as a master that is then published. In WAL a
+// transaction keeps every page it writes in the -wal file until it commits
+// and then copies them into the list, so a first import of a billion names
+// needs twice the list's size on disk and writes it twice. Out of WAL the
+// pages are written once, and the rollback journal holds only the pages
+// that existed before. SQLite leaves WAL only while no other connection has
+// the file open, which is the check that nothing reads it; a reader that
+// opens it later blocks on the import's locks instead of reading around
+// them. restore puts the file back in WAL.
+func (w *Writer) Offline(ctx context.Context) (restore func(context.Context) error, err error) {
+	if err := setJournal(ctx, w.DB, "delete", 0); err != nil {
+		return nil, fmt.Errorf("%s: leave WAL: %w", w.Path, err)
+	}
+	return func(ctx context.Context) error {
+		if err := setJournal(ctx, w.DB, "wal", 10000); err != nil {
+			return fmt.Errorf("%s: back to WAL (run `blockcachectl init` when nothing else has it open): %w", w.Path, err)
+		}
+		return nil
+	}, nil
+}
+
+// setJournal sets the journal mode, waiting at most busyMS for other
+// connections, and leaves the writer's usual busy timeout in place.
+func setJournal(ctx context.Context, db *sql.DB, mode string, busyMS int) error {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyMS)); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA busy_timeout = 10000")
+	var got string
+	err = conn.QueryRowContext(ctx, "PRAGMA journal_mode = "+mode).Scan(&got)
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrBusy || se.Code == sqlite3.ErrLocked) {
+		return ErrInUse
+	}
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(got, mode) {
+		return fmt.Errorf("journal mode is %s, not %s (an in-memory or read-only file?)", got, mode)
+	}
+	return nil
+}
 
 // Rule is one row to write; IPv4/IPv6 for block tables, Server for forward tables.
 type Rule struct {

@@ -116,12 +116,13 @@ func (r *ruleFlags) parse(c *cli, args []string, none string) (verdict.Table, er
 	return t, nil
 }
 
-func cmdImport(ctx context.Context, c *cli, args []string) error {
+func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	var rf ruleFlags
 	rf.register(c)
 	strict := c.fs.Bool("strict", false, "any rejected line aborts the import with nothing written")
 	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
 	replace := c.fs.Bool("replace", false, "the table holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused)")
+	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
@@ -146,6 +147,17 @@ func cmdImport(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
+	if *offline {
+		restore, err := w.Offline(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if rerr := restore(ctx); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
+	}
 
 	files := c.fs.Args()
 	var totalBytes int64

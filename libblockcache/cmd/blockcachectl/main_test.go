@@ -131,6 +131,33 @@ func TestImportReplace(t *testing.T) {
 	}
 }
 
+// --offline is refused, with the list unchanged, while anything else has
+// the list open; alone, it imports and leaves the list in WAL.
+func TestImportOffline(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	if code, _, errs := ctl(t, "a.example\n", "import", "--db", db, "--table", "domain", "-"); code != 0 {
+		t.Fatal(errs)
+	}
+	reader := testlist.Open(t, db)
+	if err := reader.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := ctl(t, "b.example\n", "import", "--offline", "--db", db, "--table", "domain", "-")
+	if code != 1 || !strings.Contains(errs, "leave WAL: another process has the list open") || count(t, db, "domain") != 1 {
+		t.Errorf("--offline beside a reader: exit %d %q %q, want 1 and nothing imported", code, out, errs)
+	}
+	reader.Close()
+	code, out, errs = ctl(t, "b.example\nc.example\n", "import", "--offline", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "imported 2 entries") || count(t, db, "domain") != 3 {
+		t.Fatalf("--offline alone: exit %d %q %q", code, out, errs)
+	}
+	h := testlist.Open(t, db)
+	var mode string
+	if err := h.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal mode after --offline: %q %v, want wal", mode, err)
+	}
+}
+
 // scripts/packaging/blockcache-feeds.sh, as its service runs it: the feeds
 // (fetched with curl, here from file:// URLs) and the local file replace
 // the table; a feed that cannot be fetched changes nothing.
