@@ -74,6 +74,24 @@ func TestImportAgainSmoke(t *testing.T) {
 	}
 }
 
+func TestImportOfflineSmoke(t *testing.T) {
+	cmd := exec.Command("../import-offline.sh", "2000", t.TempDir())
+	cmd.Env = append(os.Environ(), "ROUNDS=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("import-offline.sh: %v", err)
+	}
+	for re, want := range map[string]int{
+		`(?m)^round 1 (wal|offline) +[\d.]+ s, peak RSS \d+ MiB, wrote [\d.]+ GiB; list on disk at most [\d.]+ GiB, at the end [\d.]+ GiB$`: 2,
+		`(?m)^    imported 2000 entries into domain \(2000 new or changed,`:                                                                 2,
+	} {
+		if n := len(regexp.MustCompile(re).FindAllString(string(out), -1)); n != want {
+			t.Errorf("%d lines match %s, want %d", n, re, want)
+		}
+	}
+}
+
 // The dnsperf scripts (real stock and patched dnsmasq, real queries) must
 // run end to end on a tiny list and print every figure RESULTS.md quotes:
 // scripts that no test runs rot unnoticed (forward-qps.sh once shipped
