@@ -152,8 +152,8 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if rerr := restore(ctx); rerr != nil && err == nil {
+		defer func() { // after an interrupted import too
+			if rerr := restore(context.WithoutCancel(ctx)); rerr != nil && err == nil {
 				err = rerr
 			}
 		}()

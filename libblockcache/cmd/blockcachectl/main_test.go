@@ -284,43 +284,81 @@ func namesList(t *testing.T, prefix string, n int) string {
 	return p
 }
 
-// kill -9 during an import leaves the list as it was, and openable.
+// kill -9 during an import leaves the list as it was, and openable, with
+// --offline too; the next blockcachectl command puts an offline list back
+// in WAL.
 func TestImportKilled(t *testing.T) {
 	bin := buildCtl(t)
-	db := filepath.Join(t.TempDir(), "list.db")
-	ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
-	v := version(t, db)
-	cmd := exec.Command(bin, "import", "--quiet", "--db", db, "--table", "domain", bigList(t, 3000000))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	names := bigList(t, 3000000)
+	for _, offline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offline=%v", offline), func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "list.db")
+			ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
+			v := version(t, db)
+			fi, err := os.Stat(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := fi.Size()
+			args := []string{"import", "--quiet", "--db", db, "--table", "domain"}
+			if offline {
+				args = append(args, "--offline")
+			}
+			cmd := exec.Command(bin, append(args, names)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// kill once it is writing: the WAL grows; offline, the file
+			// itself grows, or the rollback journal has been there a while
+			// (the import's pages may all fit SQLite's cache until the
+			// commit)
+			deadline := time.Now().Add(30 * time.Second)
+			var journal time.Time
+			for {
+				if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 1<<20 {
+					break
+				}
+				if fi, err := os.Stat(db); err == nil && fi.Size() > size+1<<20 {
+					break
+				}
+				if _, err := os.Stat(db + "-journal"); err == nil && journal.IsZero() {
+					journal = time.Now()
+				}
+				if !journal.IsZero() && time.Since(journal) > 300*time.Millisecond {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("import never started writing")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			s, err := store.Open(context.Background(), store.Options{Path: db})
+			if err != nil {
+				t.Fatalf("a reader after kill -9: %v", err)
+			}
+			s.Close()
+			h, _ := sql.Open("sqlite3", db)
+			defer h.Close()
+			var ok string
+			if err := h.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
+				t.Fatalf("integrity_check: %q %v", ok, err)
+			}
+			h.Close()
+			if n := count(t, db, "domain"); n != 1 || version(t, db) != v {
+				t.Fatalf("after kill -9: %d rows, version %s (was %s)", n, version(t, db), v)
+			}
+			if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "after.example"); code != 0 {
+				t.Fatal(errs)
+			}
+			h = testlist.Open(t, db)
+			var mode string
+			if err := h.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+				t.Errorf("journal mode after the next command: %q %v, want wal", mode, err)
+			}
+		})
 	}
-	// kill once it is writing (the WAL grows)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if fi, err := os.Stat(db + "-wal"); err == nil && fi.Size() > 1<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("import never started writing")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	h, _ := sql.Open("sqlite3", db)
-	defer h.Close()
-	var ok string
-	if err := h.QueryRow("PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
-		t.Fatalf("integrity_check: %q %v", ok, err)
-	}
-	if n := count(t, db, "domain"); n != 1 || version(t, db) != v {
-		t.Fatalf("after kill -9: %d rows, version %s (was %s)", n, version(t, db), v)
-	}
-	s, err := store.Open(context.Background(), store.Options{Path: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
 }
 
 // An import runs while an engine answers lookups: no lookup fails, the old
