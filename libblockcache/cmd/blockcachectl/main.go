@@ -44,7 +44,7 @@ func init() {
 		{"filter", "[--if-needed]", "save the membership filter of listed names in the list, so that dnsmasq starts load it instead of reading every row",
 			"blockcachectl filter --db /srv/master.db && blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl filter --if-needed --db /var/lib/blockcache/list.db   # from a timer", cmdFilter},
 		{"explain", "NAME...", "show the verdict, the rule and table that matched, and which tier answers", "blockcachectl explain --conf /etc/dnsmasq.conf www.ads.example", cmdExplain},
-		{"stats", "", "row counts, list version, database size, Valkey figures", "blockcachectl stats --conf /etc/dnsmasq.conf", cmdStats},
+		{"stats", "[--no-count]", "row counts, list version, database size, Valkey figures", "blockcachectl stats --conf /etc/dnsmasq.conf\n  blockcachectl stats --no-count --db /srv/billion.db   # at once: counting reads every row", cmdStats},
 		{"warm", "[--top N] FILE...", "pre-load Valkey with the verdicts of names (plain list or dnsmasq query log)", "blockcachectl warm --conf /etc/dnsmasq.conf --top 50000 /var/log/dnsmasq.log", cmdWarm},
 	}
 }

@@ -250,6 +250,10 @@ func TestExplainExportConf(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") || !strings.Contains(out, "changes:  2 logged, versions 2-3 ") {
 		t.Errorf("stats:\n%s", out)
 	}
+	code, out, _ = ctl(t, "", "stats", "--no-count", "--conf", conf)
+	if code != 0 || strings.Contains(out, "domain_dns_allow") || !strings.Contains(out, "rows not counted") || !strings.Contains(out, "list:     ") || !strings.Contains(out, "changes:  2 logged, versions 2-3 ") {
+		t.Errorf("stats --no-count:\n%s", out)
+	}
 	pub := filepath.Join(dir, "published.db")
 	code, out, errs := ctl(t, "", "publish", "--conf", conf, pub)
 	if code != 0 || !strings.Contains(out, pub+": published list ") || !strings.Contains(out, ", 2 rules") || count(t, pub, "domain") != 1 {
