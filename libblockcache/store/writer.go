@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +43,7 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 		}
 	}
-	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout=10000&_txlock=immediate")
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout="+strconv.Itoa(writerBusyMS)+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -58,6 +59,9 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 	return &Writer{DB: db, Path: path}, nil
 }
 
+// writerBusyMS is how long a writer waits for another writer's lock.
+const writerBusyMS = 10000
+
 // Close closes the database.
 func (w *Writer) Close() error { return w.DB.Close() }
 
@@ -69,8 +73,8 @@ var ErrInUse = errors.New("another process has the list open (a dnsmasq reading 
 // transaction keeps every page it writes in the -wal file until it commits
 // and then copies them into the list, so a first import of a billion names
 // needs twice the list's size on disk and writes it twice. Out of WAL the
-// pages are written once, and the rollback journal holds only the pages
-// that existed before. SQLite leaves WAL only while no other connection has
+// pages are written once, and the rollback journal keeps the old content
+// of the pages that existed before, few in a new list. SQLite leaves WAL only while no other connection has
 // the file open, which is the check that nothing reads it; a reader that
 // opens it later blocks on the import's locks instead of reading around
 // them. restore puts the file back in WAL.
@@ -79,7 +83,7 @@ func (w *Writer) Offline(ctx context.Context) (restore func(context.Context) err
 		return nil, fmt.Errorf("%s: leave WAL: %w", w.Path, err)
 	}
 	return func(ctx context.Context) error {
-		if err := setJournal(ctx, w.DB, "wal", 10000); err != nil {
+		if err := setJournal(ctx, w.DB, "wal", writerBusyMS); err != nil {
 			return fmt.Errorf("%s: back to WAL (run `blockcachectl init` when nothing else has it open): %w", w.Path, err)
 		}
 		return nil
@@ -97,7 +101,7 @@ func setJournal(ctx context.Context, db *sql.DB, mode string, busyMS int) error 
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyMS)); err != nil {
 		return err
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA busy_timeout = 10000")
+	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", writerBusyMS))
 	var got string
 	err = conn.QueryRowContext(ctx, "PRAGMA journal_mode = "+mode).Scan(&got)
 	var se sqlite3.Error
