@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -116,15 +115,12 @@ func (s *signer) hdr(name string, t uint16) dns.RR_Header {
 // release is the dnsmasq release under test, e.g. "2.91".
 func release(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command(filepath.Join(buildDir(t), "dnsmasq"), "--version").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`^Dnsmasq version (\S+)`).FindSubmatch(out)
+	out := versionText(t)
+	m := regexp.MustCompile(`^Dnsmasq version (\S+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no version in %q", out)
 	}
-	return string(m[1])
+	return m[1]
 }
 
 // askValidating sends a query as a validating stub would, and retries over
@@ -246,9 +242,4 @@ func TestDNSSECThroughForkedChildren(t *testing.T) {
 	if n := zone.count("udp", "x.blocked.signed.test", dns.TypeA) + zone.count("tcp", "x.blocked.signed.test", dns.TypeA); n != 0 {
 		t.Errorf("a blocked name reached the upstream %d times", n)
 	}
-}
-
-func (d *daemon) logText() string {
-	b, _ := os.ReadFile(d.log)
-	return string(b)
 }

@@ -182,9 +182,8 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 			return d
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(d.log)
 			e, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-			t.Fatalf("dnsmasq not answering after 10s; stderr:\n%s\nlog:\n%s", e, b)
+			t.Fatalf("dnsmasq not answering after 10s; stderr:\n%s\nlog:\n%s", e, d.logText())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -307,11 +306,25 @@ func (d *daemon) waitLogN(t testing.TB, within time.Duration, n int, parts ...st
 			return last
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(d.log)
-			t.Fatalf("fewer than %d log lines with %q within %v; log:\n%s", n, parts, within, b)
+			t.Fatalf("fewer than %d log lines with %q within %v; log:\n%s", n, parts, within, d.logText())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (d *daemon) logText() string {
+	b, _ := os.ReadFile(d.log)
+	return string(b)
+}
+
+// versionText is what `dnsmasq --version` prints for the build under test.
+func versionText(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(buildDir(t), "dnsmasq"), "--version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
 
 func (d *daemon) rssKiB(t testing.TB) int {
