@@ -50,6 +50,17 @@ func version(t *testing.T, db string) string {
 	return v
 }
 
+func journalMode(t *testing.T, db string) string {
+	t.Helper()
+	h, _ := sql.Open("sqlite3", db)
+	defer h.Close()
+	var m string
+	if err := h.QueryRow(`PRAGMA journal_mode`).Scan(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 const awkward = "\xef\xbb\xbfAds.Example.COM.\r\n" +
 	"# comment\r\n" +
 	"\t0.0.0.0\ttracker.example  other.example # trailing\n" +
@@ -151,10 +162,8 @@ func TestImportOffline(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "imported 2 entries") || count(t, db, "domain") != 3 {
 		t.Fatalf("--offline alone: exit %d %q %q", code, out, errs)
 	}
-	h := testlist.Open(t, db)
-	var mode string
-	if err := h.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal mode after --offline: %q %v, want wal", mode, err)
+	if m := journalMode(t, db); m != "wal" {
+		t.Errorf("journal mode after --offline: %q, want wal", m)
 	}
 }
 
@@ -356,10 +365,8 @@ func TestImportKilled(t *testing.T) {
 			if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "after.example"); code != 0 {
 				t.Fatal(errs)
 			}
-			h = testlist.Open(t, db)
-			var mode string
-			if err := h.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-				t.Errorf("journal mode after the next command: %q %v, want wal", mode, err)
+			if m := journalMode(t, db); m != "wal" {
+				t.Errorf("journal mode after the next command: %q, want wal", m)
 			}
 		})
 	}
