@@ -24,7 +24,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) CPUs, $n names, ${ROUNDS:-2} rounds"
 for r in $(seq "${ROUNDS:-2}"); do
 	for mode in wal offline; do
 		db="$dir/list-$mode.db"
-		rm -f "$db" "$db-wal" "$db-shm" "$db-journal"
+		rm -f "$db" "$db-wal" "$db-shm" "$db-journal" "$dir/peak"
 		flags=()
 		[ "$mode" = wal ] || flags=(--offline)
 		(
@@ -40,7 +40,7 @@ for r in $(seq "${ROUNDS:-2}"); do
 			"$ctl" import --quiet "${flags[@]}" --db "$db" --table domain "$names" >"$dir/out"
 		kill "$mon" 2>/dev/null || true
 		wait "$mon" 2>/dev/null || true
-		awk -v r="$r" -v m="$mode" -v peak="$(cat "$dir/peak")" -v final="$(size "$db")" '
+		awk -v r="$r" -v m="$mode" -v peak="$(cat "$dir/peak" 2>/dev/null || echo 0)" -v final="$(size "$db")" '
 			{ printf "round %s %-8s %.1f s, peak RSS %d MiB, wrote %.2f GiB; list on disk at most %.2f GiB, at the end %.2f GiB\n",
 				r, m, $1, $2 / 1024, $3 * 512 / 2^30, peak / 2^30, final / 2^30 }' "$dir/time"
 		sed 's/^/    /' "$dir/out"
