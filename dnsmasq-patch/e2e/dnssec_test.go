@@ -18,19 +18,19 @@ import (
 )
 
 // signer is an upstream that serves one DNSSEC-signed zone: the root, since
-// dnsmasq validates from a root trust anchor and the test's is this
-// zone's key. Over UDP it
-// truncates the zone's DNSKEY answer and every name starting with "tc-",
-// so dnsmasq has to fetch them over TCP: dnsmasq 2.91 does that in a forked
-// child (swap_to_tcp), 2.90 passes the truncation on and the client retries
-// over TCP, which dnsmasq answers in a forked TCP child.
+// dnsmasq validates from a root trust anchor and the test's is this zone's
+// key. Over UDP it truncates the zone's DNSKEY answer and every name
+// starting with "tc-", so dnsmasq has to fetch them over TCP: dnsmasq 2.91
+// does that in a forked child (swap_to_tcp), 2.90 passes the truncation on
+// and the client retries over TCP, which dnsmasq answers in a forked TCP
+// child.
 type signer struct {
 	zone  string
 	key   *dns.DNSKEY
 	priv  crypto.Signer
 	port  int
 	mu    sync.Mutex
-	asked map[string]int    // "tcp name type", "udp name type"
+	asked map[string]int    // by askedKey
 	cname map[string]string // owner -> target, both in the zone
 }
 
@@ -54,10 +54,15 @@ func (s *signer) trustAnchor() string {
 	return fmt.Sprintf("--trust-anchor=%s,%d,%d,%d,%s", s.zone, ds.KeyTag, ds.Algorithm, ds.DigestType, ds.Digest)
 }
 
+// askedKey counts a question per transport: "tcp a.example. DNSKEY".
+func askedKey(network, name string, qtype uint16) string {
+	return network + " " + dns.Fqdn(strings.ToLower(name)) + " " + dns.TypeToString[qtype]
+}
+
 func (s *signer) count(network, name string, qtype uint16) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.asked[network+" "+dns.Fqdn(name)+" "+dns.TypeToString[qtype]]
+	return s.asked[askedKey(network, name, qtype)]
 }
 
 func (s *signer) serve(w dns.ResponseWriter, r *dns.Msg) {
@@ -73,7 +78,7 @@ func (s *signer) serve(w dns.ResponseWriter, r *dns.Msg) {
 	name := strings.ToLower(q.Name)
 	network := w.RemoteAddr().Network()
 	s.mu.Lock()
-	s.asked[network+" "+name+" "+dns.TypeToString[q.Qtype]]++
+	s.asked[askedKey(network, name, q.Qtype)]++
 	target := s.cname[name]
 	s.mu.Unlock()
 	if network == "udp" && (q.Qtype == dns.TypeDNSKEY || strings.HasPrefix(name, "tc-")) {
