@@ -247,6 +247,9 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		f, changed, why = loadCaughtUp(ctx, tx, sh, v)
 	}
 	if why != "" {
+		if ctx.Err() != nil {
+			return nil // the store is closing: the filter is fine, this build is not wanted
+		}
 		if s.savedWarned.Swap(sh.version+1) == sh.version+1 {
 			return nil // said at an earlier build
 		}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +205,58 @@ func TestFilterBuildWithAndWithoutAKey(t *testing.T) {
 				t.Fatalf("%s: n%d.example missing from the filter", c.ddl, i)
 			}
 		}
+	}
+}
+
+// A build stopped by Close (blockcachectl explain and stats close their
+// store at once) says nothing of the saved filter: that it "is not used
+// (context canceled)" was a false alarm, even on a list that has none.
+func TestStoppedBuildSaysNothingOfTheSavedFilter(t *testing.T) {
+	path, exec := newList(t)
+	exec(`INSERT INTO domain VALUES ('listed.example', NULL, NULL)`)
+	for _, saved := range []bool{false, true} {
+		if saved {
+			w, err := OpenWriter(context.Background(), path, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.SaveFilter(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+		}
+		var mu sync.Mutex
+		var said []string
+		s, err := Open(context.Background(), Options{Path: path, Logf: func(f string, a ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			said = append(said, fmt.Sprintf(f, a...))
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(2 * time.Second); s.snap.Load().filter.Load() == nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no filter")
+			}
+		}
+		tx, err := s.snap.Load().q.db.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped, cancel := context.WithCancel(context.Background())
+		cancel()
+		if f := s.useSaved(stopped, tx, s.Namespace().Version); f != nil {
+			t.Errorf("saved %v: a stopped build used a filter", saved)
+		}
+		tx.Rollback()
+		s.Close()
+		mu.Lock()
+		for _, l := range said {
+			if strings.Contains(l, "is not used") {
+				t.Errorf("saved %v: %q", saved, l)
+			}
+		}
+		mu.Unlock()
 	}
 }
