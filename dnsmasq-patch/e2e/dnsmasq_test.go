@@ -513,6 +513,8 @@ func TestStartupFailures(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.db")
 	os.WriteFile(junk, []byte(strings.Repeat("not a database ", 100)), 0o644)
+	empty := filepath.Join(dir, "empty.db") // a valid SQLite database, with no list in it
+	os.WriteFile(empty, nil, 0o644)
 	b := buildDir(t)
 	lib := "--blockcache-library=" + filepath.Join(b, "libblockcache.so")
 	for _, c := range []struct {
@@ -522,6 +524,7 @@ func TestStartupFailures(t *testing.T) {
 	}{
 		{"missing db", []string{lib, "--db-file=" + filepath.Join(dir, "missing.db")}, "database file not found"},
 		{"not sqlite", []string{lib, "--db-file=" + junk}, "not an SQLite blocklist database"},
+		{"empty file", []string{lib, "--db-file=" + empty}, "has none of the tables domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex"},
 		{"missing library", []string{"--db-file=" + junk, "--blockcache-library=" + filepath.Join(dir, "nope.so")}, "cannot load blockcache library"},
 		{"bad option value for the library", []string{lib, "--db-file=" + junk, "--valkey-prefix=" + strings.Repeat("p", 40)}, "valkey-prefix"},
 	} {

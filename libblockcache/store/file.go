@@ -114,7 +114,7 @@ func openFile(ctx context.Context, o Options) (*dbFile, error) {
 		return nil, openError(o.Path, err)
 	}
 	var jm string
-	if err := f.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && !strings.EqualFold(jm, "wal") {
+	if err := f.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && n > 0 && !strings.EqualFold(jm, "wal") {
 		o.Logf("blockcache: %s uses journal_mode=%s: a writer on this file briefly blocks lookups (fine for a published copy that is never written; `blockcachectl init` switches a live list to WAL)", o.Path, jm)
 	}
 	// Fill the pool now, while Path is this file: a connection opened

@@ -45,6 +45,15 @@ var tableDDL = map[verdict.Table]string{
 // RuleTables lists the rule tables in precedence order.
 var RuleTables = []verdict.Table{verdict.TableDNSAllow, verdict.TableDNSBlock, verdict.TableExact, verdict.TableDomain, verdict.TableRegex}
 
+// notAList is the error for an SQLite file that holds no list.
+func notAList(path string) error {
+	n := make([]string, len(RuleTables))
+	for i, t := range RuleTables {
+		n[i] = verdict.TableNames[t]
+	}
+	return fmt.Errorf("%w: %s has none of the tables %s (an empty file, or another program's database?); `blockcachectl init --db FILE` makes it a list", ErrNotDatabase, path, strings.Join(n, ", "))
+}
+
 // TriggerNames returns the names of the version triggers of one table, so a
 // bulk import can drop them, bump the version once and recreate them inside
 // its own transaction.

@@ -342,6 +342,13 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 	}
 	rows.Close()
+	if next.tables == [len(next.tables)]bool{} && !next.hasMeta {
+		// An empty file is a valid SQLite database, and so is another
+		// program's: answering from either would unlist every name without
+		// a word. At a start that is refused; a file replaced by one is
+		// rejected and the old list keeps answering.
+		return nil, nil, false, notAList(s.opts.Path)
+	}
 	if next.hasMeta {
 		var v int64
 		var id sql.NullString

@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -177,14 +179,84 @@ func TestLegacyDatabase(t *testing.T) {
 	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "late.example").Table == verdict.TableExact })
 }
 
+// An SQLite file with none of the rule tables (an empty file is one) is
+// not taken for an empty list: a db-file pointing at the wrong file would
+// unlist every name without a word.
 func TestNoTables(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "empty.db")
-	db, _ := sql.Open("sqlite3", path)
+	dir := t.TempDir()
+	unrelated := filepath.Join(dir, "unrelated.db")
+	db, _ := sql.Open("sqlite3", unrelated)
 	testlist.Exec(t, db, `CREATE TABLE unrelated (x)`)
 	db.Close()
-	s := open(t, path, nil)
-	if v := resolve(t, s, "a.example"); v.Action != verdict.Pass {
+	empty := filepath.Join(dir, "empty.db")
+	writeFile(t, empty, "")
+	for _, path := range []string{unrelated, empty} {
+		_, err := store.Open(context.Background(), store.Options{Path: path})
+		if !errors.Is(err, store.ErrNotDatabase) || !strings.Contains(err.Error(), "none of the tables domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex") {
+			t.Errorf("%s: %v", filepath.Base(path), err)
+		}
+	}
+	// One rule table is a list.
+	db, _ = sql.Open("sqlite3", unrelated)
+	testlist.Exec(t, db, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`, `INSERT INTO domain VALUES ('listed.example', NULL, NULL)`)
+	db.Close()
+	if v := resolve(t, open(t, unrelated, nil), "a.listed.example"); v.Action != verdict.Block {
 		t.Fatalf("%+v", v)
+	}
+}
+
+// A writer does not write its schema into a file that holds no list
+// (blockcachectl stats --db with a mistyped path, say): only init makes a
+// list of another program's database, and an empty file is a new list to
+// the commands that may create one.
+func TestWriterRefusesAFileThatIsNotAList(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	unrelated := filepath.Join(dir, "unrelated.db")
+	db, _ := sql.Open("sqlite3", unrelated)
+	testlist.Exec(t, db, `CREATE TABLE unrelated (x)`)
+	db.Close()
+	tables := func(path string) []string {
+		db, _ := sql.Open("sqlite3", path)
+		defer db.Close()
+		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			rows.Scan(&n)
+			names = append(names, n)
+		}
+		return names
+	}
+	for _, create := range []bool{false, true} {
+		if _, err := store.OpenWriter(ctx, unrelated, create); !errors.Is(err, store.ErrNotDatabase) || !strings.Contains(err.Error(), "none of the tables") {
+			t.Errorf("unrelated database, create %v: %v", create, err)
+		}
+	}
+	if got := tables(unrelated); len(got) != 1 {
+		t.Fatalf("a refused writer changed the file: tables %v", got)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	writeFile(t, empty, "")
+	if _, err := store.OpenWriter(ctx, empty, false); !errors.Is(err, store.ErrNotDatabase) {
+		t.Errorf("empty file, without create: %v", err)
+	}
+	for _, open := range []func() (*store.Writer, error){
+		func() (*store.Writer, error) { return store.OpenWriter(ctx, empty, true) },
+		func() (*store.Writer, error) { return store.InitWriter(ctx, unrelated) },
+	} {
+		w, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if got := tables(w.Path); !slices.Contains(got, "domain") {
+			t.Errorf("%s: tables %v", filepath.Base(w.Path), got)
+		}
 	}
 }
 
@@ -527,37 +599,54 @@ func TestReplacementWaitsForTheOldWAL(t *testing.T) {
 }
 
 // A file that is not a list, renamed over the list, is refused once, with
-// the reason, and the old file keeps answering until a good one comes.
+// the reason, and the old file keeps answering until a good one comes: a
+// file of text, an empty file (a failed download) and another program's
+// SQLite database alike.
 func TestBadReplacementKeepsTheOldFile(t *testing.T) {
-	path, db := testlist.New(t, `INSERT INTO domain VALUES ('old.example', NULL, NULL)`)
-	db.Close()
-	s := open(t, path, t.Logf)
-	junk := filepath.Join(t.TempDir(), "junk")
-	writeFile(t, junk, strings.Repeat("not a database ", 100))
-	if err := os.Rename(junk, path); err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{
+		{"text", func(t *testing.T, path string) { writeFile(t, path, strings.Repeat("not a database ", 100)) }},
+		{"empty", func(t *testing.T, path string) { writeFile(t, path, "") }},
+		{"unrelated database", func(t *testing.T, path string) {
+			db, _ := sql.Open("sqlite3", path)
+			testlist.Exec(t, db, `CREATE TABLE unrelated (x)`)
+			db.Close()
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path, db := testlist.New(t, `INSERT INTO domain VALUES ('old.example', NULL, NULL)`)
+			db.Close()
+			s := open(t, path, t.Logf)
+			junk := filepath.Join(t.TempDir(), "junk")
+			c.make(t, junk)
+			if err := os.Rename(junk, path); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := s.Refresh(ctx); err == nil || !strings.Contains(err.Error(), "still answering from the old one") {
+				t.Fatalf("Refresh after a bad replacement: %v", err)
+			}
+			if err := s.Refresh(ctx); err != nil {
+				t.Errorf("the same bad file was tried again: %v", err)
+			}
+			if resolve(t, s, "a.old.example").Action != verdict.Block {
+				t.Error("the old file stopped answering")
+			}
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Refresh(ctx); err != nil {
+				t.Errorf("Refresh with the file gone: %v", err)
+			}
+			if resolve(t, s, "a.old.example").Action != verdict.Block {
+				t.Error("the old file stopped answering when the path went away")
+			}
+			renameOver(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+			waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.new.example").Action == verdict.Block })
+		})
 	}
-	ctx := context.Background()
-	if err := s.Refresh(ctx); err == nil || !strings.Contains(err.Error(), "still answering from the old one") {
-		t.Fatalf("Refresh after a bad replacement: %v", err)
-	}
-	if err := s.Refresh(ctx); err != nil {
-		t.Errorf("the same bad file was tried again: %v", err)
-	}
-	if resolve(t, s, "a.old.example").Action != verdict.Block {
-		t.Error("the old file stopped answering")
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Refresh(ctx); err != nil {
-		t.Errorf("Refresh with the file gone: %v", err)
-	}
-	if resolve(t, s, "a.old.example").Action != verdict.Block {
-		t.Error("the old file stopped answering when the path went away")
-	}
-	renameOver(t, path, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
-	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "a.new.example").Action == verdict.Block })
 }
 
 // renameOver builds a list with stmts elsewhere and renames it over path.

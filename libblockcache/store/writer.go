@@ -52,11 +52,38 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 		db.Close()
 		return nil, openError(path, err)
 	}
+	if !all {
+		if err := checkList(ctx, db, path, create); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	if err := initSchema(ctx, db, all); err != nil {
 		db.Close()
 		return nil, openError(path, err)
 	}
 	return &Writer{DB: db, Path: path}, nil
+}
+
+// checkList refuses a file that holds no list, before the schema is
+// written into it: a mistyped --db must not turn another program's
+// database into a list, nor `stats` an empty file. An empty file (no
+// tables at all) is a new list to the commands that may create one; only
+// `init` (InitWriter) makes a list of a database that has other tables.
+func checkList(ctx context.Context, db *sql.DB, path string, create bool) error {
+	names := []any{MetaTable}
+	for _, t := range RuleTables {
+		names = append(names, verdict.TableNames[t])
+	}
+	var tables, ours int
+	err := db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)), 0) FROM sqlite_master WHERE type = 'table'`, names...).Scan(&tables, &ours)
+	switch {
+	case err != nil:
+		return openError(path, err)
+	case ours > 0 || (tables == 0 && create):
+		return nil
+	}
+	return notAList(path)
 }
 
 // writerBusyMS is how long a writer waits for another writer's lock.
