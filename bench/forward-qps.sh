@@ -20,7 +20,10 @@
 # db-lru-size=N;
 # patched-gomaxprocsN is the patched one with GOMAXPROCS=N in its
 # environment, which the library then keeps (N=1: one P, as Go picks on
-# one CPU); everyK is build/dnsmasq-every asking the library for one query in K,
+# one CPU); patched-env-VAR=VALUE the patched one with that variable in
+# its environment (patched-env-GODEBUG=asyncpreemptoff=1); patched-lib-NAME
+# the patched one loading build/libblockcache-NAME.so (another build of the
+# library, to compare two in one run); everyK is build/dnsmasq-every asking the library for one query in K,
 # noop the patched one with build/libblockcache-noop.so, which skips the
 # lookup (see bench/call-rate.sh, which builds both); patched-cnameoff the
 # patched one with db-cname=off; stock-port-V and patched-port-V the stock
@@ -97,6 +100,8 @@ for which in "${order[@]}"; do
 		;;
 	patched-lru[0-9]*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" --db-lru-size="${which#patched-lru}" & ;;
 	patched-gomaxprocs[0-9]*) GOMAXPROCS=${which#patched-gomaxprocs} "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	patched-env-*) env "${which#patched-env-}" "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
+	patched-lib-*) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-${which#patched-lib-}.so" & ;;
 	noop) "${srv[@]}" build/dnsmasq "${common[@]}" --port=$p --server=127.0.0.1#$up --db-file="$db" --blockcache-library="$top/build/libblockcache-noop.so" & ;;
 	every[0-9]*) BC_EVERY=${which#every} "${srv[@]}" build/dnsmasq-every "${common[@]}" --port=$p --server=127.0.0.1#$up "${lib[@]}" & ;;
 	stock-port-*) "${srv[@]}" "build/port-${which#stock-port-}/dnsmasq-stock" "${common[@]}" --port=$p --server=127.0.0.1#$up & ;;
