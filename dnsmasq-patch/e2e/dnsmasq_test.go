@@ -845,7 +845,8 @@ func TestPrivilegeDrop(t *testing.T) {
 // The list in a directory only root may write, as `blockcachectl init` as
 // root leaves it: a WAL database cannot be read there by nobody (SQLite's
 // readers create its -shm), and startup must say so in words an operator
-// can act on; a rollback-journal copy made with VACUUM INTO is read.
+// can act on, as for a list only root may read; a rollback-journal copy
+// made with VACUUM INTO is read.
 func TestListInARootOwnedDirectory(t *testing.T) {
 	dir := dirForNobody(t)
 	up := startUpstream(t, "192.0.2.1")
@@ -872,19 +873,31 @@ func TestListInARootOwnedDirectory(t *testing.T) {
 	// Daemon mode: dnsmasq drops privileges only when it daemonizes (or
 	// with -k), and reports a startup failure through its error pipe.
 	b := buildDir(t)
-	pidFile := filepath.Join(t.TempDir(), "pid")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(b, "dnsmasq"), "--port="+strconv.Itoa(freeUDPPort(t)), "--listen-address=127.0.0.1",
-		"--bind-interfaces", "--no-resolv", fmt.Sprintf("--server=127.0.0.1#%d", up.port), "--user=nobody", "--pid-file="+pidFile,
-		libForNobody(t, dir), "--db-file="+wal).CombinedOutput()
-	if pid, _ := os.ReadFile(pidFile); err == nil && len(pid) > 0 {
-		if p, _ := strconv.Atoi(strings.TrimSpace(string(pid))); p > 0 {
-			syscall.Kill(p, syscall.SIGTERM)
+	start := func(db string) (string, error) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, filepath.Join(b, "dnsmasq"), "--port="+strconv.Itoa(freeUDPPort(t)), "--listen-address=127.0.0.1",
+			"--bind-interfaces", "--no-resolv", fmt.Sprintf("--server=127.0.0.1#%d", up.port), "--user=nobody", "--pid-file="+pidFile,
+			libForNobody(t, dir), "--db-file="+db).CombinedOutput()
+		if pid, _ := os.ReadFile(pidFile); err == nil && len(pid) > 0 {
+			if p, _ := strconv.Atoi(strings.TrimSpace(string(pid))); p > 0 {
+				syscall.Kill(p, syscall.SIGTERM)
+			}
 		}
+		return string(out), err
 	}
-	if err == nil || !strings.Contains(string(out), wal+"-shm") || !strings.Contains(string(out), "writable by uid 65534") {
+	if out, err := start(wal); err == nil || !strings.Contains(out, wal+"-shm") || !strings.Contains(out, "writable by uid 65534") {
 		t.Errorf("WAL list in a root-owned directory, as nobody: err %v, output %q; want a failure naming the -shm file and the user", err, out)
+	}
+	// A list only root may read: the message names the user, since root
+	// (who started dnsmasq) can read it.
+	private := filepath.Join(dir, "private.db")
+	if data, err := os.ReadFile(copied); err != nil || os.WriteFile(private, data, 0o600) != nil {
+		t.Fatalf("copy the list: %v", err)
+	}
+	if out, err := start(private); err == nil || !strings.Contains(out, "permission denied") || !strings.Contains(out, "runs as uid 65534") {
+		t.Errorf("list readable by root only, as nobody: err %v, output %q; want a failure naming the user", err, out)
 	}
 	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + copied, "--user=nobody", libForNobody(t, dir)}})
 	for _, network := range []string{"udp", "tcp"} {

@@ -85,14 +85,14 @@ func openFile(ctx context.Context, o Options) (*dbFile, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, o.Path)
 		}
-		return nil, fmt.Errorf("database %s: %w", o.Path, err)
+		return nil, fmt.Errorf("database %s: %w%s", o.Path, err, permissionHint(err))
 	}
 	if fi.IsDir() {
 		return nil, fmt.Errorf("database %s: is a directory", o.Path)
 	}
 	fh, err := os.Open(o.Path)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", o.Path, err)
+		return nil, fmt.Errorf("database %s: %w%s", o.Path, err, permissionHint(err))
 	}
 	fh.Close()
 	dsn := fmt.Sprintf("file:%s?mode=ro&_busy_timeout=%d", escapePath(o.Path), o.BusyTimeout.Milliseconds())
@@ -161,6 +161,16 @@ func (p pinned) Connect(context.Context) (driver.Conn, error) {
 }
 
 func (p pinned) Driver() driver.Driver { return p.drv }
+
+// permissionHint names the user a permission error is about: dnsmasq
+// opens the list after dropping privileges, so a list root can read may
+// not be readable by the process that opens it.
+func permissionHint(err error) string {
+	if !errors.Is(err, os.ErrPermission) {
+		return ""
+	}
+	return fmt.Sprintf(" (this process runs as uid %d: dnsmasq opens the list after dropping privileges to its user=, so that user must be able to read the list and to enter every directory above it)", os.Geteuid())
+}
 
 // openError names the failure an operator can act on.
 func openError(path string, err error) error {
