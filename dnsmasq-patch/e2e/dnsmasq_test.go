@@ -155,6 +155,57 @@ func TestOddLabelsCannotBypassTheList(t *testing.T) {
 	}
 }
 
+// keptTCP is one TCP connection to d that carries many queries, as
+// resolvers and dig +keepopen use it.
+func keptTCP(t *testing.T, d *daemon) func(name string, qtype uint16) string {
+	t.Helper()
+	c := &dns.Client{Net: "tcp", Timeout: 10 * time.Second}
+	conn, err := c.Dial(fmt.Sprintf("127.0.0.1:%d", d.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return func(name string, qtype uint16) string {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), qtype)
+		m.SetEdns0(1232, false)
+		r, _, err := c.ExchangeWithConn(m, conn)
+		if err != nil {
+			t.Fatalf("%s over the kept connection: %v", name, err)
+		}
+		return summary(r)
+	}
+}
+
+// A TCP connection carries many queries, whatever the first one's verdict.
+// dnsmasq 2.90 reads two variables that only its cache lookup sets after
+// each answer: left unset by a blocked first answer, they closed the
+// connection after it (as after a stale answer), or could add EDE 17
+// (filtered) to it.
+func TestTCPConnectionCarriesManyQueries(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	ask := keptTCP(t, d)
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		want  string
+	}{
+		{"first.tracker.net", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"},
+		{"second.tracker.net", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
+		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},
+		{"third.tracker.net", dns.TypeMX, "NOERROR EDE 15"},
+		{"exact.example", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"},
+		{"other.example", dns.TypeA, "NOERROR A 192.0.2.1"},
+	} {
+		if got := ask(q.name, q.qtype); got != q.want {
+			t.Errorf("%s %s: %s, want %s", q.name, dns.TypeToString[q.qtype], got, q.want)
+		}
+	}
+}
+
 // A tracker served under a first-party name (CNAME cloaking) is blocked
 // when the upstream's reply reaches it, at any depth of the chain, over UDP
 // and TCP; nothing of that reply is cached. An allow rule for the question
