@@ -206,6 +206,45 @@ func TestTCPConnectionCarriesManyQueries(t *testing.T) {
 	}
 }
 
+// A TCP child waits at most 2 s for its parent's verdict, then resolves
+// the name normally (fail open, logged). The parent's answer may still
+// come; the child must not read it as the answer to its next question, or
+// every later query of that connection gets the verdict of the one before
+// (an unlisted name blocked, a listed one let through). The parent is
+// stopped with SIGSTOP to be late; its forked child runs on.
+func TestTCPChildOutlivesALateParent(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	d := startDnsmasq(t, opts{db: db, upstream: up})
+	t.Cleanup(func() { syscall.Kill(d.pid, syscall.SIGCONT) }) // before d.stop
+	kept := keptTCP(t, d)
+	ask := func(name string) string { t.Helper(); return kept(name, dns.TypeA) }
+	if got := ask("a.tracker.net"); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("before: %s", got)
+	}
+	if err := syscall.Kill(d.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got := ask("late.tracker.net") // no verdict in time: resolved normally
+	if waited := time.Since(start); got != "NOERROR A 192.0.2.1" || waited < 1500*time.Millisecond {
+		t.Errorf("with the parent stopped: %s after %v, want it forwarded after the child's 2 s wait", got, waited)
+	}
+	syscall.Kill(d.pid, syscall.SIGCONT)
+	d.waitLog(t, 2*time.Second, "no verdict from parent for late.tracker.net")
+	d.waitLog(t, 2*time.Second, "no answer from the parent within 2000 ms; this TCP connection's later queries resolve normally")
+	time.Sleep(200 * time.Millisecond) // the parent's late answer, if it is to come, is sent by now
+	for _, n := range []string{"unlisted.example", "next.tracker.net"} {
+		if got := ask(n); got != "NOERROR A 192.0.2.1" {
+			t.Errorf("%s after the late answer: %s, want it resolved normally (this connection's child gave up on its parent)", n, got)
+		}
+	}
+	// A new connection has a new child, and its verdicts.
+	if got := summary(d.mustQuery(t, "tcp", "b.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Errorf("a new connection: %s", got)
+	}
+}
+
 // A tracker served under a first-party name (CNAME cloaking) is blocked
 // when the upstream's reply reaches it, at any depth of the chain, over UDP
 // and TCP; nothing of that reply is cached. An allow rule for the question
