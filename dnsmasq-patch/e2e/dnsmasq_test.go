@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -152,6 +153,30 @@ func TestOddLabelsCannotBypassTheList(t *testing.T) {
 	}
 	if strings.Contains(d.logText(), "no verdict from parent") {
 		t.Error("a TCP child could not ask for a verdict")
+	}
+}
+
+// --dumpfile with --dumpmask=0x0002 writes every reply dnsmasq sends to
+// a client into a pcap file, blocked ones included: an operator tracing a
+// client's complaint sees what it was told.
+func TestBlockedRepliesInTheDumpFile(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	dump := filepath.Join(t.TempDir(), "replies.pcap")
+	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--dumpfile=" + dump, "--dumpmask=0x0002"}})
+	for name, want := range map[string]string{"dumped.tracker.net": "NOERROR A 0.0.0.0 EDE 15", "dumped.example": "NOERROR A 192.0.2.1"} {
+		if got := summary(d.mustQuery(t, "udp", name, dns.TypeA)); got != want {
+			t.Fatalf("%s: %s", name, got)
+		}
+	}
+	b, err := os.ReadFile(dump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, wire := range []string{"\x06dumped\x07tracker\x03net\x00", "\x06dumped\x07example\x00"} {
+		if !bytes.Contains(b, []byte(wire)) {
+			t.Errorf("no reply for %q in the dump (%d bytes)", wire, len(b))
+		}
 	}
 }
 
