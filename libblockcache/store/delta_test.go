@@ -18,20 +18,7 @@ import (
 
 func changes(t *testing.T, db *sql.DB) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT Version || ' ' || Domain FROM ` + store.ChangesTable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return column(t, db, `SELECT Version || ' ' || Domain FROM `+store.ChangesTable)
 }
 
 // Every row change bumps the version and logs its key; a regex change logs

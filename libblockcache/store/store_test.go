@@ -219,18 +219,7 @@ func TestWriterRefusesAFileThatIsNotAList(t *testing.T) {
 	tables := func(path string) []string {
 		db, _ := sql.Open("sqlite3", path)
 		defer db.Close()
-		rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var names []string
-		for rows.Next() {
-			var n string
-			rows.Scan(&n)
-			names = append(names, n)
-		}
-		return names
+		return column(t, db, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	}
 	for _, create := range []bool{false, true} {
 		if _, err := store.OpenWriter(ctx, unrelated, create); !errors.Is(err, store.ErrNotDatabase) || !strings.Contains(err.Error(), "none of the tables") {
