@@ -25,6 +25,13 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 )
 
+// expect is one question and the summary of the answer it should get.
+type expect struct {
+	name  string
+	qtype uint16
+	want  string
+}
+
 // summary renders a response as "RCODE [answers...] [EDE n]".
 func summary(r *dns.Msg) string {
 	parts := []string{dns.RcodeToString[r.Rcode]}
@@ -59,11 +66,7 @@ func TestAnswersUDPAndTCP(t *testing.T) {
 	db, _ := list(t, filter)
 	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter,
 		extra: []string{"--db-block-ipv4=10.1.1.1", "--db-block-ttl=7"}})
-	cases := []struct {
-		name  string
-		qtype uint16
-		want  string
-	}{
+	cases := []expect{
 		{"exact.example", dns.TypeA, "NOERROR A 10.1.1.1 EDE 15"},
 		{"exact.example", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
 		{"exact.example", dns.TypeMX, "NOERROR EDE 15"},
@@ -213,11 +216,7 @@ func TestTCPConnectionCarriesManyQueries(t *testing.T) {
 	db, _ := list(t, startUpstream(t, "198.51.100.7"))
 	d := startDnsmasq(t, opts{db: db, upstream: up})
 	ask := keptTCP(t, d)
-	for _, q := range []struct {
-		name  string
-		qtype uint16
-		want  string
-	}{
+	for _, q := range []expect{
 		{"first.tracker.net", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"},
 		{"second.tracker.net", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
 		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},
@@ -285,11 +284,7 @@ func TestCNAMECloaking(t *testing.T) {
 	filter.chain("allowed.tracker.net", "x.tracker.net")
 	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: []string{"--log-queries"}})
 	for _, network := range []string{"udp", "tcp"} {
-		for _, c := range []struct {
-			name  string
-			qtype uint16
-			want  string
-		}{
+		for _, c := range []expect{
 			{"metrics.news.example", dns.TypeA, "NOERROR A 10.0.0.2 EDE 15"}, // the target's own address
 			{"metrics.news.example", dns.TypeAAAA, "NOERROR AAAA :: EDE 15"},
 			{"metrics.news.example", dns.TypeTXT, "NOERROR EDE 15"},
@@ -380,11 +375,7 @@ func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	filter := startUpstream(t, "198.51.100.7")
 	db, _ := list(t, filter)
 	d := startDnsmasq(t, opts{db: db, upstream: up, extra: []string{"--db-block-ipv4=none", "--db-block-ipv6=none"}})
-	for _, c := range []struct {
-		name  string
-		qtype uint16
-		want  string
-	}{
+	for _, c := range []expect{
 		{"x.tracker.net", dns.TypeA, "NXDOMAIN EDE 15"},
 		{"x.tracker.net", dns.TypeMX, "NXDOMAIN EDE 15"},
 		{"ip.exact.example", dns.TypeA, "NOERROR A 10.0.0.9 EDE 15"}, // per-rule address still answers
