@@ -230,6 +230,22 @@ func TestTCPConnectionCarriesManyQueries(t *testing.T) {
 	}
 }
 
+// allStopped reports whether every thread of pid is stopped (state T).
+func allStopped(t *testing.T, pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		// the state follows the command name, which is in parentheses
+		if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 // A TCP child waits at most 2 s for its parent's verdict, then resolves
 // the name normally (fail open, logged). The parent's answer may still
 // come; the child must not read it as the answer to its next question, or
@@ -249,6 +265,13 @@ func TestTCPChildOutlivesALateParent(t *testing.T) {
 	if err := syscall.Kill(d.pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// A stop reaches a process's threads one by one: wait until none of
+	// them (Go's, which answer the child, included) can run.
+	for deadline := time.Now().Add(2 * time.Second); !allStopped(t, d.pid); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("dnsmasq's threads did not all stop")
+		}
+	}
 	start := time.Now()
 	got := ask("late.tracker.net") // no verdict in time: resolved normally
 	if waited := time.Since(start); got != "NOERROR A 192.0.2.1" || waited < 1500*time.Millisecond {
@@ -256,7 +279,7 @@ func TestTCPChildOutlivesALateParent(t *testing.T) {
 	}
 	syscall.Kill(d.pid, syscall.SIGCONT)
 	d.waitLog(t, 2*time.Second, "no verdict from parent for late.tracker.net")
-	d.waitLog(t, 2*time.Second, "no answer from the parent within 2000 ms; this TCP connection's later queries resolve normally")
+	d.waitLog(t, 2*time.Second, "no verdict from the parent (none within 2000 ms, or its socket failed); this TCP connection's later queries resolve normally")
 	time.Sleep(200 * time.Millisecond) // the parent's late answer, if it is to come, is sent by now
 	for _, n := range []string{"unlisted.example", "next.tracker.net"} {
 		if got := ask(n); got != "NOERROR A 192.0.2.1" {
