@@ -912,8 +912,10 @@ func TestInstall(t *testing.T) {
 	}
 	db := filepath.Join(t.TempDir(), "list.db")
 	ctl := filepath.Join(root, "bin/blockcachectl")
-	if out, err := exec.Command(ctl, "add", "--db", db, "--table", "domain", "installed.example").CombinedOutput(); err != nil {
-		t.Fatalf("installed blockcachectl: %v\n%s", err, out)
+	for _, args := range [][]string{{"init", "--db", db}, {"add", "--db", db, "--table", "domain", "installed.example"}} {
+		if out, err := exec.Command(ctl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("installed blockcachectl %s: %v\n%s", args[0], err, out)
+		}
 	}
 	up := startUpstream(t, "192.0.2.1")
 	port := freeUDPPort(t)

@@ -40,7 +40,7 @@ func InitWriter(ctx context.Context, path string) (*Writer, error) {
 func openWriter(ctx context.Context, path string, create, all bool) (*Writer, error) {
 	if _, err := os.Stat(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) || !create {
-			return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
+			return nil, fmt.Errorf("%w: %s (`blockcachectl init --db FILE` makes a new list)", ErrNotFound, path)
 		}
 	}
 	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout="+strconv.Itoa(writerBusyMS)+"&_txlock=immediate")

@@ -142,6 +142,19 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	if t == verdict.TableRegex {
 		kind = listfile.Patterns
 	}
+	// The inputs first: a missing file must not leave a new, empty list.
+	files := c.fs.Args()
+	var totalBytes int64
+	for _, f := range files {
+		if f == "-" {
+			continue
+		}
+		fi, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("input: %w", err)
+		}
+		totalBytes += fi.Size()
+	}
 	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
 	if err != nil {
 		return err
@@ -159,18 +172,6 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 		}()
 	}
 
-	files := c.fs.Args()
-	var totalBytes int64
-	for _, f := range files {
-		if f == "-" {
-			continue
-		}
-		fi, err := os.Stat(f)
-		if err != nil {
-			return fmt.Errorf("input: %w", err)
-		}
-		totalBytes += fi.Size()
-	}
 	prog := newProgress(c.stderr, totalBytes, *quiet)
 	var readers []*listfile.Reader
 	var cur *listfile.Reader
@@ -279,7 +280,7 @@ func cmdAdd(ctx context.Context, c *cli, args []string) error {
 		}
 		rules = append(rules, store.Rule{Key: k, IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server})
 	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, true)
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false) // a mistyped path must not become a new list of one name
 	if err != nil {
 		return err
 	}

@@ -224,6 +224,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"add", "--db", db, "--table", "domain", "--ipv4", "::1", "x.example"}, 2},
 		{[]string{"add", "--db", db, "--table", "domain", "bad name"}, 2},
 		{[]string{"rm", "--db", filepath.Join(t.TempDir(), "missing.db"), "--table", "domain", "x.example"}, 1},
+		{[]string{"add", "--db", db, "--table", "domain", "x.example"}, 1}, // no such list: init makes one
 		{[]string{"import", "--db", db, "--table", "domain", "/nonexistent/list.txt"}, 1},
 		{[]string{"publish", "--db", db}, 2}, // no DEST
 		{[]string{"publish", "--db", filepath.Join(t.TempDir(), "missing.db"), filepath.Join(t.TempDir(), "out.db")}, 1},
@@ -234,6 +235,9 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d\n%s%s", c.args, code, c.code, out, errs)
 		}
 	}
+	if _, err := os.Stat(db); err == nil {
+		t.Error("a failed command created the list")
+	}
 }
 
 func TestExplainExportConf(t *testing.T) {
@@ -241,6 +245,7 @@ func TestExplainExportConf(t *testing.T) {
 	db := filepath.Join(dir, "list.db")
 	conf := filepath.Join(dir, "dnsmasq.conf")
 	os.WriteFile(conf, []byte("port=53\ndb-file="+db+"\ndb-block-ipv4=10.9.9.9\n"), 0o644)
+	ctl(t, "", "init", "--conf", conf)
 	if code, _, errs := ctl(t, "", "add", "--conf", conf, "--table", "domain", "Tracker.NET"); code != 0 {
 		t.Fatal(errs)
 	}
@@ -306,6 +311,7 @@ func TestImportKilled(t *testing.T) {
 	for _, offline := range []bool{false, true} {
 		t.Run(fmt.Sprintf("offline=%v", offline), func(t *testing.T) {
 			db := filepath.Join(t.TempDir(), "list.db")
+			ctl(t, "", "init", "--db", db)
 			ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
 			v := version(t, db)
 			fi, err := os.Stat(db)
@@ -377,6 +383,7 @@ func TestImportKilled(t *testing.T) {
 func TestImportWhileLookups(t *testing.T) {
 	bin := buildCtl(t)
 	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
 	ctl(t, "", "add", "--db", db, "--table", "domain", "before.example")
 	s, err := store.Open(context.Background(), store.Options{Path: db, PollInterval: 50 * time.Millisecond})
 	if err != nil {
