@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -70,6 +71,52 @@ func TestLoadDnsmasqConf(t *testing.T) {
 	os.WriteFile(main, []byte("db-file=/x\nvalkey-port=0\n"), 0o644)
 	if err := c.LoadDnsmasqConf(main); err == nil || !strings.Contains(err.Error(), "dnsmasq.conf:2") {
 		t.Fatalf("bad value error: %v", err)
+	}
+}
+
+// conf-dir= is read as dnsmasq reads it (Debian's dnsmasq reads
+// /etc/dnsmasq.d so): in name order, dotfiles, editor backups and
+// non-regular files left out, *SUFFIX keeping only such names and a plain
+// SUFFIX leaving them out.
+func TestLoadDnsmasqConfDir(t *testing.T) {
+	dir := t.TempDir()
+	d := filepath.Join(dir, "dnsmasq.d")
+	os.Mkdir(d, 0o755)
+	os.Mkdir(filepath.Join(d, "sub.conf"), 0o755)
+	const unread = "valkey-port=0\n" // an error if it were read
+	for name, text := range map[string]string{
+		"10-list.conf":       "db-file=/var/lib/list.db\nvalkey-port=7001\n",
+		"20-valkey.conf":     "valkey-host=10.0.0.7\nvalkey-port=7002\n", // read after 10-: its port wins
+		"30-old.conf.bak":    unread,
+		"60-old.bak":         unread,
+		".hidden.conf":       unread,
+		"40-edit.conf~":      unread,
+		"#50-autosave.conf#": unread,
+		"README":             "db-file=/readme.db\n",
+	} {
+		os.WriteFile(filepath.Join(d, name), []byte(text), 0o644)
+	}
+	main := filepath.Join(dir, "dnsmasq.conf")
+	for _, spec := range []string{d + ",*.conf", d + ",.bak,README,*.conf"} {
+		os.WriteFile(main, []byte("conf-dir="+spec+"\n"), 0o644)
+		c := Default()
+		if err := c.LoadDnsmasqConf(main); err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if c.DBFile != "/var/lib/list.db" || c.Valkey.Host != "10.0.0.7" || c.Valkey.Port != 7002 {
+			t.Errorf("%s: db-file %q, valkey %s:%d", spec, c.DBFile, c.Valkey.Host, c.Valkey.Port)
+		}
+	}
+	// Without *.conf every other file counts: README's db-file comes last.
+	os.WriteFile(main, []byte("conf-dir="+d+",.bak\n"), 0o644)
+	c := Default()
+	if err := c.LoadDnsmasqConf(main); err != nil || c.DBFile != "/readme.db" {
+		t.Errorf("conf-dir without a *suffix: db-file %q, %v", c.DBFile, err)
+	}
+	os.WriteFile(main, []byte("conf-dir="+filepath.Join(dir, "missing")+"\n"), 0o644)
+	c = Default()
+	if err := c.LoadDnsmasqConf(main); err == nil || !strings.Contains(err.Error(), "conf-dir=") {
+		t.Errorf("a missing conf-dir: %v", err)
 	}
 }
 

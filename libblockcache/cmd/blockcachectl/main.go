@@ -95,7 +95,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	c.fs = flag.NewFlagSet(cmd.name, flag.ContinueOnError)
 	c.fs.SetOutput(stderr)
 	c.fs.StringVar(&c.db, "db", "", "blocklist database (default: db-file from --conf)")
-	c.fs.StringVar(&c.conf, "conf", "", "dnsmasq configuration to read db-file and valkey-* from")
+	c.fs.StringVar(&c.conf, "conf", "", "dnsmasq configuration to read db-file and valkey-* from (with its conf-file= and conf-dir= includes)")
 	c.fs.Var((*multi)(&c.sets), "set", "library option KEY=VALUE, as in dnsmasq.conf (repeatable; overrides --conf)")
 	c.fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: blockcachectl %s [--db FILE | --conf FILE] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
