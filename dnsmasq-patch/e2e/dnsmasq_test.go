@@ -159,6 +159,30 @@ func TestOddLabelsCannotBypassTheList(t *testing.T) {
 	}
 }
 
+// The verdict comes before dnsmasq's own names (hosts files, address=,
+// DHCP leases), as the list comes before its cache: a listed name is
+// blocked even when dnsmasq knows it. An allow rule lets dnsmasq's own
+// answer through, since dnsmasq answers what it knows before it forwards.
+func TestListOutranksDnsmasqsOwnNames(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	os.WriteFile(hosts, []byte("192.168.1.1 x.tracker.net\n192.168.1.2 allowed.tracker.net\n192.168.1.3 printer.lan\n"), 0o644)
+	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: []string{"--addn-hosts=" + hosts}})
+	for _, network := range []string{"udp", "tcp"} {
+		for _, c := range []expect{
+			{"x.tracker.net", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"},
+			{"allowed.tracker.net", dns.TypeA, "NOERROR A 192.168.1.2"},
+			{"printer.lan", dns.TypeA, "NOERROR A 192.168.1.3"},
+		} {
+			if got := summary(d.mustQuery(t, network, c.name, c.qtype)); got != c.want {
+				t.Errorf("%s %s: %s, want %s", network, c.name, got, c.want)
+			}
+		}
+	}
+}
+
 // --dumpfile with --dumpmask=0x0002 writes every reply dnsmasq sends to
 // a client into a pcap file, blocked ones included: an operator tracing a
 // client's complaint sees what it was told.
