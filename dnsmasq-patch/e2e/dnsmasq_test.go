@@ -223,10 +223,7 @@ func keptTCP(t *testing.T, d *daemon) func(name string, qtype uint16) string {
 	t.Cleanup(func() { conn.Close() })
 	return func(name string, qtype uint16) string {
 		t.Helper()
-		m := new(dns.Msg)
-		m.SetQuestion(dns.Fqdn(name), qtype)
-		m.SetEdns0(1232, false)
-		r, _, err := c.ExchangeWithConn(m, conn)
+		r, _, err := c.ExchangeWithConn(question(name, qtype), conn)
 		if err != nil {
 			t.Fatalf("%s over the kept connection: %v", name, err)
 		}

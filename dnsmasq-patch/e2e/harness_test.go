@@ -238,12 +238,17 @@ func (d *daemon) stop() {
 	}
 }
 
-func (d *daemon) query(t testing.TB, network, name string, qtype uint16) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+// question is the query the tests send: one question, with EDNS.
+func question(name string, qtype uint16) *dns.Msg {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.SetEdns0(1232, false)
-	r, _, err := c.Exchange(m, fmt.Sprintf("127.0.0.1:%d", d.port))
+	return m
+}
+
+func (d *daemon) query(t testing.TB, network, name string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: 2 * time.Second}
+	r, _, err := c.Exchange(question(name, qtype), fmt.Sprintf("127.0.0.1:%d", d.port))
 	return r, err
 }
 
