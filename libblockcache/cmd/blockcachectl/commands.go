@@ -477,18 +477,20 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer w.Close()
+	var counts map[string]int64
+	var ns store.Namespace
 	if *noCount {
-		ns, err := w.Namespace(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "database: %s\nlist:     %s\n  (rows not counted: --no-count)\n", c.cfg.DBFile, ns)
+		ns, err = w.Namespace(ctx)
 	} else {
-		counts, ns, err := w.Counts(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "database: %s\nlist:     %s\n", c.cfg.DBFile, ns)
+		counts, ns, err = w.Counts(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "database: %s\nlist:     %s\n", c.cfg.DBFile, ns)
+	if *noCount {
+		fmt.Fprintf(c.stdout, "  (rows not counted: --no-count)\n")
+	} else {
 		for _, t := range store.RuleTables {
 			fmt.Fprintf(c.stdout, "  %-17s %12d\n", verdict.TableNames[t], counts[verdict.TableNames[t]])
 		}
