@@ -438,6 +438,57 @@ func TestNXDOMAINWithoutSinkhole(t *testing.T) {
 	}
 }
 
+// A sinkhole address is an IN record. A question of another class (CH,
+// HS) for a listed name is blocked all the same, but with no records: an
+// IN record in the answer to a CH question is a malformed reply. A
+// question of class ANY gets the addresses.
+func TestQuestionsOfOtherClasses(t *testing.T) {
+	up := startUpstream(t, "192.0.2.1")
+	filter := startUpstream(t, "198.51.100.7")
+	db, _ := list(t, filter)
+	for _, c := range []struct {
+		extra []string
+		cases []expect
+	}{
+		{nil, []expect{
+			{"x.tracker.net", dns.TypeA, "CH: NOERROR EDE 15"},
+			{"x.tracker.net", dns.TypeANY, "HS: NOERROR EDE 15"},
+			{"exact.example", dns.TypeTXT, "CH: NOERROR EDE 15"},
+			{"x.tracker.net", dns.TypeA, "ANY: NOERROR A 0.0.0.0 EDE 15"},
+			{"x.tracker.net", dns.TypeANY, "ANY: NOERROR A 0.0.0.0 AAAA :: EDE 15"},
+		}},
+		{[]string{"--db-block-ipv4=none", "--db-block-ipv6=none"}, []expect{
+			{"x.tracker.net", dns.TypeA, "CH: NXDOMAIN EDE 15"},
+			{"ip.exact.example", dns.TypeA, "CH: NOERROR EDE 15"}, // a per-rule address makes it NODATA
+			{"ip.exact.example", dns.TypeA, "ANY: NOERROR A 10.0.0.9 EDE 15"},
+		}},
+	} {
+		d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: c.extra})
+		for _, e := range c.cases {
+			class, want, _ := strings.Cut(e.want, ": ")
+			m := question(e.name, e.qtype)
+			m.Question[0].Qclass = dns.StringToClass[class]
+			for _, network := range []string{"udp", "tcp"} {
+				r, _, err := (&dns.Client{Net: network, Timeout: 2 * time.Second}).Exchange(m, fmt.Sprintf("127.0.0.1:%d", d.port))
+				if err != nil {
+					t.Fatalf("%s %s %s %s: %v", network, e.name, class, dns.TypeToString[e.qtype], err)
+				}
+				if got := summary(r); got != want {
+					t.Errorf("%v: %s %s %s %s = %q, want %q", c.extra, network, e.name, class, dns.TypeToString[e.qtype], got, want)
+				}
+				for _, rr := range r.Answer {
+					if rr.Header().Class != dns.ClassINET {
+						t.Errorf("%s %s %s: answer of class %d", network, e.name, class, rr.Header().Class)
+					}
+				}
+			}
+		}
+	}
+	if n := up.count("x.tracker.net"); n != 0 {
+		t.Errorf("a blocked name reached the upstream %d times", n)
+	}
+}
+
 // On one CPU Go would run a single P, and its monitor thread would then
 // poll every 20 µs under load (bench/RESULTS.md): the library must give it
 // a second P, and say so, and a blocked name must still be blocked.
