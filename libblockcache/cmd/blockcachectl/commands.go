@@ -429,13 +429,17 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 	}
 	defer bc.Close()
 	for _, n := range c.fs.Args() {
-		a, err := bc.Explain(ctx, n)
+		asked, typed := wireName(n), ""
+		if asked != n {
+			typed = " (" + n + ")"
+		}
+		a, err := bc.Explain(ctx, asked)
 		if err != nil {
 			fmt.Fprintf(c.stdout, "%s: %v (dnsmasq resolves it normally)\n", n, err)
 			continue
 		}
 		v := a.Verdict
-		fmt.Fprintf(c.stdout, "%s\n  verdict: %s\n  list:    %s\n", a.Name, v.Action, a.NS)
+		fmt.Fprintf(c.stdout, "%s%s\n  verdict: %s\n  list:    %s\n", a.Name, typed, v.Action, a.NS)
 		if v.Action != verdict.Pass {
 			fmt.Fprintf(c.stdout, "  table:   %s\n  rule:    %s\n", v.Table, v.Rule)
 		}
@@ -458,6 +462,22 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "  tier:    %s\n", tier)
 	}
 	return nil
+}
+
+// wireName is the name a client asks for when an operator types n: an
+// internationalized name goes on the wire in its ASCII form, as add and
+// import store it, so explaining "bücher.de" means explaining
+// "xn--bcher-kva.de". Any other name is explained as typed.
+func wireName(n string) string {
+	for i := 0; i < len(n); i++ {
+		if n[i] >= 0x80 {
+			if a, err := listfile.Normalize(n); err == nil {
+				return a
+			}
+			break
+		}
+	}
+	return n
 }
 
 func addrOr(a netip.Addr) string {

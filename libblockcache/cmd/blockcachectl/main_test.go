@@ -240,6 +240,21 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// A name typed in Unicode is explained in the ASCII form clients ask for
+// and add stores; without the conversion it would always say pass.
+func TestExplainUnicodeName(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "Bücher.example"); code != 0 {
+		t.Fatal(errs)
+	}
+	code, out, _ := ctl(t, "", "explain", "--db", db, "www.BÜCHER.example", "www.xn--bcher-kva.example")
+	want := "www.xn--bcher-kva.example (www.BÜCHER.example)\n  verdict: block\n"
+	if code != 0 || !strings.HasPrefix(out, want) || strings.Count(out, "verdict: block") != 2 {
+		t.Errorf("explain of a Unicode name: %d %q, want it to begin %q and block both", code, out, want)
+	}
+}
+
 func TestExplainExportConf(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "list.db")
