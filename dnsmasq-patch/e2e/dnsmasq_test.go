@@ -722,6 +722,12 @@ func TestStartupFailures(t *testing.T) {
 	os.WriteFile(empty, nil, 0o644)
 	b := buildDir(t)
 	lib := "--blockcache-library=" + filepath.Join(b, "libblockcache.so")
+	good, _ := list(t, up)
+	taken, err := net.Listen("tcp", "127.0.0.1:0") // the metrics port another program holds
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	for _, c := range []struct {
 		name string
 		args []string
@@ -732,6 +738,8 @@ func TestStartupFailures(t *testing.T) {
 		{"empty file", []string{lib, "--db-file=" + empty}, "has none of the tables domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex"},
 		{"missing library", []string{"--db-file=" + junk, "--blockcache-library=" + filepath.Join(dir, "nope.so")}, "cannot load blockcache library"},
 		{"bad option value for the library", []string{lib, "--db-file=" + junk, "--valkey-prefix=" + strings.Repeat("p", 40)}, "valkey-prefix"},
+		{"metrics port taken", []string{lib, "--db-file=" + good, "--blockcache-metrics=" + taken.Addr().String()},
+			"blockcache: cannot start: metrics endpoint: listen tcp " + taken.Addr().String() + ": bind: address already in use"},
 	} {
 		for _, mode := range []string{"daemon", "-d", "-k"} {
 			port := freeUDPPort(t)
