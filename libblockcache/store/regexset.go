@@ -37,7 +37,7 @@ func trigram(s string, i int) uint32 {
 // addRule compiles pattern and indexes it; a pattern that does not compile
 // is recorded in skipped and never fatal.
 func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
-	re, err := regexp.Compile(pattern)
+	re, err := compileRule(pattern)
 	if err != nil {
 		s.skipped = append(s.skipped, pattern)
 		s.skipErrs = append(s.skipErrs, err)
@@ -62,6 +62,58 @@ func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
 		}
 	}
 	s.byTri[best] = append(s.byTri[best], idx)
+}
+
+// compileRule compiles a domain_regex pattern. Names reach it in lower
+// case, as DNS compares them, so an upper-case letter in a pattern
+// (`^ADS\.`, `[A-Z]+`) could never match: such a pattern is compiled
+// case-insensitively, which is what its author meant and what other
+// blockers do. On lower-case names that changes nothing else. Lower-case
+// patterns, nearly all, keep the case-sensitive form, whose literal
+// prefix Go's regexp finds with a plain string search.
+func compileRule(pattern string) (*regexp.Regexp, error) {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil && wantsUpper(parsed) {
+		return regexp.Compile("(?i)" + pattern)
+	}
+	return re, nil
+}
+
+// wantsUpper reports whether re has a case-sensitive literal with an
+// upper-case letter, or a class that holds an ASCII upper-case letter
+// without its lower case.
+func wantsUpper(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 && strings.ToLower(string(re.Rune)) != string(re.Rune) {
+			return true
+		}
+	case syntax.OpCharClass:
+		for r := 'A'; r <= 'Z'; r++ {
+			if inClass(re.Rune, r) && !inClass(re.Rune, r+'a'-'A') {
+				return true
+			}
+		}
+	}
+	for _, sub := range re.Sub {
+		if wantsUpper(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// inClass reports whether r is in the ranges of a syntax.OpCharClass.
+func inClass(ranges []rune, r rune) bool {
+	for i := 0; i+1 < len(ranges); i += 2 {
+		if ranges[i] <= r && r <= ranges[i+1] {
+			return true
+		}
+	}
+	return false
 }
 
 // match returns the first rule (in table order) that matches n.

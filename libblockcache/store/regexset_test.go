@@ -24,6 +24,44 @@ func TestRequiredLiteral(t *testing.T) {
 	}
 }
 
+// A pattern with upper-case letters matches the lower-case names it names;
+// one without keeps its case-sensitive (faster) form, and a negated class
+// means on lower-case names what it meant before.
+func TestRegexUpperCase(t *testing.T) {
+	for _, c := range []struct {
+		pattern, name string
+		match, folded bool
+	}{
+		{`^ADS\.`, "ads.example", true, true},
+		{`^Ads[0-9]*\.`, "ads12.example", true, true},
+		{`^[A-Z]+\.bad\.`, "abc.bad.io", true, true},
+		{`tracker\.EXAMPLE$`, "x.tracker.example", true, true},
+		{`^ads\.`, "ads.example", true, false},
+		{`^[a-z]+\.bad\.`, "abc.bad.io", true, false},
+		{`(?i)^ADS\.`, "ads.example", true, false}, // already folded
+		{`^\D+\.bad\.`, "abc.bad.io", true, false}, // \D holds both cases
+		{`\Aads\.`, "ads.example", true, false},    // \A is an anchor, not a letter
+		{`^[^a-z]+\.bad\.`, "abc.bad.io", false, true},
+		{`^[^a-z]+\.bad\.`, "123.bad.io", true, true},
+	} {
+		re, err := compileRule(c.pattern)
+		if err != nil {
+			t.Fatalf("%s: %v", c.pattern, err)
+		}
+		if got := re.MatchString(c.name); got != c.match {
+			t.Errorf("%s on %s: match %v, want %v", c.pattern, c.name, got, c.match)
+		}
+		if folded := re.String() != c.pattern; folded != c.folded {
+			t.Errorf("%s compiled as %s: folded %v, want %v", c.pattern, re, folded, c.folded)
+		}
+	}
+	var s regexSet
+	s.addRule(`^ADS\.`, netip.Addr{}, netip.Addr{})
+	if r, ok := s.match("ads.example"); !ok || r.pattern != `^ADS\.` {
+		t.Errorf("regexSet: ads.example not matched by ^ADS\\. (%v)", ok)
+	}
+}
+
 // The index must never change what matches: compare with running every
 // pattern on every name.
 func TestRegexSetMatchesLikeBruteForce(t *testing.T) {
