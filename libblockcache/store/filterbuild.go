@@ -21,13 +21,13 @@ const buildChunk = 16384
 // returns the keys added, or -1 when current says the build was overtaken.
 // It stops with an error rather than read more than count keys, the
 // table's rows in tx: keys that compare out of key order would loop.
-func addTable(ctx context.Context, tx reader, tbl string, count int64, f *filter, current func() bool) (int, error) {
+func addTable(ctx context.Context, tx reader, tbl string, count int64, f *filter, odd *oddKeys, current func() bool) (int, error) {
 	q := `SELECT group_concat(Domain, char(0)), max(Domain), count(*) FROM (SELECT Domain FROM ` + tbl + ` WHERE Domain > ? ORDER BY Domain LIMIT ` + fmt.Sprint(buildChunk) + `)`
 	if ok, err := indexed(ctx, tx, q); err != nil || !ok {
 		if err != nil {
 			return 0, err
 		}
-		return addRows(ctx, tx, tbl, f, current)
+		return addRows(ctx, tx, tbl, f, odd, current)
 	}
 	stmt, err := tx.PrepareContext(ctx, q)
 	if err != nil {
@@ -42,6 +42,9 @@ func addTable(ctx context.Context, tx reader, tbl string, count int64, f *filter
 		var n int
 		if err := stmt.QueryRowContext(ctx, last).Scan(&blob, &maxKey, &n); err != nil {
 			return added, err
+		}
+		if n > 0 {
+			odd.chunk(tbl, blob)
 		}
 		for rest := blob; n > 0; {
 			i := bytes.IndexByte(rest, 0)
@@ -95,7 +98,7 @@ func indexed(ctx context.Context, tx reader, q string) (bool, error) {
 }
 
 // addRows is addTable one row at a time, for a table without a key.
-func addRows(ctx context.Context, tx reader, tbl string, f *filter, current func() bool) (int, error) {
+func addRows(ctx context.Context, tx reader, tbl string, f *filter, odd *oddKeys, current func() bool) (int, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT Domain FROM "+tbl)
 	if err != nil {
 		return 0, err
@@ -107,6 +110,7 @@ func addRows(ctx context.Context, tx reader, tbl string, f *filter, current func
 		if err := rows.Scan(&d); err != nil {
 			return added, err
 		}
+		odd.chunk(tbl, d)
 		f.add(string(d))
 		if added++; added%buildChunk == 0 && !current() {
 			return -1, nil
@@ -196,8 +200,12 @@ func (s *Store) buildFilter(snap *snapshot) {
 					tables = append(tables, t)
 				}
 			}
-			if f, err = readFilter(ctx, tx, tables, current); f == nil || err != nil {
+			var odd oddKeys
+			if f, err = readFilter(ctx, tx, tables, &odd, current); f == nil || err != nil {
 				return err // nil, nil: overtaken
+			}
+			if o := odd.String(); o != "" && s.oddSaid.Swap(odd.n) != odd.n {
+				s.opts.Logf("blockcache: %s holds %s", s.opts.Path, o)
 			}
 			if d := time.Since(start); d > 10*time.Second {
 				s.opts.Logf("blockcache: the filter of %d listed names took %v to build from every row; `blockcachectl filter` saves it in the list, so that the next start loads it", f.capacity, d.Round(time.Second))

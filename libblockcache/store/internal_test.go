@@ -191,7 +191,7 @@ func TestFilterBuildWithAndWithoutAKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		f := mustFilter(t, int64(n))
-		added, err := addTable(ctx, tx, "domain", int64(n+blobs), f, func() bool { return true })
+		added, err := addTable(ctx, tx, "domain", int64(n+blobs), f, &oddKeys{}, func() bool { return true })
 		inOrder, _ := indexed(ctx, tx, `SELECT Domain FROM domain WHERE Domain > ? ORDER BY Domain LIMIT 10`)
 		tx.Rollback()
 		if err != nil || added != n+blobs {

@@ -36,6 +36,9 @@ type SavedFilter struct {
 	// Unusable says why readers of the list's current version cannot use
 	// it and build their own; "" when they load it.
 	Unusable string
+	// Odd tells of listed names that no query asks for, found while
+	// SaveFilter read every key ("" when there are none).
+	Odd string
 	// Added is how many names imports added to it since it was built
 	// (an import too large to log grows it instead of rebuilding it), and
 	// Changed how many readers add to it from the change log. Past
@@ -69,7 +72,7 @@ func listVersion(ctx context.Context, q reader) (uint64, error) {
 // readFilter builds a filter from every key of tables in q's transaction.
 // It returns a nil filter and no error when current reports the build
 // overtaken.
-func readFilter(ctx context.Context, q reader, tables []verdict.Table, current func() bool) (*filter, error) {
+func readFilter(ctx context.Context, q reader, tables []verdict.Table, odd *oddKeys, current func() bool) (*filter, error) {
 	var n int64
 	counts := map[string]int64{}
 	for _, t := range tables {
@@ -85,7 +88,7 @@ func readFilter(ctx context.Context, q reader, tables []verdict.Table, current f
 		return nil, err
 	}
 	for tbl, c := range counts {
-		if n, err := addTable(ctx, q, tbl, c, f, current); err != nil || n < 0 {
+		if n, err := addTable(ctx, q, tbl, c, f, odd, current); err != nil || n < 0 {
 			return nil, err // n < 0: overtaken
 		}
 	}
@@ -219,7 +222,8 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	if _, err := conn.ExecContext(ctx, `BEGIN DEFERRED`); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
-	f, v, err := readAll(ctx, conn)
+	var odd oddKeys
+	f, v, err := readAll(ctx, conn, &odd)
 	if _, rerr := conn.ExecContext(context.Background(), `ROLLBACK`); err == nil && rerr != nil {
 		err = rerr
 	}
@@ -241,17 +245,17 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	if err := tx.Commit(); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
-	return SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes()}, nil
+	return SavedFilter{Version: v, Capacity: f.capacity, Bytes: f.bytes(), Odd: odd.String()}, nil
 }
 
 // readAll builds the filter of q's list version from every key, for a
 // writer (which has every rule table).
-func readAll(ctx context.Context, q reader) (*filter, uint64, error) {
+func readAll(ctx context.Context, q reader, odd *oddKeys) (*filter, uint64, error) {
 	v, err := listVersion(ctx, q)
 	if err != nil {
 		return nil, 0, err
 	}
-	f, err := readFilter(ctx, q, ruleKeyTables, func() bool { return ctx.Err() == nil })
+	f, err := readFilter(ctx, q, ruleKeyTables, odd, func() bool { return ctx.Err() == nil })
 	if err == nil && f == nil {
 		err = ctx.Err() // overtaken: only a cancelled ctx stops it
 	}
@@ -304,7 +308,7 @@ func resaveFilter(ctx context.Context, tx *sql.Tx, grown *filter) (sf *SavedFilt
 	v, err := listVersion(ctx, tx)
 	f, grew := grown, grown != nil && !grown.worn()
 	if err == nil && !grew {
-		f, v, err = readAll(ctx, tx)
+		f, v, err = readAll(ctx, tx, &oddKeys{})
 	}
 	if err == nil {
 		err = writeFilter(ctx, tx, f, v)

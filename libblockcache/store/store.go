@@ -81,9 +81,11 @@ type Store struct {
 	building     uint64       // filterGen of the filter build in flight; 0: none
 	built        *builtFilter // a finished build waiting for the list to reach its version
 	noLogSaid    bool         // the list has no change log (logged once)
+	oddSampled   *dbFile      // the file whose first names sampleOdd checked
 
 	lookups, errs, reloads, retries, reopens       atomic.Uint64
 	filterSkips, filterBuilds, filterLoads, deltas atomic.Uint64
+	oddSaid                                        atomic.Int64  // how many odd keys the last build logged
 	savedWarned                                    atomic.Uint64 // 1 + the saved filter's version last reported unusable
 
 	stop   chan struct{}
@@ -272,6 +274,10 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	}
 	s.snap.Store(next)
 	s.reloads.Add(1)
+	if !next.hasMeta && f != s.oddSampled {
+		s.oddSampled = f
+		s.sampleOdd(ctx, f.db, next.tables)
+	}
 	if f != old {
 		s.reopens.Add(1)
 		s.opts.Logf("blockcache: %s was replaced; now answering from the new file (list %s)", s.opts.Path, next.ns)

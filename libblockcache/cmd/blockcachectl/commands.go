@@ -403,6 +403,9 @@ func cmdFilter(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) in %.1fs\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), time.Since(start).Seconds())
+	if sf.Odd != "" {
+		fmt.Fprintf(c.stderr, "blockcachectl filter: %s holds %s\n", c.cfg.DBFile, sf.Odd)
+	}
 	return nil
 }
 

@@ -255,6 +255,21 @@ func TestExplainUnicodeName(t *testing.T) {
 	}
 }
 
+// filter reads every name, and says which ones no query can match.
+func TestFilterReportsOddNames(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	ctl(t, "", "add", "--db", db, "--table", "domain", "fine.example")
+	if out, err := exec.Command("sqlite3", db, `INSERT INTO domain VALUES ('*.star.example', NULL, NULL)`).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	code, out, errs := ctl(t, "", "filter", "--db", db)
+	want := `holds 1 listed name that no query asks for: domain "*.star.example" (a wildcard: the table covers subdomains without one)`
+	if code != 0 || !strings.Contains(out, "saved the filter") || !strings.Contains(errs, want) {
+		t.Errorf("filter: %d %q %q, want %q on stderr", code, out, errs, want)
+	}
+}
+
 func TestExplainExportConf(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "list.db")

@@ -1,0 +1,54 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+)
+
+// Both reads of every name say what they found: the filter build of a
+// list (names written by SQL that the triggers do not rewrite) and the
+// sample of a list another tool made (no meta table, so no filter).
+func TestOddKeysAreLogged(t *testing.T) {
+	inited, _ := testlist.New(t, `INSERT INTO domain VALUES ('*.star.example', NULL, NULL), ('bücher.example', NULL, NULL), ('fine.example', NULL, NULL)`)
+	foreign := filepath.Join(t.TempDir(), "foreign.db")
+	db, err := sql.Open("sqlite3", foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testlist.Exec(t, db, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('Upper.Example', NULL, NULL), ('trail.example.', NULL, NULL), ('fine.example', NULL, NULL)`)
+	db.Close()
+	for path, want := range map[string]string{
+		inited:  `holds 2 listed names that no query asks for, e.g. domain "*.star.example" (a wildcard: the table covers subdomains without one), domain "bücher.example" (Unicode: clients ask for its xn-- form)`,
+		foreign: `holds 2 listed names that no query asks for, e.g. domain "Upper.Example" (upper case or a trailing dot: ` + "`blockcachectl init`" + ` rewrites it), domain "trail.example." (upper case or a trailing dot`,
+	} {
+		var mu sync.Mutex
+		var logged []string
+		s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond,
+			Logf: func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		found := false
+		for !found && time.Now().Before(deadline) {
+			mu.Lock()
+			found = strings.Contains(strings.Join(logged, "\n"), want)
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.Close()
+		if !found {
+			t.Errorf("%s: log lacks %q:\n%s", filepath.Base(path), want, strings.Join(logged, "\n"))
+		}
+	}
+}
