@@ -17,7 +17,7 @@ import (
 // such a row silently blocks nothing. The operator hears of it instead.
 type oddKeys struct {
 	n        int64
-	examples []string // at most maxOddExamples, "table 'key' (why)"
+	examples []string // at most maxOddExamples, `table "key" (why)`
 }
 
 const maxOddExamples = 3
