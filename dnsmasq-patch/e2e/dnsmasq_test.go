@@ -1036,15 +1036,7 @@ func TestPrivilegeDrop(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
 	src, _ := list(t, filter)
-	db := filepath.Join(dir, "list.db")
-	if out, err := exec.Command("sqlite3", src, ".backup "+db).CombinedOutput(); err != nil {
-		t.Fatalf("copy list: %v %s", err, out)
-	}
-	for _, p := range []string{dir, db} {
-		if err := os.Chown(p, 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db := listForNobody(t, dir, src)
 	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + db, "--user=nobody", libForNobody(t, dir)}})
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.pid))
 	if !strings.Contains(string(status), "Uid:\t65534") {
@@ -1145,6 +1137,54 @@ func dirForNobody(t *testing.T) string {
 // the option that loads it from there: dnsmasq loads it after dropping to
 // nobody, who cannot read a build directory under /root (mode 0700 on a
 // fresh Debian).
+// listForNobody copies the list src into dir, owned by nobody with dir.
+func listForNobody(t *testing.T, dir, src string) string {
+	t.Helper()
+	db := filepath.Join(dir, "list.db")
+	if out, err := exec.Command("sqlite3", src, ".backup "+db).CombinedOutput(); err != nil {
+		t.Fatalf("copy list: %v %s", err, out)
+	}
+	for _, p := range []string{dir, db} {
+		if err := os.Chown(p, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
+}
+
+// The Valkey password belongs in a file only root can read, included from
+// the world-readable configuration (scripts/packaging/dnsmasq-blockcache.conf):
+// dnsmasq reads both before it drops privileges, so the library, running
+// as nobody, still authenticates, and writes its verdicts.
+func TestValkeyPasswordInARootOnlyInclude(t *testing.T) {
+	dir := dirForNobody(t)
+	srv := valkeytest.Start(t, "--requirepass", "s3cret")
+	up := startUpstream(t, "192.0.2.1")
+	src, _ := list(t, startUpstream(t, "198.51.100.7"))
+	db := listForNobody(t, dir, src)
+	private := t.TempDir() // 0700, root's
+	secret := filepath.Join(private, "valkey-password.conf")
+	conf := filepath.Join(dir, "dnsmasq.conf")
+	if err := os.WriteFile(secret, []byte("valkey-password=s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("conf-file="+secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDnsmasq(t, opts{upstream: up, daemon: true, extra: []string{"--db-file=" + db, "--user=nobody", libForNobody(t, dir),
+		"--conf-file=" + conf, "--valkey-host=127.0.0.1", "--valkey-port=" + strconv.Itoa(srv.Port)}})
+	if got := summary(d.mustQuery(t, "udp", "x.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("x.tracker.net: %s", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.CLI("--no-auth-warning", "-a", "s3cret", "DBSIZE") == "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("no verdict written to the password-protected Valkey; dnsmasq log:\n%s", d.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func libForNobody(t *testing.T, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(buildDir(t), "libblockcache.so"))
