@@ -7,6 +7,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BUILD   := build
 GOFILES := $(shell find libblockcache -name '*.go' -not -name '*_test.go') go.mod go.sum
+# The source revision the library and the CLI report (blockcachectl
+# version, dnsmasq's SIGUSR1 line, blockcache_build_info): Go's own stamp
+# is off wherever GOFLAGS has -buildvcs=false.
+REVISION ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/libblockcache/libblockcache/libblockcache/blockcache.revision=$(REVISION)
 
 .PHONY: all lib ctl dnsmasq ports bench test race fuzz vet install clean demo
 
@@ -17,12 +22,12 @@ ctl: $(BUILD)/blockcachectl
 
 $(BUILD)/libblockcache.so: $(GOFILES) include/blockcache.h
 	@mkdir -p $(BUILD)
-	$(GO) build -buildmode=c-shared -o $@ ./libblockcache/capi
+	$(GO) build -buildmode=c-shared -ldflags '$(LDFLAGS)' -o $@ ./libblockcache/capi
 	@rm -f $(BUILD)/libblockcache.h  # the hand-written include/blockcache.h is the contract
 
 $(BUILD)/blockcachectl: $(GOFILES)
 	@mkdir -p $(BUILD)
-	$(GO) build -o $@ ./libblockcache/cmd/blockcachectl
+	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./libblockcache/cmd/blockcachectl
 
 dnsmasq: $(BUILD)/dnsmasq
 # /etc/os-release: an upgraded Debian gets its own release's dnsmasq, built

@@ -842,6 +842,9 @@ func TestSignalsAndMemory(t *testing.T) {
 	// 500 names twice, plus the startup probe
 	line := d.waitLog(t, 2*time.Second, "blockcache: list", "lru hits 500 misses 501 entries 501")
 	t.Log(line)
+	if rev := buildRevision(t); !strings.Contains(line, "; libblockcache "+rev+" (") {
+		t.Errorf("the SIGUSR1 line does not name the build %s:\n%s", rev, line)
+	}
 	syscall.Kill(d.pid, syscall.SIGHUP)
 	d.waitLogN(t, 2*time.Second, 2, "cleared cache") // the first is from startup
 	syscall.Kill(d.pid, syscall.SIGUSR1)
@@ -953,6 +956,30 @@ func TestMetricsEndpoint(t *testing.T) {
 	if _, ok := after[`blockcache_lookup_duration_seconds_count{tier="lru"}`]; !ok {
 		t.Errorf("no latency histogram for the lru tier")
 	}
+	rev, found := buildRevision(t), false
+	for k, v := range after {
+		if strings.HasPrefix(k, "blockcache_build_info{") {
+			found = true
+			if !strings.Contains(k, `revision="`+rev+`"`) || !strings.Contains(k, `goversion="go`) || v != 1 {
+				t.Errorf("%s %v, want the revision %s and a Go version", k, v, rev)
+			}
+		}
+	}
+	if !found {
+		t.Error("no blockcache_build_info")
+	}
+}
+
+// buildRevision is the revision blockcachectl of the same build names: the
+// library must name the same one.
+func buildRevision(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(buildDir(t), "blockcachectl"), "version").Output()
+	f := strings.Fields(string(out))
+	if err != nil || len(f) < 3 || f[1] != "libblockcache" {
+		t.Fatalf("blockcachectl version: %v %q", err, out)
+	}
+	return f[2]
 }
 
 // dnsmasq changes to / when it starts; a relative db-file keeps meaning

@@ -37,6 +37,7 @@ type Cache struct {
 	closers []io.Closer
 
 	cnameBlocks atomic.Uint64
+	build       Build // read once: the stats line and every scrape report it
 }
 
 // Open validates cfg and opens every tier. A Valkey that is down is not an
@@ -45,7 +46,7 @@ func Open(ctx context.Context, cfg config.Config, log *ratelog.Logger) (*Cache, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield)}
+	c := &Cache{Config: cfg, Log: log, Pacer: cgopace.New(cfg.Yield), build: ReadBuild()}
 	// Only a host that calls from C (dnsmasq) needs the second P; Go
 	// callers such as blockcachectl open with Yield 0.
 	if cfg.Yield > 0 {

@@ -22,13 +22,14 @@ type Stats struct {
 	ValkeyRevalidated                            uint64 // values of an older list version a change did not touch, used
 	Store                                        store.Stats
 	Answered                                     [verdict.Forward + 1][verdict.TierSQLite + 1]uint64 // by action, tier
+	Build                                        Build
 }
 
 // Stats returns a snapshot of every counter.
 func (c *Cache) Stats() Stats {
 	es := c.Engine.Stats()
 	s := Stats{Lookups: es.Lookups, Invalid: es.Invalid, SourceErrors: es.SourceErrors, Store: c.Store.Stats(), Answered: es.Answered,
-		CNAMEBlocks: c.cnameBlocks.Load()}
+		CNAMEBlocks: c.cnameBlocks.Load(), Build: c.build}
 	if c.LRU != nil {
 		ts := c.LRU.Stats()
 		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
@@ -59,6 +60,9 @@ func (s Stats) String() string {
 		line += fmt.Sprintf("; valkey hits %d (revalidated %d) misses %d errors %d timeouts %d dropped %d corrupt %d circuit %s",
 			s.ValkeyHits, s.ValkeyRevalidated, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
 	}
+	if s.Build.Revision != "" {
+		line += "; " + s.Build.String()
+	}
 	return line
 }
 
@@ -77,6 +81,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		FilterBuilds: s.Store.FilterBuilds, FilterLoads: s.Store.FilterLoads,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
+		Revision: s.Build.Revision, GoVersion: s.Build.GoVersion,
 	}
 	if s.ValkeyEnabled {
 		m.TierHits[verdict.TierValkey], m.TierMisses[verdict.TierValkey] = s.ValkeyHits, s.ValkeyMisses

@@ -44,6 +44,8 @@ type Sample struct {
 	FilterLoads     uint64 // of those, loaded as saved
 	RegexPatterns   int
 	RegexSkipped    int
+	Revision        string // of the library's source, for blockcache_build_info
+	GoVersion       string
 }
 
 // Server is a running endpoint.
@@ -126,13 +128,14 @@ var (
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
 	descFReady   = prometheus.NewDesc("blockcache_filters_total", "Membership filters put in use, by source: read from every row (slow on large lists: lookups use SQL meanwhile) or loaded as saved by blockcachectl filter.", []string{"source"}, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
+	descBuild    = prometheus.NewDesc("blockcache_build_info", "Always 1; its labels name the library's build, to tell which one each node of a fleet runs.", []string{"revision", "goversion"}, nil)
 )
 
 type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME} {
+		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descBuild} {
 		ch <- d
 	}
 }
@@ -150,6 +153,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descLookups, s.Answered[a][t], a.String(), t.String())
 		}
 	}
+	gauge(descBuild, 1, s.Revision, s.GoVersion)
 	counter(descInvalid, s.Invalid)
 	counter(descErrors, s.Errors)
 	for t, v := range s.TierHits {

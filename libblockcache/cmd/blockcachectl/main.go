@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 	"github.com/libblockcache/libblockcache/libblockcache/config"
 )
 
@@ -80,6 +81,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return 0
 	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintf(stdout, "blockcachectl: %s\n", blockcache.ReadBuild())
+		return 0
+	}
 	var cmd *command
 	for i := range commands {
 		if commands[i].name == args[0] {
@@ -123,6 +128,7 @@ func topUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "the build: source revision and Go release (the library's SIGUSR1 line and metrics name theirs)")
 	fmt.Fprintf(w, "\nEvery command takes --db FILE or --conf /etc/dnsmasq.conf; `blockcachectl COMMAND --help` shows its flags and examples.\nExit codes: 0 ok, 1 runtime error, 2 usage error.\n")
 }
 

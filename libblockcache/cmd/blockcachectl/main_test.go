@@ -229,6 +229,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"publish", "--db", db}, 2}, // no DEST
 		{[]string{"publish", "--db", filepath.Join(t.TempDir(), "missing.db"), filepath.Join(t.TempDir(), "out.db")}, 1},
 		{[]string{"stats", "--help"}, 0},
+		{[]string{"version"}, 0},
+		{[]string{"--version"}, 0},
 		{[]string{"--help"}, 0},
 	} {
 		if code, out, errs := ctl(t, "", c.args...); code != c.code {
