@@ -89,11 +89,11 @@ func oddKey(tbl, key string) string {
 	case q != key:
 		return "upper case or a trailing dot: `blockcachectl init` rewrites it"
 	case strings.HasPrefix(key, "*.") && tbl != verdict.TableNames[verdict.TableExact]:
-		return "a wildcard: the table covers subdomains without one"
+		return "a wildcard, where the table covers subdomains without one: `blockcachectl init` rewrites it"
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] >= 0x80 {
-			return "Unicode: clients ask for its xn-- form"
+			return "Unicode, where clients ask for its xn-- form: `blockcachectl init` rewrites it"
 		}
 	}
 	return ""

@@ -28,7 +28,7 @@ func TestOddKeysAreLogged(t *testing.T) {
 		`INSERT INTO domain VALUES ('Upper.Example', NULL, NULL), ('trail.example.', NULL, NULL), ('fine.example', NULL, NULL)`)
 	db.Close()
 	for path, want := range map[string]string{
-		inited:  `holds 2 listed names that no query asks for, e.g. domain "*.star.example" (a wildcard: the table covers subdomains without one), domain "bücher.example" (Unicode: clients ask for its xn-- form)`,
+		inited:  `holds 2 listed names that no query asks for, e.g. domain "*.star.example" (a wildcard, where the table covers subdomains without one: ` + "`blockcachectl init`" + ` rewrites it), domain "bücher.example" (Unicode, where clients ask for its xn-- form: ` + "`blockcachectl init`" + ` rewrites it)`,
 		foreign: `holds 2 listed names that no query asks for, e.g. domain "Upper.Example" (upper case or a trailing dot: ` + "`blockcachectl init`" + ` rewrites it), domain "trail.example." (upper case or a trailing dot`,
 	} {
 		var mu sync.Mutex

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"strings"
 
+	"golang.org/x/net/idna"
+
+	"github.com/libblockcache/libblockcache/libblockcache/name"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -181,6 +184,11 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 				return err
 			}
 		}
+		if all {
+			if err := rewriteForeignNames(ctx, tx, t); err != nil {
+				return err
+			}
+		}
 	}
 	return tx.Commit()
 }
@@ -216,6 +224,69 @@ func normalizeRows(ctx context.Context, tx *sql.Tx, table string) error {
 		return fmt.Errorf("normalize %s: %w", table, err)
 	}
 	return nil
+}
+
+// rewriteForeignNames rewrites names other tools write in a form no query
+// asks for, and that the triggers leave alone: a wildcard in a table that
+// covers subdomains anyway ("*.ads.example" to "ads.example"; in
+// domain_exact "*" is a literal owner name and stays) and a Unicode name
+// ("bücher.example" to "xn--bcher-kva.example", as clients ask for it).
+// The filter build reports the ones it cannot rewrite. Init only: it reads
+// every row.
+func rewriteForeignNames(ctx context.Context, tx *sql.Tx, t verdict.Table) error {
+	table := verdict.TableNames[t]
+	rows, err := tx.QueryContext(ctx, `SELECT Domain FROM `+table+` WHERE Domain GLOB '[*].*' OR Domain GLOB '*[^ -~]*'`)
+	if err != nil {
+		return fmt.Errorf("rewrite names of %s: %w", table, err)
+	}
+	var from, to []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return fmt.Errorf("rewrite names of %s: %w", table, err)
+		}
+		if n, ok := asAsked(t, d); ok && n != d {
+			from, to = append(from, d), append(to, n)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rewrite names of %s: %w", table, err)
+	}
+	// A row already in the asked form wins: it was written that way on
+	// purpose, and may carry its own addresses.
+	for i := range from {
+		if _, err := tx.ExecContext(ctx, `UPDATE OR IGNORE `+table+` SET Domain = ? WHERE Domain = ?`, to[i], from[i]); err != nil {
+			return fmt.Errorf("rewrite %q in %s: %w", from[i], table, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE Domain = ?`, from[i]); err != nil {
+			return fmt.Errorf("rewrite %q in %s: %w", from[i], table, err)
+		}
+	}
+	return nil
+}
+
+// asAsked is d in the form a query for it is looked up in, for
+// rewriteForeignNames; false when it has none.
+func asAsked(t verdict.Table, d string) (string, bool) {
+	if t != verdict.TableExact {
+		for strings.HasPrefix(d, "*.") {
+			d = d[2:]
+		}
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] >= 0x80 {
+			a, err := idna.Lookup.ToASCII(d)
+			if err != nil {
+				return "", false
+			}
+			d = a
+			break
+		}
+	}
+	n, err := name.Query(d)
+	return n, err == nil
 }
 
 func firstWords(s string) string {

@@ -411,6 +411,43 @@ func TestInitUpgradesInPlace(t *testing.T) {
 	}
 }
 
+// Init rewrites what other tools write and the triggers leave alone: a
+// wildcard in a table that covers subdomains, and a Unicode name, into the
+// names queries ask for; a row already in that form wins over a rewritten
+// one. A literal "*" owner in domain_exact stays, and so does a name IDNA
+// refuses (the filter build reports it).
+func TestInitRewritesForeignNames(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "foreign.db")
+	db, _ := sql.Open("sqlite3", path)
+	defer db.Close()
+	testlist.Exec(t, db,
+		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+		`INSERT INTO domain VALUES ('*.Star.example.', NULL, NULL), ('*.*.twice.example', NULL, NULL), ('bücher.example', '10.0.0.1', NULL),
+			('star2.example', '10.0.0.2', NULL), ('*.star2.example', NULL, NULL), ('bad`+"\ufffd"+`.example', NULL, NULL)`,
+		`INSERT INTO domain_exact VALUES ('*.literal.example', NULL, NULL), ('münchen.example', NULL, NULL)`,
+	)
+	if err := store.Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	for table, want := range map[string]string{
+		"domain":       "bad\ufffd.example star.example star2.example=10.0.0.2 twice.example xn--bcher-kva.example=10.0.0.1",
+		"domain_exact": "*.literal.example xn--mnchen-3ya.example",
+	} {
+		var got string
+		db.QueryRow(`SELECT group_concat(Domain || coalesce('=' || IPv4, ''), ' ') FROM (SELECT * FROM ` + table + ` ORDER BY Domain)`).Scan(&got)
+		if got != want {
+			t.Errorf("%s after init: %q, want %q", table, got, want)
+		}
+	}
+	s := open(t, path, nil)
+	for _, n := range []string{"www.star.example", "xn--bcher-kva.example", "a.twice.example"} {
+		if v := resolve(t, s, n); v.Action != verdict.Block {
+			t.Errorf("%s: %+v", n, v)
+		}
+	}
+}
+
 func waitFor(t testing.TB, d time.Duration, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

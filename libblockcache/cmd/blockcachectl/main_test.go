@@ -266,7 +266,7 @@ func TestFilterReportsOddNames(t *testing.T) {
 		t.Fatalf("sqlite3: %v %s", err, out)
 	}
 	code, out, errs := ctl(t, "", "filter", "--db", db)
-	want := `holds 1 listed name that no query asks for: domain "*.star.example" (a wildcard: the table covers subdomains without one)`
+	want := `holds 1 listed name that no query asks for: domain "*.star.example" (a wildcard, where the table covers subdomains without one: ` + "`blockcachectl init`" + ` rewrites it)`
 	if code != 0 || !strings.Contains(out, "saved the filter") || !strings.Contains(errs, want) {
 		t.Errorf("filter: %d %q %q, want %q on stderr", code, out, errs, want)
 	}
