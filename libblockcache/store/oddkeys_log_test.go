@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -19,14 +18,8 @@ import (
 // sample of a list another tool made (no meta table, so no filter).
 func TestOddKeysAreLogged(t *testing.T) {
 	inited, _ := testlist.New(t, `INSERT INTO domain VALUES ('*.star.example', NULL, NULL), ('bücher.example', NULL, NULL), ('fine.example', NULL, NULL)`)
-	foreign := filepath.Join(t.TempDir(), "foreign.db")
-	db, err := sql.Open("sqlite3", foreign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testlist.Exec(t, db, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+	foreign, _ := legacyList(t, legacyDomain,
 		`INSERT INTO domain VALUES ('Upper.Example', NULL, NULL), ('trail.example.', NULL, NULL), ('fine.example', NULL, NULL)`)
-	db.Close()
 	for path, want := range map[string]string{
 		inited:  `holds 2 listed names that no query asks for, e.g. domain "*.star.example" (a wildcard, where the table covers subdomains without one: ` + "`blockcachectl init`" + ` rewrites it), domain "bücher.example" (Unicode, where clients ask for its xn-- form: ` + "`blockcachectl init`" + ` rewrites it)`,
 		foreign: `holds 2 listed names that no query asks for, e.g. domain "Upper.Example" (upper case or a trailing dot: ` + "`blockcachectl init`" + ` rewrites it), domain "trail.example." (upper case or a trailing dot`,

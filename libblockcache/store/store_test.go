@@ -156,12 +156,7 @@ func testPrecedence(t *testing.T, withFilter, saved bool) {
 // A database made by other tools: rowid tables, no meta table, only some
 // tables present. It must be read unchanged.
 func TestLegacyDatabase(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "legacy.db")
-	db := testlist.Open(t, path)
-	testlist.Exec(t, db,
-		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
-		`INSERT INTO domain VALUES ('legacy.example', '1.2.3.4', NULL)`,
-	)
+	path, db := legacyList(t, legacyDomain, `INSERT INTO domain VALUES ('legacy.example', '1.2.3.4', NULL)`)
 	s := open(t, path, nil)
 	if v := resolve(t, s, "www.legacy.example"); v.Action != verdict.Block || v.IPv4.String() != "1.2.3.4" {
 		t.Fatalf("legacy lookup = %+v", v)
@@ -198,7 +193,7 @@ func TestNoTables(t *testing.T) {
 	}
 	// One rule table is a list.
 	db, _ = sql.Open("sqlite3", unrelated)
-	testlist.Exec(t, db, `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`, `INSERT INTO domain VALUES ('listed.example', NULL, NULL)`)
+	testlist.Exec(t, db, legacyDomain, `INSERT INTO domain VALUES ('listed.example', NULL, NULL)`)
 	db.Close()
 	if v := resolve(t, open(t, unrelated, nil), "a.listed.example"); v.Action != verdict.Block {
 		t.Fatalf("%+v", v)
@@ -344,11 +339,7 @@ func TestConcurrentWriter(t *testing.T) {
 }
 
 func TestInitUpgradesInPlace(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "old.db")
-	db, _ := sql.Open("sqlite3", path)
-	defer db.Close()
-	testlist.Exec(t, db,
-		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+	path, db := legacyList(t, legacyDomain,
 		`INSERT INTO domain VALUES ('Upper.Example.', NULL, NULL), ('keep.example', '1.1.1.1', NULL)`,
 		`CREATE TABLE domain_regex (Pattern TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain_regex VALUES ('^x\.', NULL, NULL)`,
@@ -417,11 +408,7 @@ func TestInitUpgradesInPlace(t *testing.T) {
 // one. A literal "*" owner in domain_exact stays, and so does a name IDNA
 // refuses (the filter build reports it).
 func TestInitRewritesForeignNames(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "foreign.db")
-	db, _ := sql.Open("sqlite3", path)
-	defer db.Close()
-	testlist.Exec(t, db,
-		`CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
+	path, db := legacyList(t, legacyDomain,
 		`CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('*.Star.example.', NULL, NULL), ('*.*.twice.example', NULL, NULL), ('bücher.example', '10.0.0.1', NULL),
 			('star2.example', '10.0.0.2', NULL), ('*.star2.example', NULL, NULL), ('bad`+"\ufffd"+`.example', NULL, NULL)`,

@@ -5,9 +5,11 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -16,6 +18,19 @@ func writeFile(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// legacyDomain is the domain table as other tools make it: a rowid table.
+const legacyDomain = `CREATE TABLE domain (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`
+
+// legacyList makes a list as another tool would, from stmts alone (no
+// meta table, no triggers), open until the test ends.
+func legacyList(t testing.TB, stmts ...string) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "legacy.db")
+	db := testlist.Open(t, path)
+	testlist.Exec(t, db, stmts...)
+	return path, db
 }
 
 // column returns the first column of query's rows, as text.
