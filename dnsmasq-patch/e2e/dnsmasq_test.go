@@ -783,23 +783,26 @@ func TestConfigErrors(t *testing.T) {
 	}
 	// Each message says what the option wants, in --help's words.
 	for bad, want := range map[string]string{
-		"--valkey-port=0":             "bad value for valkey-port: want an integer from 1 to 65535",
-		"--db-block-ipv4=::1":         "bad value for db-block-ipv4: want <ipaddr>|none",
-		"--db-block-ipv6=1.2.3.4":     "bad value for db-block-ipv6: want <ipaddr>|none",
-		"--valkey-cluster=nohostport": "bad value for valkey-cluster: want <host>:<port>[,..]",
-		"--blockcache-metrics=:9153":  "bad value for blockcache-metrics: want <addr>:<port>",
-		"--valkey-tls=maybe":          "bad value for valkey-tls: want on|off|insecure",
-		"--db-lru-size=-1":            "bad value for db-lru-size: want an integer from 0 to 1073741824",
-		"--db-block-ttl=x":            "bad value for db-block-ttl: want an integer from 0 to 86400",
-		"--db-yield-ms=10":            "bad value for db-yield-ms: want an integer from 0 to 9",
-		"--valkey-host=":              "bad value for valkey-host: want <host>",
+		"--valkey-port=0":               "bad value for valkey-port: want an integer from 1 to 65535",
+		"--db-block-ipv4=::1":           "bad value for db-block-ipv4: want <ipaddr>|none",
+		"--db-block-ipv6=1.2.3.4":       "bad value for db-block-ipv6: want <ipaddr>|none",
+		"--valkey-cluster=nohostport":   "bad value for valkey-cluster: want <host>:<port>[,..]",
+		"--blockcache-metrics=:9153":    "bad value for blockcache-metrics: want <addr>:<port>",
+		"--valkey-tls=maybe":            "bad value for valkey-tls: want on|off|insecure",
+		"--db-lru-size=-1":              "bad value for db-lru-size: want an integer from 0 to 1073741824",
+		"--db-block-ttl=x":              "bad value for db-block-ttl: want an integer from 0 to 86400",
+		"--db-yield-ms=10":              "bad value for db-yield-ms: want an integer from 0 to 9",
+		"--valkey-host=":                "bad value for valkey-host: want <host>",
+		"--blockcache-metrics=::1:9153": "bad value for blockcache-metrics: want <addr>:<port>", // [::1]:9153
+		"--valkey-cluster=a:7000,b:7x":  "bad value for valkey-cluster: want <host>:<port>[,..]",
+		"--valkey-cluster=a:70000":      "bad value for valkey-cluster: want <host>:<port>[,..]",
 	} {
 		out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", bad).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), want) {
 			t.Errorf("%s: %v %q, want %q", bad, err, out, want)
 		}
 	}
-	os.WriteFile(conf, []byte("db-file=/x.db\ndb-block-ipv4=10.0.0.1\nvalkey-cluster=127.0.0.1:7000,127.0.0.1:7001\n"), 0o644)
+	os.WriteFile(conf, []byte("db-file=/x.db\ndb-block-ipv4=10.0.0.1\nvalkey-cluster=127.0.0.1:7000,[::1]:7001,v.example:7002\nblockcache-metrics=[::1]:0\n"), 0o644)
 	if out, err := exec.Command(filepath.Join(b, "dnsmasq"), "--test", "-C", conf).CombinedOutput(); err != nil {
 		t.Errorf("good conf rejected: %v %q", err, out)
 	}
