@@ -19,6 +19,7 @@ type Stats struct {
 	ValkeyEnabled, ValkeyCircuitOpen             bool
 	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
 	ValkeyTimeouts, ValkeyDropped, ValkeyCorrupt uint64
+	ValkeyWriteErrors                            uint64 // writes Valkey refused or that failed on the way
 	ValkeyRevalidated                            uint64 // values of an older list version a change did not touch, used
 	Store                                        store.Stats
 	Answered                                     [verdict.Forward + 1][verdict.TierSQLite + 1]uint64 // by action, tier
@@ -41,6 +42,7 @@ func (c *Cache) Stats() Stats {
 		s.ValkeyEnabled, s.ValkeyCircuitOpen = true, c.Valkey.CircuitOpen()
 		s.ValkeyHits, s.ValkeyMisses, s.ValkeyErrors = ts.Hits, ts.Misses, ts.Errors
 		s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt = ts.Extra["timeouts"], ts.Extra["dropped_writes"], ts.Extra["corrupt"]
+		s.ValkeyWriteErrors = ts.Extra["write_errors"]
 		s.ValkeyRevalidated = ts.Extra["revalidated"]
 	}
 	return s
@@ -57,8 +59,8 @@ func (s Stats) String() string {
 		if s.ValkeyCircuitOpen {
 			state = "open"
 		}
-		line += fmt.Sprintf("; valkey hits %d (revalidated %d) misses %d errors %d timeouts %d dropped %d corrupt %d circuit %s",
-			s.ValkeyHits, s.ValkeyRevalidated, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyCorrupt, state)
+		line += fmt.Sprintf("; valkey hits %d (revalidated %d) misses %d errors %d timeouts %d dropped %d write errors %d corrupt %d circuit %s",
+			s.ValkeyHits, s.ValkeyRevalidated, s.ValkeyMisses, s.ValkeyErrors, s.ValkeyTimeouts, s.ValkeyDropped, s.ValkeyWriteErrors, s.ValkeyCorrupt, state)
 	}
 	if s.Build.Revision != "" {
 		line += "; " + s.Build.String()
@@ -75,7 +77,8 @@ func (c *Cache) metricsSample() metrics.Sample {
 		TierMisses:    map[verdict.Tier]uint64{verdict.TierLRU: s.LRUMisses},
 		ValkeyEnabled: s.ValkeyEnabled, ValkeyErrors: s.ValkeyErrors, ValkeyTimeouts: s.ValkeyTimeouts,
 		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
-		LRUEntries: s.LRUEntries, LRUEvictions: s.LRUEvictions,
+		ValkeyWriteErrors: s.ValkeyWriteErrors,
+		LRUEntries:        s.LRUEntries, LRUEvictions: s.LRUEvictions,
 		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
 		ListDeltas: s.Store.Deltas, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: s.LRURevalidated},
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,

@@ -19,33 +19,34 @@ import (
 
 // Sample is what a scrape reports; the caller fills it from its counters.
 type Sample struct {
-	Answered        [verdict.Forward + 1][verdict.TierSQLite + 1]uint64
-	Invalid, Errors uint64
-	TierHits        map[verdict.Tier]uint64
-	TierMisses      map[verdict.Tier]uint64
-	ValkeyEnabled   bool
-	ValkeyErrors    uint64
-	ValkeyTimeouts  uint64
-	ValkeyDropped   uint64
-	ValkeyCorrupt   uint64
-	ValkeyCircuit   bool
-	LRUEntries      uint64
-	LRUEvictions    uint64
-	ListVersion     uint64
-	ListLoaded      time.Time
-	ListReloads     uint64
-	ListReopens     uint64
-	ListDeltas      uint64
-	Revalidated     map[verdict.Tier]uint64
-	CNAMEBlocks     uint64
-	FilterSkips     uint64
-	FilterBytes     int64
-	FilterBuilds    uint64 // put in use, from the rows or loaded as saved
-	FilterLoads     uint64 // of those, loaded as saved
-	RegexPatterns   int
-	RegexSkipped    int
-	Revision        string // of the library's source, for blockcache_build_info
-	GoVersion       string
+	Answered          [verdict.Forward + 1][verdict.TierSQLite + 1]uint64
+	Invalid, Errors   uint64
+	TierHits          map[verdict.Tier]uint64
+	TierMisses        map[verdict.Tier]uint64
+	ValkeyEnabled     bool
+	ValkeyErrors      uint64
+	ValkeyTimeouts    uint64
+	ValkeyDropped     uint64
+	ValkeyWriteErrors uint64
+	ValkeyCorrupt     uint64
+	ValkeyCircuit     bool
+	LRUEntries        uint64
+	LRUEvictions      uint64
+	ListVersion       uint64
+	ListLoaded        time.Time
+	ListReloads       uint64
+	ListReopens       uint64
+	ListDeltas        uint64
+	Revalidated       map[verdict.Tier]uint64
+	CNAMEBlocks       uint64
+	FilterSkips       uint64
+	FilterBytes       int64
+	FilterBuilds      uint64 // put in use, from the rows or loaded as saved
+	FilterLoads       uint64 // of those, loaded as saved
+	RegexPatterns     int
+	RegexSkipped      int
+	Revision          string // of the library's source, for blockcache_build_info
+	GoVersion         string
 }
 
 // Server is a running endpoint.
@@ -114,6 +115,7 @@ var (
 	descVErrors  = prometheus.NewDesc("blockcache_valkey_errors_total", "Valkey read errors other than timeouts.", nil, nil)
 	descVTimeout = prometheus.NewDesc("blockcache_valkey_timeouts_total", "Valkey reads that hit valkey-timeout-ms.", nil, nil)
 	descVDropped = prometheus.NewDesc("blockcache_valkey_dropped_writes_total", "Valkey writes dropped (queue full or circuit open).", nil, nil)
+	descVWErrors = prometheus.NewDesc("blockcache_valkey_write_errors_total", "Valkey writes refused (a full Valkey under noeviction, a read-only replica) or failed on the way.", nil, nil)
 	descVCorrupt = prometheus.NewDesc("blockcache_valkey_corrupt_values_total", "Valkey values that did not decode (treated as misses).", nil, nil)
 	descVCircuit = prometheus.NewDesc("blockcache_valkey_circuit_open", "1 while Valkey is skipped after consecutive failures.", nil, nil)
 	descLRU      = prometheus.NewDesc("blockcache_lru_entries", "Verdicts in the in-process cache.", nil, nil)
@@ -135,7 +137,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descBuild} {
+		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descBuild} {
 		ch <- d
 	}
 }
@@ -166,6 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descVErrors, s.ValkeyErrors)
 		counter(descVTimeout, s.ValkeyTimeouts)
 		counter(descVDropped, s.ValkeyDropped)
+		counter(descVWErrors, s.ValkeyWriteErrors)
 		counter(descVCorrupt, s.ValkeyCorrupt)
 		open := 0.0
 		if s.ValkeyCircuit {

@@ -320,10 +320,19 @@ func (t *Tier) flush(batch []write) {
 		}
 		t.written.Add(1)
 	}
-	if firstErr != nil {
-		t.failed(firstErr)
-		t.logf("blockcache: valkey write failed: %v", firstErr)
+	if firstErr == nil {
+		return
 	}
+	// An error reply (OOM from a full Valkey under noeviction, READONLY
+	// from a replica) refuses writes while reads go on working: only a
+	// failure to reach Valkey counts toward the circuit, which stops reads
+	// too.
+	if _, refused := valkey.IsValkeyErr(firstErr); refused {
+		t.logf("blockcache: valkey refused a write: %v (verdicts are not shared until it accepts writes; reads go on)", firstErr)
+		return
+	}
+	t.failed(firstErr)
+	t.logf("blockcache: valkey write failed: %v", firstErr)
 }
 
 // Drain waits until every queued write has been sent or dropped (used by

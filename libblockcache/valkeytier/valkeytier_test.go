@@ -2,8 +2,10 @@ package valkeytier_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,4 +354,38 @@ func TestReadModes(t *testing.T) {
 		t.Fatalf("auto mode without measurements: %v", a.Tier)
 	}
 	// The choice itself is tested in auto_test.go with fixed measurements.
+}
+
+// A Valkey that refuses writes but answers reads (full with the noeviction
+// policy, or a read-only replica) is still read: its refusals are counted
+// and logged, but do not open the circuit that stops reads, which would
+// flap with every probe.
+func TestRefusedWritesKeepReads(t *testing.T) {
+	srv := valkeytest.Start(t, "--maxmemory-policy", "noeviction")
+	db, _ := testlist.New(t, testlist.Fixture...)
+	c := open(t, db, withServer(srv)...)
+	lookup(t, c, "x.tracker.net")
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(c) == 1 })
+	srv.Do("CONFIG", "SET", "maxmemory", "1") // every write is now refused with OOM
+	// Writes alone, as from blockcachectl warm or a node with
+	// valkey-read=never: no read in between resets the failure count.
+	ns := c.Store.Namespace()
+	for i := 0; i < 5; i++ { // a batch each, more than the circuit's 3 failures
+		c.Valkey.Put(engine.Key{NS: ns, Name: fmt.Sprintf("u%d.unlisted.example", i)}, verdict.Verdict{Action: verdict.Pass})
+		if err := c.Valkey.Drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.Valkey.Stats().Extra["write_errors"]; got != 5 {
+		t.Fatalf("%d write errors counted, want 5", got)
+	}
+	if line := c.Stats().String(); !strings.Contains(line, " write errors 5 ") {
+		t.Errorf("the SIGUSR1 line lacks the write errors: %s", line)
+	}
+	if c.Valkey.CircuitOpen() {
+		t.Fatal("refused writes opened the circuit")
+	}
+	if a := lookup(t, c, "x.tracker.net"); a.Tier != verdict.TierValkey {
+		t.Fatalf("x.tracker.net answered by %v, want valkey: reads must go on", a.Tier)
+	}
 }
