@@ -906,6 +906,43 @@ func TestValkeyTierThroughDnsmasq(t *testing.T) {
 	a.waitLog(t, 3*time.Second, "valkey circuit open")
 }
 
+// Valkey over TLS with a private CA, through dnsmasq's options: a verdict
+// one dnsmasq wrote is read by the other, and a dnsmasq without
+// valkey-tls-ca does not trust the server.
+func TestValkeyOverTLSThroughDnsmasq(t *testing.T) {
+	dir := t.TempDir()
+	valkeytest.PKI(t, dir)
+	srv := valkeytest.StartTLS(t, dir, "optional")
+	up := startUpstream(t, "192.0.2.1")
+	db, _ := list(t, startUpstream(t, "198.51.100.7"))
+	vk := []string{"--valkey-host=127.0.0.1", "--valkey-port=" + strconv.Itoa(srv.Port), "--valkey-timeout-ms=50", "--valkey-tls=on"}
+	withCA := append(vk, "--valkey-tls-ca="+filepath.Join(dir, "ca.pem"))
+	a := startDnsmasq(t, opts{db: db, upstream: up, extra: withCA})
+	b := startDnsmasq(t, opts{db: db, upstream: up, extra: withCA})
+	untrusting := startDnsmasq(t, opts{db: db, upstream: up, extra: vk})
+	untrusting.waitLog(t, 2*time.Second, "unreachable at start", "certificate signed by unknown authority")
+	a.mustQuery(t, "udp", "tls.tracker.net", dns.TypeA)
+	syscall.Kill(a.pid, syscall.SIGUSR1)
+	a.waitLog(t, 2*time.Second, "blockcache: list", "circuit closed")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if got := summary(b.mustQuery(t, "udp", "tls.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+			t.Fatalf("node b: %s", got)
+		}
+		syscall.Kill(b.pid, syscall.SIGUSR1)
+		line := b.waitLog(t, 2*time.Second, "blockcache: list", "valkey hits")
+		var hits int
+		fmt.Sscanf(line[strings.Index(line, "valkey hits"):], "valkey hits %d", &hits)
+		if hits >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node b never read a's verdict over TLS: %s", line)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func scrape(t *testing.T, port int) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))

@@ -39,10 +39,14 @@ type Valkey struct {
 	DB          int
 	TLS         bool
 	TLSInsecure bool
-	Timeout     time.Duration // per read
-	Prefix      string
-	Read        ReadMode
-	QueueSize   int
+	// TLSCA, TLSCert and TLSKey are PEM files: the CAs Valkey's
+	// certificate must chain to (else the system's), and this client's
+	// certificate and key for a Valkey that checks clients.
+	TLSCA, TLSCert, TLSKey string
+	Timeout                time.Duration // per read
+	Prefix                 string
+	Read                   ReadMode
+	QueueSize              int
 	// CircuitFailures consecutive failures open the circuit for CircuitOpen.
 	CircuitFailures int
 	CircuitOpen     time.Duration
@@ -218,6 +222,15 @@ var options = map[string]option{
 		}
 		return nil
 	}},
+	"valkey-tls-ca": {"PEM file of the CAs Valkey's TLS certificate must chain to (default: the system's)", func(c *Config, v string) error {
+		return path(v, &c.Valkey.TLSCA)
+	}},
+	"valkey-tls-cert": {"PEM certificate this client presents to a Valkey that checks clients (with valkey-tls-key)", func(c *Config, v string) error {
+		return path(v, &c.Valkey.TLSCert)
+	}},
+	"valkey-tls-key": {"PEM private key of valkey-tls-cert; dnsmasq's user= must be able to read it", func(c *Config, v string) error {
+		return path(v, &c.Valkey.TLSKey)
+	}},
 	"valkey-timeout-ms": {"bound on one Valkey read, in milliseconds (5)", func(c *Config, v string) error {
 		return durationMS(v, 1, 10000, &c.Valkey.Timeout)
 	}},
@@ -263,6 +276,13 @@ func (c *Config) Validate() error {
 	if c.DBFile == "" {
 		return errors.New("db-file is not set")
 	}
+	v := c.Valkey
+	if (v.TLSCA != "" || v.TLSCert != "" || v.TLSKey != "") && !v.TLS {
+		return errors.New("valkey-tls-ca, valkey-tls-cert and valkey-tls-key need valkey-tls=on")
+	}
+	if (v.TLSCert == "") != (v.TLSKey == "") {
+		return errors.New("valkey-tls-cert and valkey-tls-key go together")
+	}
 	return nil
 }
 
@@ -274,6 +294,14 @@ func Keys() [][2]string {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
 	return out
+}
+
+func path(v string, dst *string) error {
+	if v == "" {
+		return errors.New("empty path")
+	}
+	*dst = v
+	return nil
 }
 
 func intRange(v string, lo, hi int, dst *int) error {

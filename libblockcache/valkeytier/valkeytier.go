@@ -8,12 +8,14 @@ package valkeytier
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +38,7 @@ const (
 type Tier struct {
 	cfg  config.Valkey
 	logf func(string, ...any)
+	tls  *tls.Config // nil without valkey-tls
 
 	// Reads and writes use separate clients: valkey-go serves a client used
 	// by one goroutine at a time on the caller's goroutine, but once a second
@@ -89,6 +92,12 @@ func New(cfg config.Valkey, logf func(string, ...any)) (*Tier, error) {
 		return nil, errors.New("no valkey-host or valkey-cluster configured")
 	}
 	t := &Tier{cfg: cfg, logf: logf, queue: make(chan write, cfg.QueueSize), stop: make(chan struct{})}
+	if cfg.TLS {
+		var err error
+		if t.tls, err = tlsConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
 	t.circuit.Store(Open)
 	if err := t.connect(); err != nil {
 		t.logf("blockcache: valkey %v unreachable at start (%v); lookups go to SQLite until it answers", cfg.Addrs(), err)
@@ -114,13 +123,38 @@ func (t *Tier) options() valkey.ClientOption {
 		ConnWriteTimeout:  2 * time.Second,
 		ClientName:        "libblockcache",
 	}
-	if t.cfg.TLS {
-		o.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.cfg.TLSInsecure}
-		if len(t.cfg.Cluster) == 0 {
-			o.TLSConfig.ServerName = t.cfg.Host
-		}
+	if t.tls != nil {
+		o.TLSConfig = t.tls.Clone()
 	}
 	return o
+}
+
+// tlsConfig reads the TLS files once, at start, so that a missing or
+// unreadable file stops dnsmasq with the reason rather than leaving the
+// tier unreachable for ever.
+func tlsConfig(cfg config.Valkey) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.TLSInsecure}
+	if len(cfg.Cluster) == 0 {
+		c.ServerName = cfg.Host
+	}
+	if cfg.TLSCA != "" {
+		pem, err := os.ReadFile(cfg.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("valkey-tls-ca: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("valkey-tls-ca: no PEM certificate in %s", cfg.TLSCA)
+		}
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("valkey-tls-cert and valkey-tls-key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
 }
 
 // connect creates the client (valkey-go dials and authenticates here, so a
