@@ -889,11 +889,7 @@ func TestValkeyTierThroughDnsmasq(t *testing.T) {
 	if got := summary(b.mustQuery(t, "tcp", "shared.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
 		t.Fatalf("node b: %s", got)
 	}
-	syscall.Kill(b.pid, syscall.SIGUSR1)
-	line := b.waitLog(t, 2*time.Second, "blockcache: list", "valkey hits")
-	var hits int
-	fmt.Sscanf(line[strings.Index(line, "valkey hits"):], "valkey hits %d", &hits)
-	if hits < 1 {
+	if hits, line := b.valkeyHits(t, 1); hits < 1 {
 		t.Fatalf("node b served nothing from valkey: %s", line)
 	}
 	// Valkey dies: dnsmasq keeps answering from SQLite.
@@ -925,14 +921,11 @@ func TestValkeyOverTLSThroughDnsmasq(t *testing.T) {
 	syscall.Kill(a.pid, syscall.SIGUSR1)
 	a.waitLog(t, 2*time.Second, "blockcache: list", "circuit closed")
 	deadline := time.Now().Add(3 * time.Second)
-	for {
+	for n := 1; ; n++ {
 		if got := summary(b.mustQuery(t, "udp", "tls.tracker.net", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
 			t.Fatalf("node b: %s", got)
 		}
-		syscall.Kill(b.pid, syscall.SIGUSR1)
-		line := b.waitLog(t, 2*time.Second, "blockcache: list", "valkey hits")
-		var hits int
-		fmt.Sscanf(line[strings.Index(line, "valkey hits"):], "valkey hits %d", &hits)
+		hits, line := b.valkeyHits(t, n)
 		if hits >= 1 {
 			break
 		}
@@ -941,6 +934,17 @@ func TestValkeyOverTLSThroughDnsmasq(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// valkeyHits asks d for its statistics line, the n-th it logs, and returns
+// the Valkey hits in it.
+func (d *daemon) valkeyHits(t *testing.T, n int) (int, string) {
+	t.Helper()
+	syscall.Kill(d.pid, syscall.SIGUSR1)
+	line := d.waitLogN(t, 2*time.Second, n, "blockcache: list", "valkey hits")
+	var hits int
+	fmt.Sscanf(line[strings.Index(line, "valkey hits"):], "valkey hits %d", &hits)
+	return hits, line
 }
 
 func scrape(t *testing.T, port int) map[string]float64 {
