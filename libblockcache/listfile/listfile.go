@@ -14,8 +14,6 @@ import (
 	"regexp"
 	"strings"
 
-	"golang.org/x/net/idna"
-
 	"github.com/libblockcache/libblockcache/libblockcache/name"
 )
 
@@ -200,19 +198,9 @@ func (r *Reader) domain(d, line string) {
 // Normalize turns one user-typed name (any case, trailing dot, Unicode)
 // into the stored form, or explains why it cannot be a name.
 func Normalize(d string) (string, error) {
-	ascii := true
-	for i := 0; i < len(d); i++ {
-		if d[i] >= 0x80 {
-			ascii = false
-			break
-		}
-	}
-	if !ascii {
-		p, err := idna.Lookup.ToASCII(strings.TrimSuffix(d, "."))
-		if err != nil {
-			return "", fmt.Errorf("%w: %v", ErrName, err)
-		}
-		d = p
+	d, err := name.ASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrName, err)
 	}
 	n, err := name.Normalize(d)
 	if err != nil {

@@ -14,6 +14,9 @@ package name
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
 )
 
 // MaxLen is the longest name DNS can carry, in octets (RFC 1035: 255 on
@@ -139,6 +142,19 @@ func Normalize(s string) (string, error) {
 func validByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '-' || c == '_' || c == '*'
+}
+
+// ASCII returns s with its internationalized labels in the ASCII (xn--)
+// form clients ask for ("Bücher.example." gives "xn--bcher-kva.example",
+// lower case and without the trailing dot). A name of ASCII octets only
+// is returned as it is, for Query or Normalize to judge.
+func ASCII(s string) (string, error) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return idna.Lookup.ToASCII(strings.TrimSuffix(s, "."))
+		}
+	}
+	return s, nil
 }
 
 // Suffixes returns the name and each parent domain, longest first:

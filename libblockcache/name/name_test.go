@@ -187,3 +187,20 @@ func BenchmarkNormalize(b *testing.B) {
 		}
 	}
 }
+
+func TestASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bücher.Example.":  "xn--bcher-kva.example",
+		"www.münchen.de":   "www.xn--mnchen-3ya.de",
+		"Ads.Example.":     "Ads.Example.", // ASCII: left for Query or Normalize
+		"we!rd\\032.a.b":   "we!rd\\032.a.b",
+		"xn--bcher-kva.de": "xn--bcher-kva.de",
+	} {
+		if got, err := ASCII(in); err != nil || got != want {
+			t.Errorf("ASCII(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if got, err := ASCII("bad\ufffd.example"); err == nil {
+		t.Errorf("ASCII of a name IDNA refuses = %q, no error", got)
+	}
+}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/net/idna"
-
 	"github.com/libblockcache/libblockcache/libblockcache/name"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
@@ -275,15 +273,9 @@ func asAsked(t verdict.Table, d string) (string, bool) {
 			d = d[2:]
 		}
 	}
-	for i := 0; i < len(d); i++ {
-		if d[i] >= 0x80 {
-			a, err := idna.Lookup.ToASCII(d)
-			if err != nil {
-				return "", false
-			}
-			d = a
-			break
-		}
+	d, err := name.ASCII(d)
+	if err != nil {
+		return "", false
 	}
 	n, err := name.Query(d)
 	return n, err == nil
