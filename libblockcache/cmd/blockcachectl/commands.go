@@ -16,6 +16,7 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
 	"github.com/libblockcache/libblockcache/libblockcache/listfile"
+	"github.com/libblockcache/libblockcache/libblockcache/name"
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
@@ -472,13 +473,8 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 // import store it, so explaining "bücher.de" means explaining
 // "xn--bcher-kva.de". Any other name is explained as typed.
 func wireName(n string) string {
-	for i := 0; i < len(n); i++ {
-		if n[i] >= 0x80 {
-			if a, err := listfile.Normalize(n); err == nil {
-				return a
-			}
-			break
-		}
+	if a, err := name.ASCII(n); err == nil {
+		return a
 	}
 	return n
 }
