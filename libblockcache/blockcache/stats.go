@@ -84,6 +84,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		FilterBuilds: s.Store.FilterBuilds, FilterLoads: s.Store.FilterLoads,
 		RegexPatterns: s.Store.RegexPatterns, RegexSkipped: s.Store.RegexSkipped,
+		OddNames: s.Store.OddNames,
 		Revision: s.Build.Revision, GoVersion: s.Build.GoVersion,
 	}
 	if s.ValkeyEnabled {

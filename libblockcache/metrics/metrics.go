@@ -45,6 +45,7 @@ type Sample struct {
 	FilterLoads       uint64 // of those, loaded as saved
 	RegexPatterns     int
 	RegexSkipped      int
+	OddNames          int64  // listed names no query can match
 	Revision          string // of the library's source, for blockcache_build_info
 	GoVersion         string
 }
@@ -130,6 +131,7 @@ var (
 	descFilter   = prometheus.NewDesc("blockcache_filter_bytes", "Memory of the membership filter (0 while it is being built).", nil, nil)
 	descFReady   = prometheus.NewDesc("blockcache_filters_total", "Membership filters put in use, by source: read from every row (slow on large lists: lookups use SQL meanwhile) or loaded as saved by blockcachectl filter.", []string{"source"}, nil)
 	descRegex    = prometheus.NewDesc("blockcache_regex_patterns", "Regex patterns in use, and skipped because they do not compile.", []string{"state"}, nil)
+	descOdd      = prometheus.NewDesc("blockcache_list_unmatchable_names", "Listed names no query can match (upper case, a trailing dot, a wildcard, Unicode), as the last read of every name found; 0 when a saved filter was loaded instead. blockcachectl init rewrites them.", nil, nil)
 	descBuild    = prometheus.NewDesc("blockcache_build_info", "Always 1; its labels name the library's build, to tell which one each node of a fleet runs.", []string{"revision", "goversion"}, nil)
 )
 
@@ -137,7 +139,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descBuild} {
+		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descOdd, descBuild} {
 		ch <- d
 	}
 }
@@ -156,6 +158,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	gauge(descBuild, 1, s.Revision, s.GoVersion)
+	gauge(descOdd, float64(s.OddNames))
 	counter(descInvalid, s.Invalid)
 	counter(descErrors, s.Errors)
 	for t, v := range s.TierHits {

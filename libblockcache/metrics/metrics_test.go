@@ -35,7 +35,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		TierHits: map[verdict.Tier]uint64{verdict.TierLRU: 11}, LRUEntries: 9,
 		ListVersion: 42, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
 		ListDeltas: 12, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: 13, verdict.TierValkey: 14},
-		FilterBuilds: 5, FilterLoads: 3,
+		FilterBuilds: 5, FilterLoads: 3, OddNames: 8, ValkeyWriteErrors: 15, Revision: "abc123", GoVersion: "go1.99",
 	}
 	sample.Answered[verdict.Block][verdict.TierLRU] = 7
 	s, err := Start("127.0.0.1:0", func() Sample {
@@ -69,6 +69,9 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		`blockcache_filters_total{source="saved"} 3`,
 		`blockcache_list_loaded_timestamp_seconds 1.7e+09`,
 		`blockcache_regex_patterns{state="skipped"} 2`,
+		`blockcache_list_unmatchable_names 8`,
+		`blockcache_valkey_write_errors_total 15`,
+		`blockcache_build_info{goversion="go1.99",revision="abc123"} 1`,
 		`blockcache_lookup_duration_seconds_bucket{tier="sqlite",le="5e-06"} 1`,
 		`blockcache_lookup_duration_seconds_bucket{tier="sqlite",le="2e-06"} 0`,
 	} {

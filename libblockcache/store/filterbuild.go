@@ -204,8 +204,8 @@ func (s *Store) buildFilter(snap *snapshot) {
 			if f, err = readFilter(ctx, tx, tables, &odd, current); f == nil || err != nil {
 				return err // nil, nil: overtaken
 			}
-			if o := odd.String(); o != "" && s.oddSaid.Swap(odd.n) != odd.n {
-				s.opts.Logf("blockcache: %s holds %s", s.opts.Path, o)
+			if prev := s.oddSaid.Swap(odd.n); odd.n > 0 && prev != odd.n {
+				s.opts.Logf("blockcache: %s holds %s", s.opts.Path, odd.String())
 			}
 			if d := time.Since(start); d > 10*time.Second {
 				s.opts.Logf("blockcache: the filter of %d listed names took %v to build from every row; `blockcachectl filter` saves it in the list, so that the next start loads it", f.capacity, d.Round(time.Second))

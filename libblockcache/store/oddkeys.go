@@ -133,6 +133,7 @@ func (s *Store) sampleOdd(ctx context.Context, db querier, tables [verdict.Table
 		}
 		rows.Close()
 	}
+	s.oddSaid.Store(odd.n)
 	if o := odd.String(); o != "" {
 		s.opts.Logf("blockcache: %s holds %s (among the first %d names of each table)", s.opts.Path, o, oddSample)
 	}

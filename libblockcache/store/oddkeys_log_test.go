@@ -39,9 +39,13 @@ func TestOddKeysAreLogged(t *testing.T) {
 			mu.Unlock()
 			time.Sleep(10 * time.Millisecond)
 		}
+		odd := s.Stats().OddNames
 		s.Close()
 		if !found {
 			t.Errorf("%s: log lacks %q:\n%s", filepath.Base(path), want, strings.Join(logged, "\n"))
+		}
+		if odd != 2 {
+			t.Errorf("%s: Stats().OddNames = %d, want 2", filepath.Base(path), odd)
 		}
 	}
 }

@@ -62,6 +62,10 @@ type Stats struct {
 	// Deltas counts version changes read from the change log: the filter
 	// grew by their names, and cached verdicts they did not touch stay.
 	Deltas uint64
+	// OddNames is how many listed names no query can match, as the last
+	// read of every name (or, without the meta table, of the first names)
+	// found; 0 when a saved filter was loaded instead.
+	OddNames int64
 }
 
 // Store reads the blocklist. All methods are safe for concurrent use.
@@ -85,7 +89,7 @@ type Store struct {
 
 	lookups, errs, reloads, retries, reopens       atomic.Uint64
 	filterSkips, filterBuilds, filterLoads, deltas atomic.Uint64
-	oddSaid                                        atomic.Int64  // how many odd keys the last build logged
+	oddSaid                                        atomic.Int64  // odd keys the last full read (or sample) found
 	savedWarned                                    atomic.Uint64 // 1 + the saved filter's version last reported unusable
 
 	stop   chan struct{}
@@ -566,7 +570,7 @@ func (s *Store) Stats() Stats {
 		Namespace: snap.ns, HasMeta: snap.hasMeta, LoadedAt: snap.loadedAt,
 		VersionRetries: s.retries.Load(), FilterSkips: s.filterSkips.Load(), FilterBuilds: s.filterBuilds.Load(),
 		FilterLoads: s.filterLoads.Load(),
-		Reopens:     s.reopens.Load(), Deltas: s.deltas.Load(),
+		Reopens:     s.reopens.Load(), Deltas: s.deltas.Load(), OddNames: s.oddSaid.Load(),
 	}
 	if f := snap.filter.Load(); f != nil {
 		st.FilterBytes = f.bytes()
