@@ -29,11 +29,11 @@ var revision string
 // information of the running binary.
 func ReadBuild() Build {
 	b := Build{Revision: "unknown", GoVersion: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
 	if revision != "" {
 		b.Revision = revision
-		ok = false
+		return b
 	}
+	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
 	}
