@@ -51,6 +51,7 @@ var (
 	ErrAdblockRule   = errors.New("AdBlock rule is not a plain domain rule")
 	ErrPattern       = errors.New("pattern does not compile")
 	ErrWildcard      = errors.New("a wildcard does not fit an exact-name table")
+	ErrLineTooLong   = errors.New("line too long for a list entry")
 )
 
 // boilerplate names of hosts files that must never be blocked.
@@ -60,25 +61,40 @@ var boilerplate = map[string]bool{
 	"ip6-allnodes": true, "ip6-allrouters": true, "ip6-allhosts": true, "0.0.0.0": true,
 }
 
+// MaxLine is the longest line a list may have. A longer one is no list
+// entry (a minified page, a binary file): it is rejected like any other bad
+// line, and reading goes on after it.
+const MaxLine = 1 << 20
+
 // Reader parses one list.
 type Reader struct {
 	Kind  Kind
 	Exact bool // target is domain_exact: "*.x" makes no sense there
 	File  string
 
-	sc       *bufio.Scanner
+	in       *bufio.Reader
+	long     []byte // a line longer than the reader's buffer, being put together
 	line     int
 	pending  []string
-	Problems []Problem
+	problems []Problem
+	Entries  int // entries returned so far
+	Rejected int // lines rejected so far; TakeProblems has their reasons
 	Skipped  int // boilerplate and comments
 	Bytes    int64
 }
 
 // NewReader reads r, which is named file in problem reports.
 func NewReader(r io.Reader, file string, kind Kind) *Reader {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	return &Reader{Kind: kind, File: file, sc: sc}
+	return &Reader{Kind: kind, File: file, in: bufio.NewReaderSize(r, 64*1024)}
+}
+
+// TakeProblems returns the lines rejected since it was last called. A
+// caller reading a file of a billion bad lines takes them as it goes, so
+// they are not all held at once.
+func (r *Reader) TakeProblems() []Problem {
+	p := r.problems
+	r.problems = nil
+	return p
 }
 
 // Next returns the next normalized entry, or io.EOF.
@@ -87,26 +103,64 @@ func (r *Reader) Next() (string, error) {
 		if len(r.pending) > 0 {
 			e := r.pending[0]
 			r.pending = r.pending[1:]
+			r.Entries++
 			return e, nil
 		}
-		if !r.sc.Scan() {
-			if err := r.sc.Err(); err != nil {
-				return "", fmt.Errorf("%s:%d: %w", r.File, r.line+1, err)
-			}
+		raw, err := r.readLine()
+		if err == io.EOF {
 			return "", io.EOF
 		}
+		if err != nil {
+			return "", fmt.Errorf("%s:%d: %w", r.File, r.line+1, err)
+		}
 		r.line++
-		raw := r.sc.Bytes()
-		r.Bytes += int64(len(raw)) + 1
 		if r.line == 1 {
 			raw = bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
+		}
+		if len(raw) > MaxLine {
+			r.fail(string(raw[:80]), fmt.Errorf("%w: longer than %d bytes", ErrLineTooLong, MaxLine))
+			continue
 		}
 		r.parse(strings.TrimSpace(string(raw)))
 	}
 }
 
+// readLine returns the next line without its newline. Of a line longer than
+// MaxLine it keeps only the first MaxLine+1 bytes, enough to reject it.
+func (r *Reader) readLine() ([]byte, error) {
+	r.long = r.long[:0]
+	for {
+		chunk, err := r.in.ReadSlice('\n')
+		r.Bytes += int64(len(chunk))
+		if err == bufio.ErrBufferFull {
+			if len(r.long) <= MaxLine {
+				r.long = append(r.long, chunk...)
+			}
+			continue
+		}
+		if err == io.EOF && len(chunk) == 0 && len(r.long) == 0 {
+			return nil, io.EOF
+		}
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if err == io.EOF {
+			r.Bytes++ // as if the last line had its newline
+		}
+		chunk = bytes.TrimSuffix(chunk, []byte("\n"))
+		if len(r.long) == 0 {
+			return chunk, nil
+		}
+		if len(r.long) <= MaxLine {
+			r.long = append(r.long, chunk...)
+		}
+		return r.long, nil
+	}
+}
+
 func (r *Reader) fail(text string, err error) {
-	r.Problems = append(r.Problems, Problem{File: r.File, Line: r.line, Text: text, Err: err})
+	r.Rejected++
+	r.problems = append(r.problems, Problem{File: r.File, Line: r.line, Text: clip(text), Err: err})
 }
 
 func (r *Reader) parse(line string) {

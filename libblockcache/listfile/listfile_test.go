@@ -7,21 +7,32 @@ import (
 	"testing"
 )
 
-func readAll(t *testing.T, in string, kind Kind, exact bool) ([]string, *Reader) {
+// readAll reads a whole list and checks the reader's counts against what it
+// returned.
+func readAll(t *testing.T, in string, kind Kind, exact bool) ([]string, []Problem) {
 	t.Helper()
 	r := NewReader(strings.NewReader(in), "list.txt", kind)
 	r.Exact = exact
 	var out []string
+	var problems []Problem
 	for {
 		e, err := r.Next()
+		problems = append(problems, r.TakeProblems()...)
 		if err == io.EOF {
-			return out, r
+			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, e)
 	}
+	if r.Entries != len(out) || r.Rejected != len(problems) {
+		t.Errorf("reader counted %d entries and %d rejected lines, returned %d and %d", r.Entries, r.Rejected, len(out), len(problems))
+	}
+	if r.Bytes != int64(len(in)) && r.Bytes != int64(len(in))+1 {
+		t.Errorf("reader counted %d bytes of %d", r.Bytes, len(in))
+	}
+	return out, problems
 }
 
 func TestFormats(t *testing.T) {
@@ -46,41 +57,65 @@ func TestFormats(t *testing.T) {
 		huge + "\n" +
 		"two words\n" +
 		"bad_host!.example\n"
-	got, r := readAll(t, in, Domains, false)
+	got, problems := readAll(t, in, Domains, false)
 	want := "example.com spaced.example ads.example tracker.example adblock.example xn--bcher-kva.de wild.example"
 	if strings.Join(got, " ") != want {
 		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 	lines := map[int]error{}
-	for _, p := range r.Problems {
+	for _, p := range problems {
 		lines[p.Line] = p.Err
 	}
 	for line, want := range map[int]error{10: ErrAdblockOption, 11: ErrAdblockRule, 16: ErrName, 17: ErrName, 18: ErrName, 19: ErrName} {
 		if !errors.Is(lines[line], want) {
-			t.Errorf("line %d: problem %v, want %v (all: %v)", line, lines[line], want, r.Problems)
+			t.Errorf("line %d: problem %v, want %v (all: %v)", line, lines[line], want, problems)
 		}
 	}
-	if len(r.Problems) != 6 {
-		t.Errorf("%d problems, want 6: %v", len(r.Problems), r.Problems)
+	if len(problems) != 6 {
+		t.Fatalf("%d problems, want 6: %v", len(problems), problems)
 	}
-	if s := r.Problems[0].Error(); !strings.HasPrefix(s, "list.txt:10:") {
+	if s := problems[0].Error(); !strings.HasPrefix(s, "list.txt:10:") {
 		t.Errorf("problem text %q lacks file:line", s)
 	}
 }
 
 func TestExactRejectsWildcard(t *testing.T) {
-	_, r := readAll(t, "*.x.example\n", Domains, true)
-	if len(r.Problems) != 1 || !errors.Is(r.Problems[0].Err, ErrWildcard) {
-		t.Fatalf("%v", r.Problems)
+	_, problems := readAll(t, "*.x.example\n", Domains, true)
+	if len(problems) != 1 || !errors.Is(problems[0].Err, ErrWildcard) {
+		t.Fatalf("%v", problems)
 	}
 }
 
 func TestPatterns(t *testing.T) {
-	got, r := readAll(t, "^ads?\\.\n/track(er)?\\./\n# c\n(unclosed\n", Patterns, false)
+	got, problems := readAll(t, "^ads?\\.\n/track(er)?\\./\n# c\n(unclosed\n", Patterns, false)
 	if strings.Join(got, " ") != `^ads?\. track(er)?\.` {
 		t.Errorf("patterns %q", got)
 	}
-	if len(r.Problems) != 1 || r.Problems[0].Line != 4 || !errors.Is(r.Problems[0].Err, ErrPattern) {
-		t.Errorf("problems %v", r.Problems)
+	if len(problems) != 1 || problems[0].Line != 4 || !errors.Is(problems[0].Err, ErrPattern) {
+		t.Errorf("problems %v", problems)
+	}
+}
+
+// A line too long to be an entry is one rejected line, not the end of the
+// import: before, the scanner's "token too long" aborted the whole file.
+func TestLongLines(t *testing.T) {
+	huge := strings.Repeat("a", MaxLine+1)
+	long := strings.Repeat("b", 100*1024) // longer than the read buffer, within MaxLine
+	in := "first.example\n" + huge + "\n" + "after.example\n" + long + "\n" + huge + huge + "\n" + "x.example\n" + huge
+	got, problems := readAll(t, in, Domains, false)
+	if strings.Join(got, " ") != "first.example after.example x.example" {
+		t.Errorf("entries %q", got)
+	}
+	want := []struct {
+		line int
+		err  error
+	}{{2, ErrLineTooLong}, {4, ErrName}, {5, ErrLineTooLong}, {7, ErrLineTooLong}}
+	if len(problems) != len(want) {
+		t.Fatalf("problems %v", problems)
+	}
+	for i, w := range want {
+		if p := problems[i]; p.Line != w.line || !errors.Is(p.Err, w.err) || len(p.Text) > 80 {
+			t.Errorf("problem %d: line %d %v (%d bytes of text), want line %d %v", i, p.Line, p.Err, len(p.Text), w.line, w.err)
+		}
 	}
 }

@@ -3,8 +3,10 @@
 # listed before: a name every feed dropped is unlisted in the same
 # transaction, and running dnsmasqs switch to the new list as a whole.
 # Runs from blockcache-feeds.service. It changes nothing when a feed fails
-# to download, when the feeds hold no name, or when they would unlist
-# more than MAX_REMOVED percent of the table (a feed cut short).
+# to download, when the feeds hold no name, when they would unlist
+# more than MAX_REMOVED percent of the table (a feed cut short), or when
+# more than MAX_REJECTED percent of one file's entries are rejected (an
+# error page or a file of another format saved as a feed).
 #
 # Environment:
 #   FEEDS        the feeds' URLs, separated by spaces (required)
@@ -12,6 +14,7 @@
 #   DB           the list (default /var/lib/blockcache/list.db)
 #   TABLE        the table the feeds fill (default domain)
 #   MAX_REMOVED  percentage (default 50)
+#   MAX_REJECTED percentage (default 50)
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
 #   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,
 #                the import's table of the keys it read (~30 bytes a name):
@@ -26,8 +29,9 @@ i=0
 for url in $FEEDS; do
 	i=$((i + 1))
 	curl -fsSL --retry 3 --max-time 600 -o "$dir/feed$i.txt" "$url"
+	echo "feed$i.txt: $url" # import's reports name the file
 done
 # shellcheck disable=SC2086 # LOCAL is a list of files
-"$ctl" import --replace --max-removed "${MAX_REMOVED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
+"$ctl" import --replace --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
 # A large import may have left the saved filter past its bound.
 "$ctl" filter --if-needed --db "$db"

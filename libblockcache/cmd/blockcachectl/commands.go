@@ -125,9 +125,13 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	replace := c.fs.Bool("replace", false, "the table holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused)")
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
+	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
 		return err
+	}
+	if *maxRejected < 0 || *maxRejected > 100 {
+		return usagef("--max-rejected %v: want a percentage from 0 (none) to 100 (any)", *maxRejected)
 	}
 	if *maxRemoved <= 0 || *maxRemoved > 100 {
 		return usagef("--max-removed %v: want a percentage above 0, up to 100 (any)", *maxRemoved)
@@ -179,7 +183,8 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	var curFile io.Closer
 	idx := 0
 	var doneBytes int64
-	problems := 0
+	const maxShown = 1000 // rejected lines printed per file; the rest are counted
+	shown := 0
 	next := func() (string, bool, error) {
 		for {
 			if ctx.Err() != nil {
@@ -206,20 +211,27 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				readers = append(readers, cur)
 			}
 			e, err := cur.Next()
-			for ; problems < len(cur.Problems); problems++ {
-				p := cur.Problems[problems]
+			for _, p := range cur.TakeProblems() {
 				if *strict {
 					return "", false, fmt.Errorf("%v (--strict: nothing written)", p)
 				}
-				fmt.Fprintf(c.stderr, "skipped %v\n", p)
+				if shown++; shown <= maxShown {
+					fmt.Fprintf(c.stderr, "skipped %v\n", p)
+				}
 			}
 			if err == io.EOF {
+				if shown > maxShown {
+					fmt.Fprintf(c.stderr, "%s: %d more rejected lines not shown\n", cur.File, shown-maxShown)
+				}
+				if err := tooManyRejected(cur, *maxRejected); err != nil {
+					return "", false, err
+				}
 				doneBytes += cur.Bytes
 				if curFile != nil {
 					curFile.Close()
 					curFile = nil
 				}
-				cur, problems = nil, 0
+				cur, shown = nil, 0
 				continue
 			}
 			if err != nil {
@@ -243,7 +255,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	}
 	rejected, skipped := 0, 0
 	for _, r := range readers {
-		rejected += len(r.Problems)
+		rejected += r.Rejected
 		skipped += r.Skipped
 	}
 	ns, _ := w.Namespace(ctx)
@@ -264,6 +276,18 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import, as it is too large for the change log (%.1fs of the import's time)\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), st.FilterTook.Seconds())
 	}
 	return nil
+}
+
+// tooManyRejected refuses a file that is mostly not list entries: an error
+// page saved as a feed, or a CSV. Imported, it would add nothing, or with
+// --replace remove every name it used to bring, under --max-removed when
+// other feeds are larger.
+func tooManyRejected(r *listfile.Reader, maxPercent float64) error {
+	all := r.Entries + r.Rejected
+	if r.Rejected == 0 || float64(r.Rejected)*100 <= maxPercent*float64(all) {
+		return nil
+	}
+	return fmt.Errorf("%s: %d of its %d entries rejected, more than --max-rejected %v%%: not a list in a format import reads (one name a line, hosts, AdBlock, or regex for domain_regex)?", r.File, r.Rejected, all, maxPercent)
 }
 
 func cmdAdd(ctx context.Context, c *cli, args []string) error {

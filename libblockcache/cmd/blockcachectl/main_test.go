@@ -142,6 +142,67 @@ func TestImportReplace(t *testing.T) {
 	}
 }
 
+// A file that is mostly not list entries (an error page saved as a feed, a
+// CSV) is refused as a whole, so that with --replace it cannot silently
+// unlist the names it used to bring; a line too long to be an entry is one
+// rejected line; the report of a file of bad lines is cut short.
+func TestImportRefusesWhatIsNotAList(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	big := write("big.txt", "a.example\nb.example\nc.example\nd.example\n")
+	small := write("small.txt", "e.example\n")
+	if code, _, errs := ctl(t, "", "import", "--replace", "--db", db, "--table", "domain", big, small); code != 0 {
+		t.Fatal(errs)
+	}
+	v := version(t, db)
+	page := write("page.txt", "<html>\n<body>Service unavailable</body>\n</html>\ne.example\n")
+	csv := write("list.csv", "f.example,ads\ng.example,tracking\n")
+	for _, c := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"--replace", big, page}, 1, page + ": 3 of its 4 entries rejected, more than --max-rejected 50%"},
+		{[]string{csv}, 1, csv + ": 2 of its 2 entries rejected, more than --max-rejected 50%"},
+		{[]string{"--max-rejected", "101", csv}, 2, "--max-rejected 101: want a percentage from 0 (none) to 100 (any)"},
+		{[]string{"--max-rejected", "0", write("one-bad.txt", "h.example\nbad,name\n")}, 1, "1 of its 2 entries rejected, more than --max-rejected 0%"},
+	} {
+		args := append([]string{"import", "--db", db, "--table", "domain"}, c.args...)
+		code, out, errs := ctl(t, "", args...)
+		if code != c.code || !strings.Contains(errs, c.err) {
+			t.Errorf("%v: exit %d %q %q, want %d and %q", c.args, code, out, errs, c.code, c.err)
+		}
+		if c.code == 1 && !strings.Contains(errs, "the list is unchanged") {
+			t.Errorf("%v: %q does not say the list is unchanged", c.args, errs)
+		}
+		if version(t, db) != v || count(t, db, "domain") != 5 {
+			t.Fatalf("%v changed the list", c.args)
+		}
+	}
+
+	long := write("long.txt", "i.example\n"+strings.Repeat("x", 2<<20)+"\nj.example\n")
+	code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", long)
+	if code != 0 || !strings.Contains(out, "imported 2 entries") || !strings.Contains(errs, long+":2: line too long for a list entry") {
+		t.Errorf("a long line: exit %d %q %q", code, out, errs)
+	}
+
+	var bad strings.Builder
+	for i := 0; i < 1500; i++ {
+		fmt.Fprintf(&bad, "bad,%d\n", i)
+	}
+	code, out, errs = ctl(t, bad.String(), "import", "--max-rejected", "100", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "1500 lines rejected") || strings.Count(errs, "skipped ") != 1000 || !strings.Contains(errs, "stdin: 500 more rejected lines not shown") {
+		t.Errorf("1500 bad lines with --max-rejected 100: exit %d %q, %d lines reported, ends %q", code, out, strings.Count(errs, "skipped "), errs[max(0, len(errs)-200):])
+	}
+}
+
 // --offline is refused, with the list unchanged, while anything else has
 // the list open; alone, it imports and leaves the list in WAL.
 func TestImportOffline(t *testing.T) {
@@ -187,11 +248,15 @@ func TestFeedsScript(t *testing.T) {
 	a := write("a.txt", "0.0.0.0 one.example\n0.0.0.0 two.example\n")
 	b := write("b.txt", "three.example\n")
 	local := write("local.txt", "mine.example\n")
-	run := func(feeds ...string) error {
+	runOut := func(feeds ...string) (string, error) {
 		cmd := exec.Command("../../../scripts/packaging/blockcache-feeds.sh")
 		cmd.Env = append(os.Environ(), "CTL="+bin, "DB="+db, "LOCAL="+local, "FEEDS="+strings.Join(feeds, " "))
 		out, err := cmd.CombinedOutput()
 		t.Logf("%s", out)
+		return string(out), err
+	}
+	run := func(feeds ...string) error {
+		_, err := runOut(feeds...)
 		return err
 	}
 	ctl(t, "", "add", "--db", db, "--table", "domain", "old.example", "one.example", "two.example")
@@ -207,6 +272,16 @@ func TestFeedsScript(t *testing.T) {
 	}
 	if count(t, db, "domain") != 4 || version(t, db) != v {
 		t.Error("a failed fetch changed the list")
+	}
+	// b's server answers with an error page: three of four names would
+	// stay, under --max-removed, but the page is not a list.
+	page := write("page.txt", "<html>\n<h1>Quota exceeded</h1>\n</html>\n")
+	out, err := runOut("file://"+a, "file://"+page)
+	if err == nil || !strings.Contains(out, "feed2.txt: file://"+page) || !strings.Contains(out, "feed2.txt: 3 of its 3 entries rejected") {
+		t.Errorf("a feed that is an error page: %v, output %q", err, out)
+	}
+	if count(t, db, "domain") != 4 || version(t, db) != v {
+		t.Error("a feed that is an error page changed the list")
 	}
 }
 
