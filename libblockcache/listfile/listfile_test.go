@@ -3,8 +3,11 @@ package listfile
 import (
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/libblockcache/libblockcache/libblockcache/name"
 )
 
 // readAll reads a whole list and checks the reader's counts against what it
@@ -118,4 +121,51 @@ func TestLongLines(t *testing.T) {
 			t.Errorf("problem %d: line %d %v (%d bytes of text), want line %d %v", i, p.Line, p.Err, len(p.Text), w.line, w.err)
 		}
 	}
+}
+
+// Whatever a file holds, the reader returns only names in the stored form
+// (or patterns that compile), accounts for every line, and keeps reading.
+func FuzzReader(f *testing.F) {
+	for _, s := range []string{"a.example\nb.example", "0.0.0.0 a.example b.example # c\r\n", "||x.example^\n@@||y^\n",
+		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
+		f.Add(s, false)
+	}
+	f.Add("^ads\\.\n/x(y/\n(", true)
+	f.Fuzz(func(t *testing.T, in string, patterns bool) {
+		kind := Domains
+		if patterns {
+			kind = Patterns
+		}
+		r := NewReader(strings.NewReader(in), "fuzz", kind)
+		entries, rejected := 0, 0
+		for {
+			e, err := r.Next()
+			for _, p := range r.TakeProblems() {
+				rejected++
+				if p.Line < 1 || p.Err == nil || len(p.Text) > 80 {
+					t.Fatalf("problem %+v", p)
+				}
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("Next: %v", err)
+			}
+			entries++
+			if patterns {
+				if _, err := regexp.Compile(e); err != nil {
+					t.Fatalf("pattern %q does not compile", e)
+				}
+			} else if n, err := name.Normalize(e); err != nil || n != e || strings.Contains(e, "*") {
+				t.Fatalf("entry %q is not a stored name (%q, %v)", e, n, err)
+			}
+		}
+		if entries != r.Entries || rejected != r.Rejected {
+			t.Fatalf("counted %d entries and %d rejected, returned %d and %d", r.Entries, r.Rejected, entries, rejected)
+		}
+		if r.Bytes != int64(len(in)) && r.Bytes != int64(len(in))+1 {
+			t.Fatalf("counted %d bytes of %d", r.Bytes, len(in))
+		}
+	})
 }
