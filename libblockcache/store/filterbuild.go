@@ -265,5 +265,12 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		return nil
 	}
 	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, changed, time.Since(start).Round(time.Millisecond))
+	n, report, err := savedOdd(ctx, tx)
+	if err != nil {
+		s.opts.Logf("blockcache: %v", err)
+	}
+	if prev := s.oddSaid.Swap(n); n > 0 && prev != n {
+		s.opts.Logf("blockcache: %s holds %s (found when the filter was saved)", s.opts.Path, report)
+	}
 	return f
 }

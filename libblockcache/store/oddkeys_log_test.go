@@ -49,3 +49,41 @@ func TestOddKeysAreLogged(t *testing.T) {
 		}
 	}
 }
+
+// A dnsmasq that loads a saved filter reads no name, so the report of odd
+// names is saved with the filter, and it hears of them all the same; a
+// filter saved again after the names were fixed says nothing.
+func TestOddReportTravelsWithTheSavedFilter(t *testing.T) {
+	path, db := testlist.New(t, `INSERT INTO domain VALUES ('bücher.example', NULL, NULL), ('*.star.example', NULL, NULL), ('fine.example', NULL, NULL)`)
+	const want = `holds 2 listed names that no query asks for, e.g. domain "`
+	if sf := saveFilter(t, path); !strings.HasPrefix(sf.Odd, "2 listed names") {
+		t.Fatalf("SaveFilter: Odd %q", sf.Odd)
+	}
+	w := openWriter(t, path)
+	if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.HasPrefix(sf.Odd, "2 listed names") {
+		t.Fatalf("SavedFilter: %+v %v %v", sf, ok, err)
+	}
+	var mu sync.Mutex
+	var logged []string
+	logf := func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }
+	text := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(logged, "\n") }
+	s := openFiltered(t, path, logf)
+	all := text()
+	if st := s.Stats(); st.FilterLoads != 1 || st.OddNames != 2 || !strings.Contains(all, want) || !strings.Contains(all, "(found when the filter was saved)") {
+		t.Errorf("a store that loaded the saved filter: %d loads, OddNames %d, log:\n%s", st.FilterLoads, st.OddNames, all)
+	}
+
+	testlist.Exec(t, db, `UPDATE domain SET Domain = 'xn--bcher-kva.example' WHERE Domain = 'bücher.example'`, `DELETE FROM domain WHERE Domain = '*.star.example'`)
+	if sf := saveFilter(t, path); sf.Odd != "" {
+		t.Fatalf("SaveFilter after the fix: Odd %q", sf.Odd)
+	}
+	if sf, _, _ := w.SavedFilter(context.Background()); sf.Odd != "" {
+		t.Fatalf("SavedFilter after the fix: Odd %q", sf.Odd)
+	}
+	mu.Lock()
+	logged = nil
+	mu.Unlock()
+	if st := openFiltered(t, path, logf).Stats(); st.FilterLoads != 1 || st.OddNames != 0 || strings.Contains(text(), "no query asks for") {
+		t.Errorf("after the fix: %d loads, OddNames %d, log:\n%s", st.FilterLoads, st.OddNames, text())
+	}
+}

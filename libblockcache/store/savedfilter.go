@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
@@ -21,11 +23,18 @@ const FilterTable = "blockcache_filter"
 // filterPartBlocks to a row (1 MiB), little-endian. Format 2 added to the
 // header how many names imports added since the build (format 1, read
 // as none, had no such field); the blocks are laid out as in format 1.
+//
+// Row oddPart, when there, is the build's report of listed names no query
+// can match ("N\nreport"). A process that loads the filter reads no name,
+// so without it such names would be reported only where the filter was
+// saved. Releases before it read rows 0 and up only, and their saves
+// delete it along with the rest.
 const (
 	filterMagic      = "bcfilter"
 	filterFormat     = 2
 	filterHeaderLen  = 56
 	filterPartBlocks = 16384
+	oddPart          = -1
 )
 
 // SavedFilter describes the filter saved in a list.
@@ -239,7 +248,7 @@ func (w *Writer) SaveFilter(ctx context.Context) (SavedFilter, error) {
 	if old, err := savedHeader(ctx, tx); err == nil && old != nil && old.version > v {
 		return old.info(), nil // saved meanwhile by another writer, of a later version
 	}
-	if err := writeFilter(ctx, tx, f, v); err != nil {
+	if err := writeFilter(ctx, tx, f, v, &odd); err != nil {
 		return SavedFilter{}, fmt.Errorf("save the filter: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -262,9 +271,15 @@ func readAll(ctx context.Context, q reader, odd *oddKeys) (*filter, uint64, erro
 	return f, v, err
 }
 
-// writeFilter replaces the saved filter with f, of version v, in tx.
-func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM `+FilterTable); err != nil {
+// writeFilter replaces the saved filter with f, of version v, in tx, and
+// its report of odd names with odd's; a nil odd (a filter grown by an
+// import, whose names were not all read) keeps the report saved before.
+func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64, odd *oddKeys) error {
+	which := `` // every row
+	if odd == nil {
+		which = ` WHERE Part >= 0`
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM `+FilterTable+which); err != nil {
 		return err
 	}
 	ins, err := tx.PrepareContext(ctx, `INSERT INTO `+FilterTable+` (Part, Data) VALUES (?, ?)`)
@@ -272,6 +287,11 @@ func writeFilter(ctx context.Context, tx *sql.Tx, f *filter, v uint64) error {
 		return err
 	}
 	defer ins.Close()
+	if odd != nil && odd.n > 0 {
+		if _, err := ins.ExecContext(ctx, oddPart, []byte(fmt.Sprintf("%d\n%s", odd.n, odd))); err != nil {
+			return err
+		}
+	}
 	if _, err := ins.ExecContext(ctx, 0, filterHeader(f, v)); err != nil {
 		return err
 	}
@@ -307,11 +327,13 @@ func resaveFilter(ctx context.Context, tx *sql.Tx, grown *filter) (sf *SavedFilt
 	}
 	v, err := listVersion(ctx, tx)
 	f, grew := grown, grown != nil && !grown.worn()
+	var odd *oddKeys
 	if err == nil && !grew {
-		f, v, err = readAll(ctx, tx, &oddKeys{})
+		odd = &oddKeys{}
+		f, v, err = readAll(ctx, tx, odd)
 	}
 	if err == nil {
-		err = writeFilter(ctx, tx, f, v)
+		err = writeFilter(ctx, tx, f, v, odd)
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("save the filter again: %w", err)
@@ -371,7 +393,27 @@ func (w *Writer) SavedFilter(ctx context.Context) (SavedFilter, bool, error) {
 	var keys []string
 	keys, info.Unusable = catchUp(ctx, w.DB, sh, v)
 	info.Changed = len(keys)
+	// The report is advice: a damaged one does not make the filter
+	// unusable, and dnsmasq logs it.
+	_, info.Odd, _ = savedOdd(ctx, w.DB)
 	return info, true, nil
+}
+
+// savedOdd reads the report of odd names saved with the filter: none
+// when the build found none, or a release before the report saved it.
+func savedOdd(ctx context.Context, q reader) (n int64, report string, err error) {
+	var b []byte
+	switch err := q.QueryRowContext(ctx, `SELECT Data FROM `+FilterTable+` WHERE Part = ?`, oddPart).Scan(&b); {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("read the saved filter's report: %w", err)
+	}
+	count, report, ok := strings.Cut(string(b), "\n")
+	if n, err = strconv.ParseInt(count, 10, 64); !ok || err != nil || n <= 0 {
+		return 0, "", fmt.Errorf("the saved filter's report of odd names is damaged: %q", b[:min(len(b), 40)])
+	}
+	return n, report, nil
 }
 
 // catchUp returns the keys changed since the saved filter's version, up to

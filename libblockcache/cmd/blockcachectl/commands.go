@@ -554,7 +554,8 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 	} else {
 		fmt.Fprintf(c.stdout, "changes:  %d logged, versions %d-%d (dnsmasq keeps cached verdicts across logged changes)\n", rows, from, to)
 	}
-	switch sf, saved, err := w.SavedFilter(ctx); {
+	sf, saved, err := w.SavedFilter(ctx)
+	switch {
 	case err != nil:
 		fmt.Fprintf(c.stdout, "filter:   saved, but unreadable: %v\n", err)
 	case !saved:
@@ -567,6 +568,9 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "filter:   saved at version %d, %.1f MiB%s (dnsmasq loads it and adds %d changed names; past %d it builds its own)\n", sf.Version, float64(sf.Bytes)/(1<<20), grown, sf.Changed, sf.Capacity/4-sf.Added)
 	default:
 		fmt.Fprintf(c.stdout, "filter:   saved, not usable: %s (dnsmasq builds its own; `blockcachectl filter` saves it again)\n", sf.Unusable)
+	}
+	if sf.Odd != "" {
+		fmt.Fprintf(c.stdout, "names:    %s (found when the filter was saved)\n", sf.Odd)
 	}
 	if !c.cfg.Valkey.Enabled() {
 		fmt.Fprintf(c.stdout, "valkey:   not configured\n")

@@ -345,6 +345,10 @@ func TestFilterReportsOddNames(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "saved the filter") || !strings.Contains(errs, want) {
 		t.Errorf("filter: %d %q %q, want %q on stderr", code, out, errs, want)
 	}
+	code, out, errs = ctl(t, "", "stats", "--db", db)
+	if want := "\nnames:    1 listed name that no query asks for: domain \"*.star.example\""; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "(found when the filter was saved)\n") {
+		t.Errorf("stats: %d %q %q, want %q", code, out, errs, want)
+	}
 }
 
 func TestExplainExportConf(t *testing.T) {
