@@ -184,6 +184,10 @@ func (r *Reader) parse(line string) {
 		r.adblock(line)
 		return
 	}
+	if cosmetic(line) {
+		r.fail(line, fmt.Errorf("%w: an element-hiding or scriptlet rule changes pages on the site, it does not block the site", ErrAdblockRule))
+		return
+	}
 	if i := strings.IndexByte(line, '#'); i >= 0 { // trailing comment
 		line = strings.TrimSpace(line[:i])
 	}
@@ -226,6 +230,27 @@ func (r *Reader) adblock(line string) {
 		return
 	}
 	r.domain(body, line)
+}
+
+// cosmetic reports an AdBlock rule that acts on a site's pages
+// ("example.com##.ad", "#@#", "#?#", "#$#", "#%#" and their exceptions).
+// Read as a name with a trailing comment, it would block the site itself:
+// EasyList has thousands, for sites its users visit. A comment begins with
+// a '#' after a space, or at the start of the line.
+func cosmetic(line string) bool {
+	for i := 1; i < len(line); i++ {
+		if line[i] != '#' || line[i-1] == ' ' || line[i-1] == '\t' {
+			continue
+		}
+		j := i + 1
+		for j < len(line) && strings.IndexByte("@?$%", line[j]) >= 0 {
+			j++
+		}
+		if j < len(line) && line[j] == '#' {
+			return true
+		}
+	}
+	return false
 }
 
 // domain normalizes one name: "*." prefix, IDN, case, trailing dot.

@@ -82,6 +82,33 @@ func TestFormats(t *testing.T) {
 	}
 }
 
+// AdBlock rules that act on a site's pages name the site, and must not
+// block it; a '#' after a space is still a comment.
+func TestCosmeticRulesAreNotDomains(t *testing.T) {
+	in := "example.com##.ad-banner\n" +
+		"news.example,blog.example#@#.sponsor\n" +
+		"shop.example#?#div:-abp-has(.ad)\n" +
+		"video.example##+js(set-constant, ads, false)\n" +
+		"style.example#$#body { margin: 0 }\n" +
+		"script.example#%#window.ads = 1\n" +
+		"exc.example#@$?#.x\n" +
+		"ads.example ## a comment\n" +
+		"0.0.0.0 tracker.example\t#\ta comment\n" +
+		"plain.example#comment\n"
+	got, problems := readAll(t, in, Domains, false)
+	if strings.Join(got, " ") != "ads.example tracker.example plain.example" {
+		t.Errorf("entries %q", got)
+	}
+	if len(problems) != 7 {
+		t.Fatalf("problems %v", problems)
+	}
+	for i, p := range problems {
+		if p.Line != i+1 || !errors.Is(p.Err, ErrAdblockRule) {
+			t.Errorf("problem %d: %v", i, p)
+		}
+	}
+}
+
 func TestExactRejectsWildcard(t *testing.T) {
 	_, problems := readAll(t, "*.x.example\n", Domains, true)
 	if len(problems) != 1 || !errors.Is(problems[0].Err, ErrWildcard) {
@@ -127,7 +154,7 @@ func TestLongLines(t *testing.T) {
 // (or patterns that compile), accounts for every line, and keeps reading.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{"a.example\nb.example", "0.0.0.0 a.example b.example # c\r\n", "||x.example^\n@@||y^\n",
-		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
+		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
 		f.Add(s, false)
 	}
 	f.Add("^ads\\.\n/x(y/\n(", true)
