@@ -1,7 +1,8 @@
 // Package listfile reads the blocklist formats operators actually have:
-// plain domain lists, hosts files, AdBlock-style domain rules and regex
-// lists, auto-detected line by line, normalized and validated, with every
-// rejected line reported by file and line number.
+// plain domain lists, hosts files, AdBlock-style domain rules, stock
+// dnsmasq's address=/local=/server= lines and regex lists, auto-detected
+// line by line, normalized and validated, with every rejected line
+// reported by file and line number.
 package listfile
 
 import (
@@ -52,6 +53,8 @@ var (
 	ErrPattern       = errors.New("pattern does not compile")
 	ErrWildcard      = errors.New("a wildcard does not fit an exact-name table")
 	ErrLineTooLong   = errors.New("line too long for a list entry")
+	ErrDnsmasqLine   = errors.New("dnsmasq line is not a block")
+	ErrRedirect      = errors.New("maps names to an address that is not a sinkhole (0.0.0.0, ::, loopback): a redirection, not a block")
 )
 
 // boilerplate names of hosts files that must never be blocked.
@@ -184,6 +187,10 @@ func (r *Reader) parse(line string) {
 		r.adblock(line)
 		return
 	}
+	if k, rest, ok := strings.Cut(line, "=/"); ok && (k == "address" || k == "local" || k == "server") {
+		r.dnsmasq(k, rest, line)
+		return
+	}
 	if cosmetic(line) {
 		r.fail(line, fmt.Errorf("%w: an element-hiding or scriptlet rule changes pages on the site, it does not block the site", ErrAdblockRule))
 		return
@@ -196,7 +203,17 @@ func (r *Reader) parse(line string) {
 		r.Skipped++
 		return
 	}
-	if _, err := netip.ParseAddr(fields[0]); err == nil { // hosts file line
+	if a, err := netip.ParseAddr(fields[0]); err == nil { // hosts file line
+		if !sinkhole(a) {
+			for _, f := range fields[1:] {
+				if !boilerplate[strings.ToLower(f)] {
+					r.fail(line, fmt.Errorf("%w: %s", ErrRedirect, a))
+					return
+				}
+			}
+			r.Skipped++ // "255.255.255.255 broadcasthost"
+			return
+		}
 		for _, f := range fields[1:] {
 			r.domain(f, line)
 		}
@@ -230,6 +247,46 @@ func (r *Reader) adblock(line string) {
 		return
 	}
 	r.domain(body, line)
+}
+
+// dnsmasq reads a line of dnsmasq's own configuration, as blocklists made
+// for stock dnsmasq have them: address=/a/b/0.0.0.0 (or ::, or # or
+// nothing: NXDOMAIN), local=/a/ and server=/a/ (no upstream: answered
+// locally) each block a and b with their subdomains. A server or an address
+// that is not a sinkhole is a forward or a redirection, not a block.
+func (r *Reader) dnsmasq(key, rest, line string) {
+	parts := strings.Split(rest, "/")
+	names, value := parts[:len(parts)-1], parts[len(parts)-1]
+	switch {
+	case len(names) == 0:
+		r.fail(line, fmt.Errorf("%w: no /name/", ErrDnsmasqLine))
+		return
+	case r.Exact:
+		r.fail(line, fmt.Errorf("%w: %s= covers subdomains; import it into domain", ErrDnsmasqLine, key))
+		return
+	case key == "address" && value != "" && value != "#":
+		if a, err := netip.ParseAddr(value); err != nil || !sinkhole(a) {
+			r.fail(line, fmt.Errorf("%w: %s", ErrRedirect, value))
+			return
+		}
+	case key != "address" && value != "":
+		r.fail(line, fmt.Errorf("%w: %s=/name/%s forwards the name; import its names into domain_dns_block with --server", ErrDnsmasqLine, key, value))
+		return
+	}
+	for _, n := range names {
+		if n == "" || n == "#" {
+			r.fail(line, fmt.Errorf("%w: %q matches every name", ErrDnsmasqLine, "/"+n+"/"))
+			return
+		}
+	}
+	for _, n := range names {
+		r.domain(n, line)
+	}
+}
+
+// sinkhole reports an address that blocklists answer listed names with.
+func sinkhole(a netip.Addr) bool {
+	return a.IsUnspecified() || a.IsLoopback()
 }
 
 // cosmetic reports an AdBlock rule that acts on a site's pages

@@ -109,6 +109,44 @@ func TestCosmeticRulesAreNotDomains(t *testing.T) {
 	}
 }
 
+// Blocklists made for stock dnsmasq, and hosts files: what blocks is read,
+// what forwards or redirects is refused with its reason.
+func TestDnsmasqLinesAndRedirects(t *testing.T) {
+	in := "address=/a.example/0.0.0.0\n" +
+		"address=/b.example/c.example/::\n" +
+		"address=/d.example/\n" +
+		"address=/e.example/#\n" +
+		"local=/f.example/\n" +
+		"server=/g.example/\n" +
+		"address=/*.h.example/127.0.0.1\n" +
+		"address=/portal.example/10.0.0.1\n" +
+		"server=/corp.example/10.0.0.53\n" +
+		"server=/up.example/#\n" +
+		"address=/#/0.0.0.0\n" +
+		"address=/0.0.0.0\n" +
+		"10.1.2.3 nas.lan\n" +
+		"255.255.255.255 broadcasthost\n" +
+		"::1 i.example\n" +
+		"127.0.0.2 j.example\n"
+	got, problems := readAll(t, in, Domains, false)
+	if want := "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example"; strings.Join(got, " ") != want {
+		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	want := map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect}
+	if len(problems) != len(want) {
+		t.Fatalf("problems %v", problems)
+	}
+	for _, p := range problems {
+		if !errors.Is(p.Err, want[p.Line]) {
+			t.Errorf("line %d: %v, want %v", p.Line, p.Err, want[p.Line])
+		}
+	}
+	_, problems = readAll(t, "address=/k.example/0.0.0.0\n", Domains, true)
+	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "covers subdomains; import it into domain") {
+		t.Errorf("address= into domain_exact: %v", problems)
+	}
+}
+
 func TestExactRejectsWildcard(t *testing.T) {
 	_, problems := readAll(t, "*.x.example\n", Domains, true)
 	if len(problems) != 1 || !errors.Is(problems[0].Err, ErrWildcard) {
@@ -154,7 +192,7 @@ func TestLongLines(t *testing.T) {
 // (or patterns that compile), accounts for every line, and keeps reading.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{"a.example\nb.example", "0.0.0.0 a.example b.example # c\r\n", "||x.example^\n@@||y^\n",
-		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
+		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "address=/a/b/0.0.0.0\nserver=/c/\n10.0.0.1 d\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
 		f.Add(s, false)
 	}
 	f.Add("^ads\\.\n/x(y/\n(", true)
