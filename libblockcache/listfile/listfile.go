@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/name"
@@ -54,7 +55,7 @@ var (
 	ErrWildcard      = errors.New("a wildcard does not fit an exact-name table")
 	ErrLineTooLong   = errors.New("line too long for a list entry")
 	ErrDnsmasqLine   = errors.New("dnsmasq line is not a block")
-	ErrRedirect      = errors.New("maps names to an address that is not a sinkhole (0.0.0.0, ::, loopback): a redirection, not a block")
+	ErrRedirect      = errors.New("maps names to an address that is not a sinkhole (0.0.0.0, ::, loopback, or the import's --ipv4/--ipv6): a redirection, not a block")
 )
 
 // boilerplate names of hosts files that must never be blocked.
@@ -74,6 +75,10 @@ type Reader struct {
 	Kind  Kind
 	Exact bool // target is domain_exact: "*.x" makes no sense there
 	File  string
+	// Sinks are addresses a hosts or address= line may map names to
+	// besides 0.0.0.0, :: and loopback: the import's own --ipv4/--ipv6, a
+	// block page's address.
+	Sinks []netip.Addr
 
 	in       *bufio.Reader
 	long     []byte // a line longer than the reader's buffer, being put together
@@ -204,7 +209,7 @@ func (r *Reader) parse(line string) {
 		return
 	}
 	if a, err := netip.ParseAddr(fields[0]); err == nil { // hosts file line
-		if !sinkhole(a) {
+		if !r.sinkhole(a) {
 			for _, f := range fields[1:] {
 				if !boilerplate[strings.ToLower(f)] {
 					r.fail(line, fmt.Errorf("%w: %s", ErrRedirect, a))
@@ -265,7 +270,7 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 		r.fail(line, fmt.Errorf("%w: %s= covers subdomains; import it into domain", ErrDnsmasqLine, key))
 		return
 	case key == "address" && value != "" && value != "#":
-		if a, err := netip.ParseAddr(value); err != nil || !sinkhole(a) {
+		if a, err := netip.ParseAddr(value); err != nil || !r.sinkhole(a) {
 			r.fail(line, fmt.Errorf("%w: %s", ErrRedirect, value))
 			return
 		}
@@ -285,8 +290,8 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 }
 
 // sinkhole reports an address that blocklists answer listed names with.
-func sinkhole(a netip.Addr) bool {
-	return a.IsUnspecified() || a.IsLoopback()
+func (r *Reader) sinkhole(a netip.Addr) bool {
+	return a.IsUnspecified() || a.IsLoopback() || slices.Contains(r.Sinks, a.Unmap())
 }
 
 // cosmetic reports an AdBlock rule that acts on a site's pages

@@ -3,6 +3,7 @@ package listfile
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -140,6 +141,16 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 		if !errors.Is(p.Err, want[p.Line]) {
 			t.Errorf("line %d: %v, want %v", p.Line, p.Err, want[p.Line])
 		}
+	}
+	// The import's own --ipv4/--ipv6: a block page's address.
+	r := NewReader(strings.NewReader("10.0.0.1 l.example\naddress=/m.example/fd00::1\n10.0.0.2 n.example\n"), "list.txt", Domains)
+	r.Sinks = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
+	var names []string
+	for e, err := r.Next(); err == nil; e, err = r.Next() {
+		names = append(names, e)
+	}
+	if p := r.TakeProblems(); strings.Join(names, " ") != "l.example m.example" || len(p) != 1 || !errors.Is(p[0].Err, ErrRedirect) {
+		t.Errorf("with sinks 10.0.0.1 and fd00::1: %q, %v", names, p)
 	}
 	_, problems = readAll(t, "address=/k.example/0.0.0.0\n", Domains, true)
 	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "covers subdomains; import it into domain") {

@@ -147,6 +147,12 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	if t == verdict.TableRegex {
 		kind = listfile.Patterns
 	}
+	var sinks []netip.Addr // a hosts line to the import's own address is a block
+	for _, a := range []string{rf.ipv4, rf.ipv6} {
+		if ip, err := netip.ParseAddr(a); err == nil {
+			sinks = append(sinks, ip.Unmap())
+		}
+	}
 	// The inputs first: a missing file must not leave a new, empty list.
 	files := c.fs.Args()
 	var totalBytes int64
@@ -208,6 +214,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				}
 				cur = listfile.NewReader(bufio.NewReaderSize(in, 1<<20), f, kind)
 				cur.Exact = t == verdict.TableExact
+				cur.Sinks = sinks
 				readers = append(readers, cur)
 			}
 			e, err := cur.Next()
