@@ -242,8 +242,16 @@ func (r *Reader) adblock(line string) {
 	}
 	body := line[2:]
 	if i := strings.IndexByte(body, '$'); i >= 0 {
-		r.fail(line, fmt.Errorf("%w: %s", ErrAdblockOption, body[i:]))
-		return
+		// $important and $all block the whole name, as a DNS block does;
+		// any other option narrows a rule to what DNS cannot see (a
+		// request type, a client, a third party) or undoes another.
+		for _, o := range strings.Split(body[i+1:], ",") {
+			if o != "important" && o != "all" {
+				r.fail(line, fmt.Errorf("%w: %s", ErrAdblockOption, body[i:]))
+				return
+			}
+		}
+		body = body[:i]
 	}
 	body = strings.TrimSuffix(body, "^")
 	body = strings.TrimSuffix(body, "|")

@@ -158,6 +158,21 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 	}
 }
 
+// Options that keep a rule whole are read; the others are not DNS blocks.
+func TestAdblockOptions(t *testing.T) {
+	in := "||a.example^$important\n||b.example^$all\n||c.example^$important,all\n" +
+		"||d.example^$third-party\n||e.example^$important,badfilter\n||f.example^$\n||g.example^$client=10.0.0.1\n"
+	got, problems := readAll(t, in, Domains, false)
+	if strings.Join(got, " ") != "a.example b.example c.example" || len(problems) != 4 {
+		t.Fatalf("entries %q, problems %v", got, problems)
+	}
+	for _, p := range problems {
+		if !errors.Is(p.Err, ErrAdblockOption) {
+			t.Errorf("line %d: %v", p.Line, p.Err)
+		}
+	}
+}
+
 func TestExactRejectsWildcard(t *testing.T) {
 	_, problems := readAll(t, "*.x.example\n", Domains, true)
 	if len(problems) != 1 || !errors.Is(problems[0].Err, ErrWildcard) {
