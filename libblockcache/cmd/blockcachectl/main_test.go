@@ -142,6 +142,16 @@ func TestImportReplace(t *testing.T) {
 	}
 }
 
+// writeFile writes content to dir/name and returns its path.
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A file that is mostly not list entries (an error page saved as a feed, a
 // CSV) is refused as a whole, so that with --replace it cannot silently
 // unlist the names it used to bring; a line too long to be an entry is one
@@ -149,13 +159,7 @@ func TestImportReplace(t *testing.T) {
 func TestImportRefusesWhatIsNotAList(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "list.db")
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	big := write("big.txt", "a.example\nb.example\nc.example\nd.example\n")
 	small := write("small.txt", "e.example\n")
 	if code, _, errs := ctl(t, "", "import", "--replace", "--db", db, "--table", "domain", big, small); code != 0 {
@@ -238,13 +242,7 @@ func TestFeedsScript(t *testing.T) {
 	bin := buildCtl(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "list.db")
-	write := func(name, content string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, content string) string { return writeFile(t, dir, name, content) }
 	a := write("a.txt", "0.0.0.0 one.example\n0.0.0.0 two.example\n")
 	b := write("b.txt", "three.example\n")
 	local := write("local.txt", "mine.example\n")
