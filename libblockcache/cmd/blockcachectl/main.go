@@ -39,7 +39,7 @@ func init() {
 			"blockcachectl import --db list.db --table domain hosts.txt adblock-dns.txt\n  blockcachectl import --replace --db list.db --table domain feed1.txt feed2.txt   # daily: drop what the feeds dropped\n  curl -s URL | blockcachectl import --db list.db --table domain_exact -\n  blockcachectl import --db list.db --table domain_regex patterns.txt\n  blockcachectl import --offline --db /srv/new.db --table domain billion.txt   # a file nothing reads yet: half the disk\n  blockcachectl import --db list.db --table domain_dns_allow --server 9.9.9.9 allow.txt", cmdImport},
 		{"add", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] NAME...", "add single entries to an existing list", "blockcachectl add --db list.db --table domain ads.example tracker.example", cmdAdd},
 		{"rm", "--table TABLE NAME...", "remove single entries", "blockcachectl rm --db list.db --table domain ads.example", cmdRm},
-		{"export", "--table TABLE", "write a table back as a list", "blockcachectl export --db list.db --table domain > domains.txt", cmdExport},
+		{"export", "--table TABLE", "write a table back as a list, one key a line (per-rule addresses and servers are not written)", "blockcachectl export --db list.db --table domain > domains.txt", cmdExport},
 		{"publish", "DEST", "replace the list at DEST with a consistent copy of --db; running dnsmasqs switch to it as a whole",
 			"blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl publish --db /srv/master.db /srv/out/list.db && rsync /srv/out/list.db node:/var/lib/blockcache/list.db", cmdPublish},
 		{"filter", "[--if-needed]", "save the membership filter of listed names in the list, so that dnsmasq starts load it instead of reading every row",
