@@ -57,12 +57,14 @@ func TestFormats(t *testing.T) {
 		"[Adblock Plus 2.0]\n" +
 		"bücher.de\n" +
 		"*.wild.example\n" +
+		".dot.example\n" +
+		"..dots.example\n" +
 		long + "\n" +
 		huge + "\n" +
 		"two words\n" +
 		"bad_host!.example\n"
 	got, problems := readAll(t, in, Domains, false)
-	want := "example.com spaced.example ads.example tracker.example adblock.example xn--bcher-kva.de wild.example"
+	want := "example.com spaced.example ads.example tracker.example adblock.example xn--bcher-kva.de wild.example dot.example"
 	if strings.Join(got, " ") != want {
 		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
@@ -70,13 +72,13 @@ func TestFormats(t *testing.T) {
 	for _, p := range problems {
 		lines[p.Line] = p.Err
 	}
-	for line, want := range map[int]error{10: ErrAdblockOption, 11: ErrAdblockRule, 16: ErrName, 17: ErrName, 18: ErrName, 19: ErrName} {
+	for line, want := range map[int]error{10: ErrAdblockOption, 11: ErrAdblockRule, 17: ErrName, 18: ErrName, 19: ErrName, 20: ErrName, 21: ErrName} {
 		if !errors.Is(lines[line], want) {
 			t.Errorf("line %d: problem %v, want %v (all: %v)", line, lines[line], want, problems)
 		}
 	}
-	if len(problems) != 6 {
-		t.Fatalf("%d problems, want 6: %v", len(problems), problems)
+	if len(problems) != 7 {
+		t.Fatalf("%d problems, want 7: %v", len(problems), problems)
 	}
 	if s := problems[0].Error(); !strings.HasPrefix(s, "list.txt:10:") {
 		t.Errorf("problem text %q lacks file:line", s)
@@ -174,8 +176,8 @@ func TestAdblockOptions(t *testing.T) {
 }
 
 func TestExactRejectsWildcard(t *testing.T) {
-	_, problems := readAll(t, "*.x.example\n", Domains, true)
-	if len(problems) != 1 || !errors.Is(problems[0].Err, ErrWildcard) {
+	_, problems := readAll(t, "*.x.example\n.y.example\n", Domains, true)
+	if len(problems) != 2 || !errors.Is(problems[0].Err, ErrWildcard) || !errors.Is(problems[1].Err, ErrWildcard) {
 		t.Fatalf("%v", problems)
 	}
 }

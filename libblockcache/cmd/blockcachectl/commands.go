@@ -334,7 +334,7 @@ func normalizeKey(t verdict.Table, a string) (string, error) {
 		return a, nil
 	}
 	if t != verdict.TableExact {
-		a = strings.TrimPrefix(a, "*.")
+		a, _ = listfile.Unwild(a)
 	}
 	return listfile.Normalize(a)
 }

@@ -661,3 +661,21 @@ func TestInitUpgradesAForeignList(t *testing.T) {
 		t.Errorf("second init: %d %q; rows %q", code, errs, names())
 	}
 }
+
+// add reads a wildcard as import does: the name alone, in a table that
+// covers subdomains; in domain_exact it is an error.
+func TestAddWildcards(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	if code, out, errs := ctl(t, "", "add", "--db", db, "--table", "domain", "*.a.example", ".b.example"); code != 0 || !strings.Contains(out, "added 2") {
+		t.Fatalf("add: %d %q %q", code, out, errs)
+	}
+	if _, out, _ := ctl(t, "", "export", "--db", db, "--table", "domain"); out != "a.example\nb.example\n" {
+		t.Errorf("export: %q", out)
+	}
+	for _, w := range []string{"*.c.example", ".c.example"} {
+		if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_exact", w); code != 2 || !strings.Contains(errs, "not a valid domain name") {
+			t.Errorf("add %s to domain_exact: %d %q", w, code, errs)
+		}
+	}
+}
