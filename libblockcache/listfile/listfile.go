@@ -323,22 +323,9 @@ func cosmetic(line string) bool {
 	return false
 }
 
-// Unwild strips a wildcard prefix, "*." or a leading "." (squid's form,
-// and some wildcard lists'): in a table that covers subdomains the name
-// alone says the same.
-func Unwild(d string) (string, bool) {
-	if strings.HasPrefix(d, "*.") {
-		return d[2:], true
-	}
-	if strings.HasPrefix(d, ".") && !strings.HasPrefix(d, "..") {
-		return d[1:], true
-	}
-	return d, false
-}
-
 // domain normalizes one name: wildcard prefix, IDN, case, trailing dot.
 func (r *Reader) domain(d, line string) {
-	if n, wild := Unwild(d); wild {
+	if n, wild := name.Unwild(d); wild {
 		if r.Exact {
 			r.fail(line, ErrWildcard)
 			return

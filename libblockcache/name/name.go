@@ -157,6 +157,19 @@ func ASCII(s string) (string, error) {
 	return s, nil
 }
 
+// Unwild strips a wildcard prefix of a list entry, "*." or a leading "."
+// (squid's form, and some wildcard lists'): in a table that covers
+// subdomains the name alone says the same, and no query asks for either.
+func Unwild(d string) (string, bool) {
+	if strings.HasPrefix(d, "*.") {
+		return d[2:], true
+	}
+	if strings.HasPrefix(d, ".") && !strings.HasPrefix(d, "..") {
+		return d[1:], true
+	}
+	return d, false
+}
+
 // Suffixes returns the name and each parent domain, longest first:
 // "a.b.c" gives "a.b.c", "b.c", "c". Rules match on whole labels, so only
 // these strings can ever match a wildcard rule for the name.

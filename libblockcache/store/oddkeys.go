@@ -82,14 +82,15 @@ func (o *oddKeys) slow(tbl string, keys []byte) {
 
 // oddKey says why no query can match key in tbl, or "" when one can.
 func oddKey(tbl, key string) string {
+	if _, wild := name.Unwild(key); wild && tbl != verdict.TableNames[verdict.TableExact] {
+		return "a wildcard, where the table covers subdomains without one: `blockcachectl init` rewrites it"
+	}
 	q, err := name.Query(key)
 	switch {
 	case err != nil:
 		return err.Error()
 	case q != key:
 		return "upper case or a trailing dot: `blockcachectl init` rewrites it"
-	case strings.HasPrefix(key, "*.") && tbl != verdict.TableNames[verdict.TableExact]:
-		return "a wildcard, where the table covers subdomains without one: `blockcachectl init` rewrites it"
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] >= 0x80 {

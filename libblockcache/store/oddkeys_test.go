@@ -16,6 +16,8 @@ func TestOddKey(t *testing.T) {
 		{"domain", "ads.example.", "trailing dot"},
 		{"domain", "*.ads.example", "a wildcard"},
 		{"domain_dns_allow", "*.ads.example", "a wildcard"},
+		{"domain", ".ads.example", "a wildcard"},
+		{"domain_exact", ".ads.example", "empty or over-long label"},
 		{"domain", "bücher.example", "Unicode"},
 		{"domain", "a..example", "empty or over-long label"},
 		{"domain", "", "empty name"},

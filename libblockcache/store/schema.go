@@ -233,7 +233,7 @@ func normalizeRows(ctx context.Context, tx *sql.Tx, table string) error {
 // every row.
 func rewriteForeignNames(ctx context.Context, tx *sql.Tx, t verdict.Table) error {
 	table := verdict.TableNames[t]
-	rows, err := tx.QueryContext(ctx, `SELECT Domain FROM `+table+` WHERE Domain GLOB '[*].*' OR Domain GLOB '*[^ -~]*'`)
+	rows, err := tx.QueryContext(ctx, `SELECT Domain FROM `+table+` WHERE Domain GLOB '[*].*' OR Domain GLOB '.*' OR Domain GLOB '*[^ -~]*'`)
 	if err != nil {
 		return fmt.Errorf("rewrite names of %s: %w", table, err)
 	}
@@ -269,8 +269,8 @@ func rewriteForeignNames(ctx context.Context, tx *sql.Tx, t verdict.Table) error
 // rewriteForeignNames; false when it has none.
 func asAsked(t verdict.Table, d string) (string, bool) {
 	if t != verdict.TableExact {
-		for strings.HasPrefix(d, "*.") {
-			d = d[2:]
+		for wild := true; wild; {
+			d, wild = name.Unwild(d)
 		}
 	}
 	d, err := name.ASCII(d)

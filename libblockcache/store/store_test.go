@@ -411,14 +411,14 @@ func TestInitRewritesForeignNames(t *testing.T) {
 	path, db := legacyList(t, legacyDomain,
 		`CREATE TABLE domain_exact (Domain TEXT PRIMARY KEY, IPv4 TEXT, IPv6 TEXT)`,
 		`INSERT INTO domain VALUES ('*.Star.example.', NULL, NULL), ('*.*.twice.example', NULL, NULL), ('bücher.example', '10.0.0.1', NULL),
-			('star2.example', '10.0.0.2', NULL), ('*.star2.example', NULL, NULL), ('bad`+"\ufffd"+`.example', NULL, NULL)`,
+			('star2.example', '10.0.0.2', NULL), ('*.star2.example', NULL, NULL), ('bad`+"\ufffd"+`.example', NULL, NULL), ('.dot.example', NULL, NULL)`,
 		`INSERT INTO domain_exact VALUES ('*.literal.example', NULL, NULL), ('münchen.example', NULL, NULL)`,
 	)
 	if err := store.Init(context.Background(), db); err != nil {
 		t.Fatal(err)
 	}
 	for table, want := range map[string]string{
-		"domain":       "bad\ufffd.example star.example star2.example=10.0.0.2 twice.example xn--bcher-kva.example=10.0.0.1",
+		"domain":       "bad\ufffd.example dot.example star.example star2.example=10.0.0.2 twice.example xn--bcher-kva.example=10.0.0.1",
 		"domain_exact": "*.literal.example xn--mnchen-3ya.example",
 	} {
 		var got string

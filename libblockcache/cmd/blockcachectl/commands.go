@@ -334,7 +334,7 @@ func normalizeKey(t verdict.Table, a string) (string, error) {
 		return a, nil
 	}
 	if t != verdict.TableExact {
-		a, _ = listfile.Unwild(a)
+		a, _ = name.Unwild(a)
 	}
 	return listfile.Normalize(a)
 }
