@@ -204,3 +204,22 @@ func TestASCII(t *testing.T) {
 		t.Errorf("ASCII of a name IDNA refuses = %q, no error", got)
 	}
 }
+
+func TestUnwild(t *testing.T) {
+	for in, want := range map[string]struct {
+		n    string
+		wild bool
+	}{
+		"*.ads.example": {"ads.example", true},
+		".ads.example":  {"ads.example", true},
+		"ads.example":   {"ads.example", false},
+		"..ads.example": {"..ads.example", false},
+		"*ads.example":  {"*ads.example", false},
+		"*.":            {"", true},
+		"":              {"", false},
+	} {
+		if n, wild := Unwild(in); n != want.n || wild != want.wild {
+			t.Errorf("Unwild(%q) = %q, %v; want %q, %v", in, n, wild, want.n, want.wild)
+		}
+	}
+}
