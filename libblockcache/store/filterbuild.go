@@ -264,7 +264,11 @@ func (s *Store) useSaved(ctx context.Context, tx reader, v uint64) *filter {
 		s.opts.Logf("blockcache: the filter saved in the list is not used (%s); building one from every row, lookups use SQL until it is ready; `blockcachectl filter` saves it again", why)
 		return nil
 	}
-	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, changed, time.Since(start).Round(time.Millisecond))
+	took := time.Since(start).Round(time.Millisecond)
+	if took == 0 { // a small list: "0s" would read as not timed
+		took = time.Since(start).Round(time.Microsecond)
+	}
+	s.opts.Logf("blockcache: loaded the filter saved in the list at version %d (%d names, %d KiB) and %d names changed since, in %v", sh.version, f.capacity, f.bytes()>>10, changed, took)
 	n, report, err := savedOdd(ctx, tx)
 	if err != nil {
 		s.opts.Logf("blockcache: %v", err)
