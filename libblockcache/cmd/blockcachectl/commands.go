@@ -655,20 +655,28 @@ func cmdWarm(ctx context.Context, c *cli, args []string) error {
 var queryLog = regexp.MustCompile(`query\[[A-Z0-9]+\] (\S+) from `)
 
 // countNames reads a plain list or a dnsmasq query log and counts names.
+// A line longer than its buffer holds no name, and is skipped: a log may
+// hold anything another program wrote to it.
 func countNames(in io.Reader, counts map[string]int) error {
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
+	br := bufio.NewReaderSize(in, 64*1024)
+	for {
+		raw, err := br.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			raw = nil
+			_, err = br.ReadSlice('\n')
 		}
-		if m := queryLog.FindStringSubmatch(line); m != nil {
-			line = m[1]
-		} else if strings.ContainsAny(line, " \t") {
-			continue
+		if err != nil && err != io.EOF {
+			return err
 		}
-		counts[strings.ToLower(strings.TrimSuffix(line, "."))]++
+		if line := strings.TrimSpace(string(raw)); line != "" && line[0] != '#' {
+			if m := queryLog.FindStringSubmatch(line); m != nil {
+				counts[strings.ToLower(strings.TrimSuffix(m[1], "."))]++
+			} else if !strings.ContainsAny(line, " \t") {
+				counts[strings.ToLower(strings.TrimSuffix(line, "."))]++
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
 	}
-	return sc.Err()
 }

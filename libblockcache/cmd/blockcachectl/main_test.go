@@ -16,6 +16,7 @@ import (
 
 	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -677,5 +678,39 @@ func TestAddWildcards(t *testing.T) {
 		if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_exact", w); code != 2 || !strings.Contains(errs, "not a valid domain name") {
 			t.Errorf("add %s to domain_exact: %d %q", w, code, errs)
 		}
+	}
+}
+
+// warm reads names from a dnsmasq query log or a plain list (a line too
+// long to hold one is skipped, not the end of the file) and writes their
+// verdicts to a real Valkey, most frequent first.
+func TestWarm(t *testing.T) {
+	vk := valkeytest.Start(t)
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	ctl(t, "", "add", "--db", db, "--table", "domain", "ads.example")
+	log := "Nov 27 01:02:03 dnsmasq[9]: query[A] www.ads.example from 127.0.0.1\n" +
+		"Nov 27 01:02:03 dnsmasq[9]: query[AAAA] www.ads.example from 127.0.0.1\n" +
+		"Nov 27 01:02:04 dnsmasq[9]: query[A] Unlisted.Example. from 127.0.0.1\n" +
+		"Nov 27 01:02:04 dnsmasq[9]: forwarded unlisted.example to 192.0.2.1\n" +
+		strings.Repeat("x", 2<<20) + "\n" +
+		"# a comment\n" +
+		"plain.example\n" +
+		"a..b\n" +
+		"last.example"
+	set := []string{"--set", "valkey-host=127.0.0.1", "--set", fmt.Sprintf("valkey-port=%d", vk.Port)}
+	code, out, errs := ctl(t, log, append(append([]string{"warm", "--db", db}, set...), "-")...)
+	if code != 0 || !strings.Contains(out, "warmed 4 names (1 invalid) into valkey") {
+		t.Fatalf("warm: exit %d %q %q", code, out, errs)
+	}
+	if n := vk.Do("DBSIZE"); n != "4" {
+		t.Errorf("valkey holds %s keys after warm, want 4 (www.ads, unlisted, plain, last)", n)
+	}
+	code, out, errs = ctl(t, "a.example\n", append(append([]string{"warm", "--db", db}, set[:2]...), "--set", "valkey-port=1", "-")...)
+	if code != 1 || !strings.Contains(errs, "is not reachable") {
+		t.Errorf("warm with Valkey down: exit %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(t, "a.example\n", "warm", "--db", db, "-"); code != 2 || !strings.Contains(errs, "warm needs Valkey") {
+		t.Errorf("warm without Valkey: exit %d %q", code, errs)
 	}
 }
