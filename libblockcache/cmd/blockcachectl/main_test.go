@@ -681,10 +681,11 @@ func TestAddWildcards(t *testing.T) {
 	}
 }
 
-// warm reads names from a dnsmasq query log or a plain list (a line too
-// long to hold one is skipped, not the end of the file) and writes their
-// verdicts to a real Valkey, most frequent first.
-func TestWarm(t *testing.T) {
+// The commands that talk to Valkey, against a real valkey-server: warm
+// reads names from a dnsmasq query log or a plain list (a line too long to
+// hold one is skipped, not the end of the file) and writes their verdicts;
+// stats and explain report what Valkey holds; each says when it is down.
+func TestValkeyCommands(t *testing.T) {
 	vk := valkeytest.Start(t)
 	db := filepath.Join(t.TempDir(), "list.db")
 	ctl(t, "", "init", "--db", db)
@@ -706,9 +707,30 @@ func TestWarm(t *testing.T) {
 	if n := vk.Do("DBSIZE"); n != "4" {
 		t.Errorf("valkey holds %s keys after warm, want 4 (www.ads, unlisted, plain, last)", n)
 	}
-	code, out, errs = ctl(t, "a.example\n", append(append([]string{"warm", "--db", db}, set[:2]...), "--set", "valkey-port=1", "-")...)
+	// stats counts this library's keys apart from others'; explain says
+	// which names Valkey answers.
+	vk.Do("SET", "someone-else", "x")
+	code, out, errs = ctl(t, "", append([]string{"stats", "--db", db}, set...)...)
+	if want := "  keys:           5 (ours, prefix \"bc:\": 4)\n"; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "  maxmemory_policy: ") {
+		t.Errorf("stats: exit %d %q %q, want %q", code, out, errs, want)
+	}
+	code, out, errs = ctl(t, "", append(append([]string{"explain", "--db", db}, set...), "www.ads.example", "new.example")...)
+	if code != 0 || strings.Count(out, "tier:    valkey (a cached verdict for this list version is there)") != 1 || !strings.Contains(out, "; not cached in valkey yet") {
+		t.Errorf("explain: exit %d %q %q", code, out, errs)
+	}
+
+	down := append(append([]string{}, set[:2]...), "--set", "valkey-port=1")
+	code, out, errs = ctl(t, "a.example\n", append(append([]string{"warm", "--db", db}, down...), "-")...)
 	if code != 1 || !strings.Contains(errs, "is not reachable") {
 		t.Errorf("warm with Valkey down: exit %d %q %q", code, out, errs)
+	}
+	code, out, _ = ctl(t, "", append([]string{"stats", "--db", db}, down...)...)
+	if code != 0 || !strings.Contains(out, "valkey:   [127.0.0.1:1] unreachable") {
+		t.Errorf("stats with Valkey down: exit %d %q", code, out)
+	}
+	code, out, _ = ctl(t, "", append(append([]string{"explain", "--db", db}, down...), "www.ads.example")...)
+	if code != 0 || !strings.Contains(out, "verdict: block") || !strings.Contains(out, "; valkey unreachable") {
+		t.Errorf("explain with Valkey down: exit %d %q", code, out)
 	}
 	if code, _, errs := ctl(t, "a.example\n", "warm", "--db", db, "-"); code != 2 || !strings.Contains(errs, "warm needs Valkey") {
 		t.Errorf("warm without Valkey: exit %d %q", code, errs)
