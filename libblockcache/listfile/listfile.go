@@ -299,7 +299,8 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 
 // sinkhole reports an address that blocklists answer listed names with.
 func (r *Reader) sinkhole(a netip.Addr) bool {
-	return a.IsUnspecified() || a.IsLoopback() || slices.Contains(r.Sinks, a.Unmap())
+	a = a.Unmap() // ::ffff:0.0.0.0 is 0.0.0.0
+	return a.IsUnspecified() || a.IsLoopback() || slices.Contains(r.Sinks, a)
 }
 
 // cosmetic reports an AdBlock rule that acts on a site's pages

@@ -130,9 +130,10 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 		"10.1.2.3 nas.lan\n" +
 		"255.255.255.255 broadcasthost\n" +
 		"::1 i.example\n" +
-		"127.0.0.2 j.example\n"
+		"127.0.0.2 j.example\n" +
+		"::ffff:0.0.0.0 k.example\n"
 	got, problems := readAll(t, in, Domains, false)
-	if want := "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example"; strings.Join(got, " ") != want {
+	if want := "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example k.example"; strings.Join(got, " ") != want {
 		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), want)
 	}
 	want := map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect}
