@@ -1,6 +1,7 @@
 // Package listfile reads the blocklist formats operators actually have:
 // plain domain lists, hosts files, AdBlock-style domain rules, stock
-// dnsmasq's address=/local=/server= lines and regex lists, auto-detected
+// dnsmasq's address=/local=/server= lines, response policy zones (RPZ)
+// and regex lists, auto-detected
 // line by line, normalized and validated, with every rejected line
 // reported by file and line number.
 package listfile
@@ -82,6 +83,9 @@ type Reader struct {
 
 	in       *bufio.Reader
 	long     []byte // a line longer than the reader's buffer, being put together
+	origin   string // a zone file's $ORIGIN, without its final dot
+	owner    string // the last zone record's owner, for records that omit theirs
+	inParens bool   // inside a zone file record's ( ... ), the SOA's numbers
 	line     int
 	pending  []string
 	problems []Problem
@@ -188,6 +192,14 @@ func (r *Reader) parse(line string) {
 		r.pending = append(r.pending, p)
 		return
 	}
+	if r.inParens {
+		r.inParens = !strings.Contains(line, ")")
+		r.Skipped++
+		return
+	}
+	if line[0] == '$' && r.directive(line) {
+		return
+	}
 	if strings.HasPrefix(line, "||") || strings.HasPrefix(line, "@@") || strings.HasPrefix(line, "|") {
 		r.adblock(line)
 		return
@@ -222,6 +234,10 @@ func (r *Reader) parse(line string) {
 		for _, f := range fields[1:] {
 			r.domain(f, line)
 		}
+		return
+	}
+	if owner, typ, rdata, ok := zoneRecord(fields); ok {
+		r.rpz(owner, typ, rdata, line)
 		return
 	}
 	if len(fields) > 1 {

@@ -294,7 +294,7 @@ func tooManyRejected(r *listfile.Reader, maxPercent float64) error {
 	if r.Rejected == 0 || float64(r.Rejected)*100 <= maxPercent*float64(all) {
 		return nil
 	}
-	return fmt.Errorf("%s: %d of its %d entries rejected, more than --max-rejected %v%%: not a list in a format import reads (one name a line, hosts, AdBlock, dnsmasq address=, or regex for domain_regex)?", r.File, r.Rejected, all, maxPercent)
+	return fmt.Errorf("%s: %d of its %d entries rejected, more than --max-rejected %v%%: not a list in a format import reads (one name a line, hosts, AdBlock, dnsmasq address=, RPZ, or regex for domain_regex)?", r.File, r.Rejected, all, maxPercent)
 }
 
 func cmdAdd(ctx context.Context, c *cli, args []string) error {

@@ -35,7 +35,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"init", "", "create a database, or upgrade one made by other tools in place", "blockcachectl init --db /var/lib/blockcache/list.db", cmdInit},
-		{"import", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] [--strict] [--max-rejected P] [--replace [--max-removed P]] [--offline] FILE...", "import plain, hosts, AdBlock, dnsmasq address= or regex lists (- is stdin) in one transaction; a missing --db is made a new list",
+		{"import", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] [--strict] [--max-rejected P] [--replace [--max-removed P]] [--offline] FILE...", "import plain, hosts, AdBlock, dnsmasq address=, RPZ or regex lists (- is stdin) in one transaction; a missing --db is made a new list",
 			"blockcachectl import --db list.db --table domain hosts.txt adblock-dns.txt\n  blockcachectl import --replace --db list.db --table domain feed1.txt feed2.txt   # daily: drop what the feeds dropped\n  curl -s URL | blockcachectl import --db list.db --table domain_exact -\n  blockcachectl import --db list.db --table domain_regex patterns.txt\n  blockcachectl import --offline --db /srv/new.db --table domain billion.txt   # a file nothing reads yet: half the disk\n  blockcachectl import --db list.db --table domain_dns_allow --server 9.9.9.9 allow.txt", cmdImport},
 		{"add", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] NAME...", "add single entries to an existing list", "blockcachectl add --db list.db --table domain ads.example tracker.example", cmdAdd},
 		{"rm", "--table TABLE NAME...", "remove single entries", "blockcachectl rm --db list.db --table domain ads.example", cmdRm},
