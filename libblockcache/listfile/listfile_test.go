@@ -39,6 +39,25 @@ func readAll(t *testing.T, in string, kind Kind, exact bool) ([]string, []Proble
 	return out, problems
 }
 
+// expectRead reads a list into a table that covers subdomains and checks
+// the entries it returns and, by line, why each rejected line was.
+func expectRead(t *testing.T, in, entries string, rejected map[int]error) []Problem {
+	t.Helper()
+	got, problems := readAll(t, in, Domains, false)
+	if strings.Join(got, " ") != entries {
+		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), entries)
+	}
+	if len(problems) != len(rejected) {
+		t.Errorf("%d lines rejected, want %d: %v", len(problems), len(rejected), problems)
+	}
+	for _, p := range problems {
+		if !errors.Is(p.Err, rejected[p.Line]) {
+			t.Errorf("line %d: %v, want %v", p.Line, p.Err, rejected[p.Line])
+		}
+	}
+	return problems
+}
+
 func TestFormats(t *testing.T) {
 	long := strings.Repeat("a", 64) + ".com"
 	huge := strings.Repeat("abcdefghi.", 26) + "com"
@@ -132,19 +151,8 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 		"::1 i.example\n" +
 		"127.0.0.2 j.example\n" +
 		"::ffff:0.0.0.0 k.example\n"
-	got, problems := readAll(t, in, Domains, false)
-	if want := "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example k.example"; strings.Join(got, " ") != want {
-		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), want)
-	}
-	want := map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect}
-	if len(problems) != len(want) {
-		t.Fatalf("problems %v", problems)
-	}
-	for _, p := range problems {
-		if !errors.Is(p.Err, want[p.Line]) {
-			t.Errorf("line %d: %v, want %v", p.Line, p.Err, want[p.Line])
-		}
-	}
+	expectRead(t, in, "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example k.example",
+		map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect})
 	// The import's own --ipv4/--ipv6: a block page's address.
 	r := NewReader(strings.NewReader("10.0.0.1 l.example\naddress=/m.example/fd00::1\n10.0.0.2 n.example\n"), "list.txt", Domains)
 	r.Sinks = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
@@ -155,7 +163,7 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 	if p := r.TakeProblems(); strings.Join(names, " ") != "l.example m.example" || len(p) != 1 || !errors.Is(p[0].Err, ErrRedirect) {
 		t.Errorf("with sinks 10.0.0.1 and fd00::1: %q, %v", names, p)
 	}
-	_, problems = readAll(t, "address=/k.example/0.0.0.0\n", Domains, true)
+	_, problems := readAll(t, "address=/k.example/0.0.0.0\n", Domains, true)
 	if len(problems) != 1 || !strings.Contains(problems[0].Error(), "covers subdomains; import it into domain") {
 		t.Errorf("address= into domain_exact: %v", problems)
 	}
