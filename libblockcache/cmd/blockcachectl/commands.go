@@ -187,6 +187,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	var readers []*listfile.Reader
 	var cur *listfile.Reader
 	var curFile io.Closer
+	var curRead func() int64 // bytes of the current file read, compressed or not
 	idx := 0
 	var doneBytes int64
 	const maxShown = 1000 // rejected lines printed per file; the rest are counted
@@ -212,7 +213,11 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				} else {
 					f = "stdin"
 				}
-				cur = listfile.NewReader(bufio.NewReaderSize(in, 1<<20), f, kind)
+				lines, read, err := input(in)
+				if err != nil {
+					return "", false, fmt.Errorf("input %s: %w", f, err)
+				}
+				cur, curRead = listfile.NewReader(lines, f, kind), read
 				cur.Exact = t == verdict.TableExact
 				cur.Sinks = sinks
 				readers = append(readers, cur)
@@ -233,7 +238,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				if err := tooManyRejected(cur, *maxRejected); err != nil {
 					return "", false, err
 				}
-				doneBytes += cur.Bytes
+				doneBytes += curRead()
 				if curFile != nil {
 					curFile.Close()
 					curFile = nil
@@ -244,7 +249,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 			if err != nil {
 				return "", false, err
 			}
-			prog.update(doneBytes + cur.Bytes)
+			prog.update(doneBytes + curRead())
 			return e, true, nil
 		}
 	}
@@ -613,7 +618,11 @@ func cmdWarm(ctx context.Context, c *cli, args []string) error {
 			defer fh.Close()
 			in = fh
 		}
-		if err := countNames(in, counts); err != nil {
+		lines, _, err := input(in)
+		if err == nil {
+			err = countNames(lines, counts)
+		}
+		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
 	}

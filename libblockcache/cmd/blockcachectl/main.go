@@ -35,7 +35,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"init", "", "create a database, or upgrade one made by other tools in place", "blockcachectl init --db /var/lib/blockcache/list.db", cmdInit},
-		{"import", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] [--strict] [--max-rejected P] [--replace [--max-removed P]] [--offline] FILE...", "import plain, hosts, AdBlock, dnsmasq address=, RPZ or regex lists (- is stdin) in one transaction; a missing --db is made a new list",
+		{"import", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] [--strict] [--max-rejected P] [--replace [--max-removed P]] [--offline] FILE...", "import plain, hosts, AdBlock, dnsmasq address=, RPZ or regex lists, gzipped or not (- is stdin) in one transaction; a missing --db is made a new list",
 			"blockcachectl import --db list.db --table domain hosts.txt adblock-dns.txt\n  blockcachectl import --replace --db list.db --table domain feed1.txt feed2.txt   # daily: drop what the feeds dropped\n  curl -s URL | blockcachectl import --db list.db --table domain_exact -\n  blockcachectl import --db list.db --table domain_regex patterns.txt\n  blockcachectl import --offline --db /srv/new.db --table domain billion.txt   # a file nothing reads yet: half the disk\n  blockcachectl import --db list.db --table domain_dns_allow --server 9.9.9.9 allow.txt", cmdImport},
 		{"add", "--table TABLE [--ipv4 A] [--ipv6 B] [--server S] NAME...", "add single entries to an existing list", "blockcachectl add --db list.db --table domain ads.example tracker.example", cmdAdd},
 		{"rm", "--table TABLE NAME...", "remove single entries", "blockcachectl rm --db list.db --table domain ads.example", cmdRm},
@@ -46,7 +46,7 @@ func init() {
 			"blockcachectl filter --db /srv/master.db && blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl filter --if-needed --db /var/lib/blockcache/list.db   # from a timer", cmdFilter},
 		{"explain", "NAME...", "show the verdict, the rule and table that matched, and which tier answers", "blockcachectl explain --conf /etc/dnsmasq.conf www.ads.example", cmdExplain},
 		{"stats", "[--no-count]", "row counts, list version, database size, Valkey figures", "blockcachectl stats --conf /etc/dnsmasq.conf\n  blockcachectl stats --no-count --db /srv/billion.db   # at once: counting reads every row", cmdStats},
-		{"warm", "[--top N] FILE...", "pre-load Valkey with the verdicts of names (plain list or dnsmasq query log)", "blockcachectl warm --conf /etc/dnsmasq.conf --top 50000 /var/log/dnsmasq.log", cmdWarm},
+		{"warm", "[--top N] FILE...", "pre-load Valkey with the verdicts of names (plain list or dnsmasq query log, gzipped or not)", "blockcachectl warm --conf /etc/dnsmasq.conf --top 50000 /var/log/dnsmasq.log /var/log/dnsmasq.log.2.gz", cmdWarm},
 	}
 }
 

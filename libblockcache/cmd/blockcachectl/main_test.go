@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"fmt"
@@ -719,6 +720,12 @@ func TestValkeyCommands(t *testing.T) {
 		t.Errorf("explain: exit %d %q %q", code, out, errs)
 	}
 
+	// A rotated, gzipped log.
+	rotated := writeFile(t, t.TempDir(), "dnsmasq.log.2.gz", gzipped(t, "Nov 26 23:59:59 dnsmasq[9]: query[A] gz.example from 127.0.0.1\n"))
+	if code, out, errs := ctl(t, "", append(append([]string{"warm", "--db", db}, set...), rotated)...); code != 0 || !strings.Contains(out, "warmed 1 names (0 invalid)") || vk.Do("DBSIZE") != "6" {
+		t.Errorf("warm from a gzipped log: exit %d %q %q, %s keys", code, out, errs, vk.Do("DBSIZE"))
+	}
+
 	down := append(append([]string{}, set[:2]...), "--set", "valkey-port=1")
 	code, out, errs = ctl(t, "a.example\n", append(append([]string{"warm", "--db", db}, down...), "-")...)
 	if code != 1 || !strings.Contains(errs, "is not reachable") {
@@ -734,5 +741,45 @@ func TestValkeyCommands(t *testing.T) {
 	}
 	if code, _, errs := ctl(t, "a.example\n", "warm", "--db", db, "-"); code != 2 || !strings.Contains(errs, "warm needs Valkey") {
 		t.Errorf("warm without Valkey: exit %d %q", code, errs)
+	}
+}
+
+// gzip compresses s, as a feed published as .gz or a rotated log is.
+func gzipped(t *testing.T, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(s)); err != nil || zw.Close() != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// A gzipped list is read as its content, whatever its name; a damaged one
+// fails the import with the list unchanged.
+func TestImportGzip(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	gz := gzipped(t, "0.0.0.0 a.example\nb.example\n")
+	feed := writeFile(t, dir, "feed.txt", gz) // the name does not say
+	code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", feed)
+	if code != 0 || !strings.Contains(out, "imported 2 entries") {
+		t.Fatalf("gzipped feed: exit %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ctl(t, gz, "import", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "imported 2 entries") {
+		t.Errorf("gzipped stdin: exit %d %q %q", code, out, errs)
+	}
+	v := version(t, db)
+	for name, c := range map[string]struct{ content, err string }{
+		"cut.gz": {gzipped(t, strings.Repeat("c.example\n", 10000))[:200], "gzip: the compressed file ends early"},
+		"bad.gz": {"\x1f\x8bnot gzip at all\n", "bad.gz: gzip: invalid header"},
+	} {
+		code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", writeFile(t, dir, name, c.content))
+		if code != 1 || !strings.Contains(errs, name) || !strings.Contains(errs, c.err) || !strings.Contains(errs, "the list is unchanged") {
+			t.Errorf("%s: exit %d %q %q, want %q", name, code, out, errs, c.err)
+		}
+		if version(t, db) != v || count(t, db, "domain") != 2 {
+			t.Errorf("%s changed the list", name)
+		}
 	}
 }

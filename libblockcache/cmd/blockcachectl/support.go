@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +13,48 @@ import (
 
 	"github.com/libblockcache/libblockcache/libblockcache/blockcache"
 )
+
+// countingReader counts the bytes taken from a file, so that progress
+// measures a compressed input against its size on disk.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// input is f to read lines from, gunzipped when it starts with gzip's
+// magic bytes, whatever its name: a feed published as .gz, a rotated
+// dnsmasq log. read says how many bytes of f were taken so far.
+func input(f io.Reader) (r io.Reader, read func() int64, err error) {
+	c := &countingReader{r: f}
+	br := bufio.NewReaderSize(c, 1<<20)
+	read = func() int64 { return c.n }
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, err // "gzip: invalid header"
+		}
+		return gunzipped{zr}, read, nil
+	}
+	return br, read, nil
+}
+
+// gunzipped says which file a cut-off stream is: gzip reports it as a
+// bare "unexpected EOF".
+type gunzipped struct{ r io.Reader }
+
+func (g gunzipped) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("gzip: the compressed file ends early (cut short?): %w", err)
+	}
+	return n, err
+}
 
 // progress draws a bar with rate and ETA on a terminal; nothing in pipes.
 type progress struct {
