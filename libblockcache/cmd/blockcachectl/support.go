@@ -44,8 +44,8 @@ func input(f io.Reader) (r io.Reader, read func() int64, err error) {
 	return br, read, nil
 }
 
-// gunzipped says which file a cut-off stream is: gzip reports it as a
-// bare "unexpected EOF".
+// gunzipped makes a cut-off stream's error say that gzip found it: gzip
+// reports it as a bare "unexpected EOF" (the import adds file and line).
 type gunzipped struct{ r io.Reader }
 
 func (g gunzipped) Read(p []byte) (int, error) {
