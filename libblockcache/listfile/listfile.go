@@ -56,7 +56,7 @@ var (
 	ErrWildcard      = errors.New("a wildcard does not fit an exact-name table")
 	ErrLineTooLong   = errors.New("line too long for a list entry")
 	ErrDnsmasqLine   = errors.New("dnsmasq line is not a block")
-	ErrRedirect      = errors.New("maps names to an address that is not a sinkhole (0.0.0.0, ::, loopback, or the import's --ipv4/--ipv6): a redirection, not a block")
+	ErrRedirect      = errors.New("maps names to an address that is not a sinkhole (0.0.0.0, ::, 127.0.0.1, ::1, or the import's --ipv4/--ipv6): a redirection, not a block")
 )
 
 // boilerplate names of hosts files that must never be blocked.
@@ -313,10 +313,12 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 	}
 }
 
-// sinkhole reports an address that blocklists answer listed names with.
+// sinkhole reports an address that blocklists answer listed names with:
+// 0.0.0.0, ::, 127.0.0.1 and ::1 (not the rest of 127/8: Debian's hosts
+// file maps the machine's own name to 127.0.1.1), and the import's own.
 func (r *Reader) sinkhole(a netip.Addr) bool {
 	a = a.Unmap() // ::ffff:0.0.0.0 is 0.0.0.0
-	return a.IsUnspecified() || a.IsLoopback() || slices.Contains(r.Sinks, a)
+	return a.IsUnspecified() || a == netip.IPv6Loopback() || a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || slices.Contains(r.Sinks, a)
 }
 
 // cosmetic reports an AdBlock rule that acts on a site's pages

@@ -149,10 +149,11 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 		"10.1.2.3 nas.lan\n" +
 		"255.255.255.255 broadcasthost\n" +
 		"::1 i.example\n" +
-		"127.0.0.2 j.example\n" +
+		"127.0.0.1 j.example\n" +
+		"127.0.1.1 myhost\n" +
 		"::ffff:0.0.0.0 k.example\n"
 	expectRead(t, in, "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example k.example",
-		map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect})
+		map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect, 17: ErrRedirect})
 	// The import's own --ipv4/--ipv6: a block page's address.
 	r := NewReader(strings.NewReader("10.0.0.1 l.example\naddress=/m.example/fd00::1\n10.0.0.2 n.example\n"), "list.txt", Domains)
 	r.Sinks = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
