@@ -66,6 +66,23 @@ var boilerplate = map[string]bool{
 	"ip6-allnodes": true, "ip6-allrouters": true, "ip6-allhosts": true, "0.0.0.0": true,
 }
 
+// piholeOption is the suffix Pi-hole's regex lists add to a pattern:
+// ";querytype=AAAA", ";invert", ";reply=nxdomain".
+var piholeOption = regexp.MustCompile(`^;(querytype=[!A-Za-z0-9,]+|invert|reply=[A-Za-z0-9.:]+)$`)
+
+// Pattern checks an entry of domain_regex: RE2 syntax, and none of
+// Pi-hole's option suffixes, which compile as part of a pattern that then
+// matches no name.
+func Pattern(p string) error {
+	if i := strings.LastIndexByte(p, ';'); i >= 0 && piholeOption.MatchString(p[i:]) {
+		return fmt.Errorf("%w: Pi-hole's %s option is not supported (a pattern matches names of every query type)", ErrPattern, p[i:])
+	}
+	if _, err := regexp.Compile(p); err != nil {
+		return fmt.Errorf("%w: %v", ErrPattern, err)
+	}
+	return nil
+}
+
 // MaxLine is the longest line a list may have. A longer one is no list
 // entry (a minified page, a binary file): it is rejected like any other bad
 // line, and reading goes on after it.
@@ -185,8 +202,8 @@ func (r *Reader) parse(line string) {
 		if len(p) > 2 && p[0] == '/' && p[len(p)-1] == '/' { // AdBlock regex rule
 			p = p[1 : len(p)-1]
 		}
-		if _, err := regexp.Compile(p); err != nil {
-			r.fail(line, fmt.Errorf("%w: %v", ErrPattern, err))
+		if err := Pattern(p); err != nil {
+			r.fail(line, err)
 			return
 		}
 		r.pending = append(r.pending, p)

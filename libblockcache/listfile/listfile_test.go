@@ -193,12 +193,19 @@ func TestExactRejectsWildcard(t *testing.T) {
 }
 
 func TestPatterns(t *testing.T) {
-	got, problems := readAll(t, "^ads?\\.\n/track(er)?\\./\n# c\n(unclosed\n", Patterns, false)
-	if strings.Join(got, " ") != `^ads?\. track(er)?\.` {
+	in := "^ads?\\.\n/track(er)?\\./\n# c\n(unclosed\n" +
+		"^ad\\.;querytype=AAAA\n(\\.|^)tele;invert\n^x\\.;reply=nxdomain\n^(a;b)$\n"
+	got, problems := readAll(t, in, Patterns, false)
+	if strings.Join(got, " ") != `^ads?\. track(er)?\. ^(a;b)$` {
 		t.Errorf("patterns %q", got)
 	}
-	if len(problems) != 1 || problems[0].Line != 4 || !errors.Is(problems[0].Err, ErrPattern) {
-		t.Errorf("problems %v", problems)
+	if len(problems) != 4 {
+		t.Fatalf("problems %v", problems)
+	}
+	for i, line := range []int{4, 5, 6, 7} {
+		if problems[i].Line != line || !errors.Is(problems[i].Err, ErrPattern) || line > 4 && !strings.Contains(problems[i].Error(), "Pi-hole's") {
+			t.Errorf("line %d: %v", line, problems[i])
+		}
 	}
 }
 

@@ -333,8 +333,8 @@ func cmdAdd(ctx context.Context, c *cli, args []string) error {
 
 func normalizeKey(t verdict.Table, a string) (string, error) {
 	if t == verdict.TableRegex {
-		if _, err := regexp.Compile(a); err != nil {
-			return "", fmt.Errorf("pattern %q: %w", a, err)
+		if err := listfile.Pattern(a); err != nil {
+			return "", fmt.Errorf("%q: %w", a, err)
 		}
 		return a, nil
 	}

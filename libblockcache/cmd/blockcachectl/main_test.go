@@ -783,3 +783,17 @@ func TestImportGzip(t *testing.T) {
 		}
 	}
 }
+
+// add checks a pattern as import does.
+func TestAddPatternChecks(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	for p, want := range map[string]string{"^ads;querytype=AAAA": "Pi-hole's ;querytype=AAAA option is not supported", "(bad": "pattern does not compile"} {
+		if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_regex", p); code != 2 || !strings.Contains(errs, want) {
+			t.Errorf("add %q: exit %d %q, want %q", p, code, errs, want)
+		}
+	}
+	if code, out, errs := ctl(t, "", "add", "--db", db, "--table", "domain_regex", "^(ads|track);?[0-9]"); code != 0 || !strings.Contains(out, "added 1") {
+		t.Errorf("a pattern with ';' of its own: exit %d %q %q", code, out, errs)
+	}
+}
