@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/name"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 // Kind says what the target table holds.
@@ -66,16 +67,12 @@ var boilerplate = map[string]bool{
 	"ip6-allnodes": true, "ip6-allrouters": true, "ip6-allhosts": true, "0.0.0.0": true,
 }
 
-// piholeOption is the suffix Pi-hole's regex lists add to a pattern:
-// ";querytype=AAAA", ";invert", ";reply=nxdomain".
-var piholeOption = regexp.MustCompile(`^;(querytype=[!A-Za-z0-9,]+|invert|reply=[A-Za-z0-9.:]+)$`)
-
 // Pattern checks an entry of domain_regex: RE2 syntax, and none of
 // Pi-hole's option suffixes, which compile as part of a pattern that then
 // matches no name.
 func Pattern(p string) error {
-	if i := strings.LastIndexByte(p, ';'); i >= 0 && piholeOption.MatchString(p[i:]) {
-		return fmt.Errorf("%w: Pi-hole's %s option is not supported (a pattern matches names of every query type)", ErrPattern, p[i:])
+	if o := verdict.PiholeOption(p); o != "" {
+		return fmt.Errorf("%w: Pi-hole's %s option is not supported (a pattern matches names of every query type)", ErrPattern, o)
 	}
 	if _, err := regexp.Compile(p); err != nil {
 		return fmt.Errorf("%w: %v", ErrPattern, err)

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
 // regexRule is one compiled row of domain_regex.
@@ -72,6 +74,9 @@ func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
 // patterns, nearly all, keep the case-sensitive form, whose literal
 // prefix Go's regexp finds with a plain string search.
 func compileRule(pattern string) (*regexp.Regexp, error) {
+	if o := verdict.PiholeOption(pattern); o != "" {
+		return nil, fmt.Errorf("Pi-hole's %s option is not supported", o)
+	}
 	re, err := regexp.Compile(pattern)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -109,5 +110,19 @@ func TestRegexSetMatchesLikeBruteForce(t *testing.T) {
 	}
 	if maxBucket > 20 {
 		t.Errorf("largest trigram bucket holds %d patterns", maxBucket)
+	}
+}
+
+// A row of Pi-hole's with its option suffix is skipped with the reason:
+// compiled, it would match no name, and say nothing.
+func TestPiholeOptionRowsAreSkipped(t *testing.T) {
+	var s regexSet
+	s.addRule(`^ads\.;querytype=AAAA`, netip.Addr{}, netip.Addr{})
+	s.addRule(`^ads\.`, netip.Addr{}, netip.Addr{})
+	if len(s.skipped) != 1 || !strings.Contains(s.skipErrs[0].Error(), "Pi-hole's ;querytype=AAAA option is not supported") {
+		t.Fatalf("skipped %q: %v", s.skipped, s.skipErrs)
+	}
+	if r, ok := s.match("ads.example"); !ok || r.pattern != `^ads\.` {
+		t.Errorf("ads.example: %v %v", r.pattern, ok)
 	}
 }

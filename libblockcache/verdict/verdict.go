@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 )
 
 // Action is what dnsmasq does with the query. The numeric values are part
@@ -218,6 +219,17 @@ func ParseIPv6(s string) (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("%q is not an IPv6 address", s)
 	}
 	return a, nil
+}
+
+// piholeOption is the suffix Pi-hole's regex lists add to a pattern:
+// ";querytype=AAAA", ";invert", ";reply=nxdomain".
+var piholeOption = regexp.MustCompile(`;(querytype=[!A-Za-z0-9,]+|invert|reply=[A-Za-z0-9.:]+)$`)
+
+// PiholeOption returns the Pi-hole option a domain_regex pattern ends
+// with, or "". Such a suffix compiles as part of the pattern, which then
+// matches no name: writers refuse it, and readers skip the row and log why.
+func PiholeOption(pattern string) string {
+	return piholeOption.FindString(pattern)
 }
 
 // ValidServer checks the "ip" or "ip#port" form dnsmasq uses for servers,

@@ -81,3 +81,14 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestPiholeOption(t *testing.T) {
+	for p, want := range map[string]string{
+		`^ads\.;querytype=AAAA`: ";querytype=AAAA", `^x;querytype=!A,AAAA`: ";querytype=!A,AAAA", `tele;invert`: ";invert",
+		`^y;reply=nxdomain`: ";reply=nxdomain", `^(a;b)$`: "", `^ads\.`: "", `;invert;x`: "",
+	} {
+		if got := PiholeOption(p); got != want {
+			t.Errorf("PiholeOption(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
