@@ -233,6 +233,9 @@ type ImportOptions struct {
 	// cut short by a failed download must not unlist most of a list.
 	// 0 allows any.
 	MaxRemoved float64
+	// DryRun does all of the import but its commit: the counts and every
+	// refusal are as they would be, and the list is left as it was.
+	DryRun bool
 }
 
 // ErrEmptyReplace is a replacing import of no names.
@@ -452,6 +455,9 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		if _, err := tx.ExecContext(ctx, `DROP TABLE temp.`+keptTable); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
+	}
+	if opts.DryRun {
+		return st, nil // the deferred rollback undoes it all
 	}
 	stmts := TriggerDDL(t)
 	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay

@@ -125,10 +125,14 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	replace := c.fs.Bool("replace", false, "the table holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused)")
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
+	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
 	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
 		return err
+	}
+	if *dryRun && *offline {
+		return usagef("--dry-run and --offline: a dry run writes nothing to take offline")
 	}
 	if *maxRejected < 0 || *maxRejected > 100 {
 		return usagef("--max-rejected %v: want a percentage from 0 (none) to 100 (any)", *maxRejected)
@@ -256,7 +260,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	start := time.Now()
 	st, err := w.Import(ctx, t, next, store.ImportOptions{
 		Rule:    store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server},
-		Replace: *replace, MaxRemoved: *maxRemoved / 100,
+		Replace: *replace, MaxRemoved: *maxRemoved / 100, DryRun: *dryRun,
 	})
 	prog.finish()
 	if curFile != nil {
@@ -276,8 +280,15 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	if *replace {
 		removed = fmt.Sprintf(", %d removed as not in the files", st.Removed)
 	}
-	fmt.Fprintf(c.stdout, "imported %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
-		st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	verb := "imported"
+	if *dryRun {
+		verb = "dry run, nothing written: would import"
+	}
+	fmt.Fprintf(c.stdout, "%s %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
+		verb, st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	if *dryRun {
+		return nil
+	}
 	if st.Rows > 0 && st.Changed == 0 {
 		fmt.Fprintf(c.stdout, "every entry was already listed as given: the list version is unchanged and no cache is dropped\n")
 	}

@@ -139,6 +139,23 @@ func TestImportReplace(t *testing.T) {
 			t.Errorf("%q %v changed the list", c.in, c.args)
 		}
 	}
+	// A dry run says what the import would do, or why it is refused, and
+	// writes nothing: the triggers the import drops while it runs are back.
+	triggers := count(t, db, "sqlite_master WHERE type = 'trigger'")
+	code, out, errs = ctl(t, "c.example\nd.example\ne.example\nf.example\n", "import", "--replace", "--dry-run", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "dry run, nothing written: would import 4 entries into domain (1 new or changed, 1 removed as not in the files,") {
+		t.Errorf("dry run: %d %q %q", code, out, errs)
+	}
+	code, out, errs = ctl(t, "e.example\n", "import", "--replace", "--dry-run", "--db", db, "--table", "domain", "-")
+	if code != 1 || !strings.Contains(errs, "would remove more names than allowed") {
+		t.Errorf("refused dry run: %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(t, "e.example\n", "import", "--dry-run", "--offline", "--db", db, "--table", "domain", "-"); code != 2 || !strings.Contains(errs, "--dry-run and --offline") {
+		t.Errorf("--dry-run --offline: %d %q", code, errs)
+	}
+	if version(t, db) != v || count(t, db, "domain") != 4 || triggers == 0 || count(t, db, "sqlite_master WHERE type = 'trigger'") != triggers {
+		t.Fatal("a dry run changed the list")
+	}
 	if code, out, errs := ctl(t, "e.example\n", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "3 removed") || count(t, db, "domain") != 1 {
 		t.Errorf("--max-removed 100: %d %q %q", code, out, errs)
 	}
