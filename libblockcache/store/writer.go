@@ -315,10 +315,12 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	logged := []string{}
 	var grown *filter
 	stopLogging := func() {
-		start := time.Now()
-		grown = savedForGrowth(ctx, tx)
-		addKeys(grown, logged)
-		st.FilterTook += time.Since(start)
+		if !opts.DryRun { // which would never write it back
+			start := time.Now()
+			grown = savedForGrowth(ctx, tx)
+			addKeys(grown, logged)
+			st.FilterTook += time.Since(start)
+		}
 		logged = nil
 	}
 	write := func(batch []string) (int, error) {
