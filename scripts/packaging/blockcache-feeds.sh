@@ -15,6 +15,7 @@
 #   TABLE        the table the feeds fill (default domain)
 #   MAX_REMOVED  percentage (default 50)
 #   MAX_REJECTED percentage (default 50)
+#   DRY_RUN      1: print what the import would add and remove, change nothing
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
 #   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,
 #                the import's table of the keys it read (~30 bytes a name):
@@ -31,7 +32,10 @@ for url in $FEEDS; do
 	curl -fsSL --retry 3 --max-time 600 -o "$dir/feed$i.txt" "$url"
 	echo "feed$i.txt: $url" # import's reports name the file
 done
-# shellcheck disable=SC2086 # LOCAL is a list of files
-"$ctl" import --replace --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
+dry=
+[ "${DRY_RUN:-}" = 1 ] && dry=--dry-run
+# shellcheck disable=SC2086 # LOCAL is a list of files; dry is one flag or none
+"$ctl" import --replace $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
+[ -n "$dry" ] && exit 0
 # A large import may have left the saved filter past its bound.
 "$ctl" filter --if-needed --db "$db"

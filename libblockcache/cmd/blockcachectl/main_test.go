@@ -265,9 +265,10 @@ func TestFeedsScript(t *testing.T) {
 	a := write("a.txt", "0.0.0.0 one.example\n0.0.0.0 two.example\n")
 	b := write("b.txt", "three.example\n")
 	local := write("local.txt", "mine.example\n")
+	var env []string // more of the script's environment
 	runOut := func(feeds ...string) (string, error) {
 		cmd := exec.Command("../../../scripts/packaging/blockcache-feeds.sh")
-		cmd.Env = append(os.Environ(), "CTL="+bin, "DB="+db, "LOCAL="+local, "FEEDS="+strings.Join(feeds, " "))
+		cmd.Env = append(append(os.Environ(), env...), "CTL="+bin, "DB="+db, "LOCAL="+local, "FEEDS="+strings.Join(feeds, " "))
 		out, err := cmd.CombinedOutput()
 		t.Logf("%s", out)
 		return string(out), err
@@ -299,6 +300,15 @@ func TestFeedsScript(t *testing.T) {
 	}
 	if count(t, db, "domain") != 4 || version(t, db) != v {
 		t.Error("a feed that is an error page changed the list")
+	}
+	// DRY_RUN=1 says what the feeds would change, and changes nothing.
+	env = []string{"DRY_RUN=1"}
+	out, err = runOut("file://" + a)
+	if err != nil || !strings.Contains(out, "dry run, nothing written: would import 3 entries into domain (0 new or changed, 1 removed as not in the files,") {
+		t.Errorf("DRY_RUN=1: %v, output %q", err, out)
+	}
+	if count(t, db, "domain") != 4 || version(t, db) != v {
+		t.Error("DRY_RUN=1 changed the list")
 	}
 }
 
