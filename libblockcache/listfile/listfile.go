@@ -106,7 +106,6 @@ type Reader struct {
 	Entries  int // entries returned so far
 	Rejected int // lines rejected so far; TakeProblems has their reasons
 	Skipped  int // boilerplate and comments
-	Bytes    int64
 }
 
 // NewReader reads r, which is named file in problem reports.
@@ -157,7 +156,6 @@ func (r *Reader) readLine() ([]byte, error) {
 	r.long = r.long[:0]
 	for {
 		chunk, err := r.in.ReadSlice('\n')
-		r.Bytes += int64(len(chunk))
 		if err == bufio.ErrBufferFull {
 			if len(r.long) <= MaxLine {
 				r.long = append(r.long, chunk...)
@@ -169,9 +167,6 @@ func (r *Reader) readLine() ([]byte, error) {
 		}
 		if err != nil && err != io.EOF {
 			return nil, err
-		}
-		if err == io.EOF {
-			r.Bytes++ // as if the last line had its newline
 		}
 		chunk = bytes.TrimSuffix(chunk, []byte("\n"))
 		if len(r.long) == 0 {
