@@ -231,7 +231,8 @@ func TestLongLines(t *testing.T) {
 }
 
 // Whatever a file holds, the reader returns only names in the stored form
-// (or patterns that compile), accounts for every line, and keeps reading.
+// (or patterns that compile), counts what it returned and rejected, and
+// keeps reading.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{"a.example\nb.example", "0.0.0.0 a.example b.example # c\r\n", "||x.example^\n@@||y^\n",
 		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "address=/a/b/0.0.0.0\nserver=/c/\n10.0.0.1 d\n", "$ORIGIN z.\n@ SOA a. b. (\n1 )\nx CNAME .\n*.y 1h IN A 0.0.0.0\nw.z. CNAME rpz-passthru.\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
