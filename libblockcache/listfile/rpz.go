@@ -119,7 +119,7 @@ func (r *Reader) rpz(owner, typ string, rdata []string, line string) {
 	}
 	for _, t := range []string{"rpz-ip", "rpz-nsdname", "rpz-nsip", "rpz-client-ip"} {
 		if owner == t || strings.HasSuffix(owner, "."+t) {
-			r.fail(line, fmt.Errorf("%w: a %s trigger acts on what the answer holds, not on the name asked", ErrZoneRecord, t))
+			r.fail(line, fmt.Errorf("%w: a %s trigger acts on something other than the name asked (an answer's address, a name server, the client)", ErrZoneRecord, t))
 			return
 		}
 	}
