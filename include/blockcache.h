@@ -64,7 +64,7 @@ struct blockcache_verdict {
   int has_ipv6;               /* BLOCK: ipv6 is set (rule's or db-block-ipv6) */
   unsigned char ipv4[4];      /* network byte order */
   unsigned char ipv6[16];
-  char server[BLOCKCACHE_SERVER_MAX]; /* FORWARD: "ip" or "ip#port", NUL-terminated */
+  char server[BLOCKCACHE_SERVER_MAX]; /* FORWARD: "ip", "ip#port" or "#" (the usual servers, as in server=/name/#), NUL-terminated */
   uint64_t list_version;      /* list version the verdict was computed from */
 };
 

@@ -89,9 +89,15 @@ type Verdict struct {
 	Table  Table
 	IPv4   netip.Addr
 	IPv6   netip.Addr
-	Server string // "ip" or "ip#port" for Forward
+	Server string // "ip", "ip#port" or UsualServers for Forward
 	Rule   string // the matching domain or pattern; not carried in the cache encoding
 }
+
+// UsualServers is the Server of a rule that sends a name to dnsmasq's
+// usual upstreams: an allow rule that only exempts the name from blocking,
+// as dnsmasq's own server=/name/# does. Operators rarely want to name an
+// upstream just to unblock one site, and a fleet's nodes may not share one.
+const UsualServers = "#"
 
 // MaxServerLen bounds Server so the C side can use a fixed buffer.
 const MaxServerLen = 63
@@ -233,8 +239,12 @@ func PiholeOption(pattern string) string {
 }
 
 // ValidServer checks the "ip" or "ip#port" form dnsmasq uses for servers,
-// so that a bad row in a forward table is refused instead of handed to C.
+// or UsualServers, so that a bad row in a forward table is refused instead
+// of handed to C.
 func ValidServer(s string) error {
+	if s == UsualServers {
+		return nil
+	}
 	if s == "" || len(s) > MaxServerLen {
 		return fmt.Errorf("server %q: empty or longer than %d bytes", s, MaxServerLen)
 	}

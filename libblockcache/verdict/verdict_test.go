@@ -49,12 +49,12 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestValidServer(t *testing.T) {
-	for _, s := range []string{"1.2.3.4", "1.2.3.4#53", "::1", "fe80::1#5353"} {
+	for _, s := range []string{"1.2.3.4", "1.2.3.4#53", "::1", "fe80::1#5353", "#"} {
 		if err := ValidServer(s); err != nil {
 			t.Errorf("ValidServer(%q) = %v", s, err)
 		}
 	}
-	for _, s := range []string{"", "x", "1.2.3.4#", "1.2.3.4#0", "1.2.3.4#70000", "1.2.3.4#5a", "1.2.3.4:53"} {
+	for _, s := range []string{"", "x", "1.2.3.4#", "1.2.3.4#0", "1.2.3.4#70000", "1.2.3.4#5a", "1.2.3.4:53", "##", "#53", " #"} {
 		if ValidServer(s) == nil {
 			t.Errorf("ValidServer(%q) accepted", s)
 		}
@@ -64,6 +64,7 @@ func TestValidServer(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte{0})
 	f.Add(Verdict{Action: Forward, Table: TableDNSBlock, Server: "1.1.1.1#53"}.AppendBinary(nil))
+	f.Add(Verdict{Action: Forward, Table: TableDNSAllow, Server: UsualServers}.AppendBinary(nil))
 	f.Add(Verdict{Action: Block, Table: TableDomain, IPv4: netip.MustParseAddr("1.2.3.4"), IPv6: netip.MustParseAddr("::2")}.AppendBinary(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := Decode(b)

@@ -62,7 +62,7 @@ func (r *ruleFlags) register(c *cli) {
 	c.fs.StringVar(&r.table, "table", "", "target table: domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex")
 	c.fs.StringVar(&r.ipv4, "ipv4", "", "per-rule sinkhole IPv4 (block tables; default: db-block-ipv4)")
 	c.fs.StringVar(&r.ipv6, "ipv6", "", "per-rule sinkhole IPv6 (block tables; default: db-block-ipv6)")
-	c.fs.StringVar(&r.server, "server", "", "server \"ip\" or \"ip#port\" (domain_dns_allow, domain_dns_block)")
+	c.fs.StringVar(&r.server, "server", "", "server \"ip\" or \"ip#port\" (domain_dns_allow, domain_dns_block); \"#\", as in dnsmasq's server=/name/#, for dnsmasq's usual servers: an allow rule that only exempts names from blocking")
 }
 
 func (r *ruleFlags) check() (verdict.Table, error) {
@@ -498,7 +498,11 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 		case verdict.Block:
 			fmt.Fprintf(c.stdout, "  answer:  A %s, AAAA %s\n", addrOr(a.IPv4), addrOr(a.IPv6))
 		case verdict.Forward:
-			fmt.Fprintf(c.stdout, "  server:  %s\n", v.Server)
+			srv := v.Server
+			if srv == verdict.UsualServers {
+				srv += " (dnsmasq's usual servers: exempt from blocking, resolved as usual)"
+			}
+			fmt.Fprintf(c.stdout, "  server:  %s\n", srv)
 		}
 		tier := "sqlite (computed now; the LRU is per dnsmasq process)"
 		if bc.Valkey != nil {
