@@ -94,6 +94,14 @@ type Reader struct {
 	// besides 0.0.0.0, :: and loopback: the import's own --ipv4/--ipv6, a
 	// block page's address.
 	Sinks []netip.Addr
+	// Exceptions takes a list's exceptions instead of its blocks, for
+	// domain_dns_allow: AdBlock @@ rules, RPZ rpz-passthru records and
+	// dnsmasq's server=/name/# lines. A feed that has both sends its two
+	// halves to two tables in two imports; each counts the other half's
+	// entries in Others and skips them, after checking them as usual, so
+	// both reject the same lines.
+	Exceptions bool
+	Others     int
 
 	in       *bufio.Reader
 	long     []byte // a line longer than the reader's buffer, being put together
@@ -241,7 +249,7 @@ func (r *Reader) parse(line string) {
 			return
 		}
 		for _, f := range fields[1:] {
-			r.domain(f, line)
+			r.entry(f, line, false)
 		}
 		return
 	}
@@ -253,19 +261,17 @@ func (r *Reader) parse(line string) {
 		r.fail(line, fmt.Errorf("%w: several words on a line that is not a hosts entry", ErrName))
 		return
 	}
-	r.domain(fields[0], line)
+	r.entry(fields[0], line, false)
 }
 
 func (r *Reader) adblock(line string) {
-	if strings.HasPrefix(line, "@@") {
-		r.fail(line, fmt.Errorf("%w: exception rules (@@) are not imported", ErrAdblockRule))
-		return
-	}
-	if !strings.HasPrefix(line, "||") {
+	exception := strings.HasPrefix(line, "@@")
+	rule := strings.TrimPrefix(line, "@@")
+	if !strings.HasPrefix(rule, "||") {
 		r.fail(line, ErrAdblockRule)
 		return
 	}
-	body := line[2:]
+	body := rule[2:]
 	if i := strings.IndexByte(body, '$'); i >= 0 {
 		// $important and $all block the whole name, as a DNS block does;
 		// any other option narrows a rule to what DNS cannot see (a
@@ -284,17 +290,19 @@ func (r *Reader) adblock(line string) {
 		r.fail(line, ErrAdblockRule)
 		return
 	}
-	r.domain(body, line)
+	r.entry(body, line, exception)
 }
 
 // dnsmasq reads a line of dnsmasq's own configuration, as blocklists made
 // for stock dnsmasq have them: address=/a/b/0.0.0.0 (or ::, or # or
 // nothing: NXDOMAIN), local=/a/ and server=/a/ (no upstream: answered
-// locally) each block a and b with their subdomains. A server or an address
-// that is not a sinkhole is a forward or a redirection, not a block.
+// locally) each block a and b with their subdomains; server=/a/b/# (the
+// usual servers) exempts them, an exception. A server or an address that
+// is not a sinkhole is a forward or a redirection, not a block.
 func (r *Reader) dnsmasq(key, rest, line string) {
 	parts := strings.Split(rest, "/")
 	names, value := parts[:len(parts)-1], parts[len(parts)-1]
+	exception := key == "server" && value == "#"
 	switch {
 	case len(names) == 0:
 		r.fail(line, fmt.Errorf("%w: no /name/", ErrDnsmasqLine))
@@ -307,7 +315,7 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 			r.fail(line, fmt.Errorf("%w: %s", ErrRedirect, value))
 			return
 		}
-	case key != "address" && value != "":
+	case key != "address" && value != "" && !exception:
 		r.fail(line, fmt.Errorf("%w: %s=/name/%s forwards the name; import its names into domain_dns_block with --server", ErrDnsmasqLine, key, value))
 		return
 	}
@@ -318,7 +326,7 @@ func (r *Reader) dnsmasq(key, rest, line string) {
 		}
 	}
 	for _, n := range names {
-		r.domain(n, line)
+		r.entry(n, line, exception)
 	}
 }
 
@@ -351,8 +359,10 @@ func cosmetic(line string) bool {
 	return false
 }
 
-// domain normalizes one name: wildcard prefix, IDN, case, trailing dot.
-func (r *Reader) domain(d, line string) {
+// entry normalizes one name (wildcard prefix, IDN, case, trailing dot) and
+// returns it if it is of the half of the list the reader takes: an
+// exception or a block.
+func (r *Reader) entry(d, line string, exception bool) {
 	if n, wild := name.Unwild(d); wild {
 		if r.Exact {
 			r.fail(line, ErrWildcard)
@@ -367,6 +377,10 @@ func (r *Reader) domain(d, line string) {
 	}
 	if boilerplate[n] {
 		r.Skipped++
+		return
+	}
+	if exception != r.Exceptions {
+		r.Others++
 		return
 	}
 	r.pending = append(r.pending, n)

@@ -17,6 +17,11 @@ func readAll(t *testing.T, in string, kind Kind, exact bool) ([]string, []Proble
 	t.Helper()
 	r := NewReader(strings.NewReader(in), "list.txt", kind)
 	r.Exact = exact
+	return readFrom(t, r)
+}
+
+func readFrom(t *testing.T, r *Reader) ([]string, []Problem) {
+	t.Helper()
 	var out []string
 	var problems []Problem
 	for {
@@ -44,14 +49,7 @@ func expectRead(t *testing.T, in, entries string, rejected map[int]error) []Prob
 	if strings.Join(got, " ") != entries {
 		t.Errorf("entries:\n got %s\nwant %s", strings.Join(got, " "), entries)
 	}
-	if len(problems) != len(rejected) {
-		t.Errorf("%d lines rejected, want %d: %v", len(problems), len(rejected), problems)
-	}
-	for _, p := range problems {
-		if !errors.Is(p.Err, rejected[p.Line]) {
-			t.Errorf("line %d: %v, want %v", p.Line, p.Err, rejected[p.Line])
-		}
-	}
+	checkProblems(t, problems, rejected)
 	return problems
 }
 
@@ -88,13 +86,13 @@ func TestFormats(t *testing.T) {
 	for _, p := range problems {
 		lines[p.Line] = p.Err
 	}
-	for line, want := range map[int]error{10: ErrAdblockOption, 11: ErrAdblockRule, 17: ErrName, 18: ErrName, 19: ErrName, 20: ErrName, 21: ErrName} {
+	for line, want := range map[int]error{10: ErrAdblockOption, 17: ErrName, 18: ErrName, 19: ErrName, 20: ErrName, 21: ErrName} {
 		if !errors.Is(lines[line], want) {
 			t.Errorf("line %d: problem %v, want %v (all: %v)", line, lines[line], want, problems)
 		}
 	}
-	if len(problems) != 7 {
-		t.Fatalf("%d problems, want 7: %v", len(problems), problems)
+	if len(problems) != 6 { // line 11's exception is for another import
+		t.Fatalf("%d problems, want 6: %v", len(problems), problems)
 	}
 	if s := problems[0].Error(); !strings.HasPrefix(s, "list.txt:10:") {
 		t.Errorf("problem text %q lacks file:line", s)
@@ -150,7 +148,7 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 		"127.0.1.1 myhost\n" +
 		"::ffff:0.0.0.0 k.example\n"
 	expectRead(t, in, "a.example b.example c.example d.example e.example f.example g.example h.example i.example j.example k.example",
-		map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 10: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect, 17: ErrRedirect})
+		map[int]error{8: ErrRedirect, 9: ErrDnsmasqLine, 11: ErrDnsmasqLine, 12: ErrDnsmasqLine, 13: ErrRedirect, 17: ErrRedirect})
 	// The import's own --ipv4/--ipv6: a block page's address.
 	r := NewReader(strings.NewReader("10.0.0.1 l.example\naddress=/m.example/fd00::1\n10.0.0.2 n.example\n"), "list.txt", Domains)
 	r.Sinks = []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}
@@ -168,6 +166,57 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 }
 
 // Options that keep a rule whole are read; the others are not DNS blocks.
+// A feed's blocks and its exceptions are read by two imports, one for
+// each table: each takes its half, counts the other and skips it, and
+// both reject what is neither.
+func TestExceptions(t *testing.T) {
+	in := "||ads.example^\n" +
+		"@@||good.ads.example^\n" +
+		"@@||also.example^$important\n" +
+		"@@||path.example/x\n" +
+		"0.0.0.0 hosts.example\n" +
+		"plain.example\n" +
+		"address=/dm.example/0.0.0.0\n" +
+		"server=/ok.dm.example/ok2.example/#\n" +
+		"server=/corp.example/10.0.0.53\n" +
+		"rpz.example CNAME .\n" +
+		"pass.rpz.example CNAME rpz-passthru.\n" +
+		"*.wild.example CNAME rpz-passthru.\n" +
+		"<html>\n" +
+		"example.com##.banner\n" +
+		"@@||bad..example^\n"
+	blocks := "ads.example hosts.example plain.example dm.example rpz.example"
+	exceptions := "good.ads.example also.example ok.dm.example ok2.example pass.rpz.example wild.example"
+	neither := map[int]error{4: ErrAdblockRule, 9: ErrDnsmasqLine, 13: ErrName, 14: ErrAdblockRule, 15: ErrName}
+	for _, c := range []struct {
+		exceptions   bool
+		want, others string
+	}{{false, blocks, exceptions}, {true, exceptions, blocks}} {
+		r := NewReader(strings.NewReader(in), "feed.txt", Domains)
+		r.Exceptions = c.exceptions
+		got, problems := readFrom(t, r)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("exceptions %v: got %q, want %q", c.exceptions, got, c.want)
+		}
+		checkProblems(t, problems, neither)
+		if want := len(strings.Fields(c.others)); r.Others != want {
+			t.Errorf("exceptions %v: %d others counted, want %d", c.exceptions, r.Others, want)
+		}
+	}
+}
+
+func checkProblems(t *testing.T, problems []Problem, want map[int]error) {
+	t.Helper()
+	if len(problems) != len(want) {
+		t.Errorf("%d lines rejected, want %d: %v", len(problems), len(want), problems)
+	}
+	for _, p := range problems {
+		if !errors.Is(p.Err, want[p.Line]) {
+			t.Errorf("line %d: %v, want %v", p.Line, p.Err, want[p.Line])
+		}
+	}
+}
+
 func TestAdblockOptions(t *testing.T) {
 	in := "||a.example^$important\n||b.example^$all\n||c.example^$important,all\n" +
 		"||d.example^$third-party\n||e.example^$important,badfilter\n||f.example^$\n||g.example^$client=10.0.0.1\n"
@@ -235,42 +284,55 @@ func TestLongLines(t *testing.T) {
 // keeps reading.
 func FuzzReader(f *testing.F) {
 	for _, s := range []string{"a.example\nb.example", "0.0.0.0 a.example b.example # c\r\n", "||x.example^\n@@||y^\n",
-		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "address=/a/b/0.0.0.0\nserver=/c/\n10.0.0.1 d\n", "$ORIGIN z.\n@ SOA a. b. (\n1 )\nx CNAME .\n*.y 1h IN A 0.0.0.0\nw.z. CNAME rpz-passthru.\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
+		"\xef\xbb\xbf*.w.example\n", "bücher.de\n\n#\n", "x.example##.ad\ny.example #c\n", "address=/a/b/0.0.0.0\nserver=/c/\nserver=/e/f/#\n10.0.0.1 d\n", "$ORIGIN z.\n@ SOA a. b. (\n1 )\nx CNAME .\n*.y 1h IN A 0.0.0.0\nw.z. CNAME rpz-passthru.\n", "a b\n\x00\n", strings.Repeat("z", 300) + "\nq.example"} {
 		f.Add(s, false)
 	}
 	f.Add("^ads\\.\n/x(y/\n(", true)
 	f.Fuzz(func(t *testing.T, in string, patterns bool) {
-		kind := Domains
 		if patterns {
-			kind = Patterns
+			fuzzRead(t, in, Patterns, false)
+			return
 		}
-		r := NewReader(strings.NewReader(in), "fuzz", kind)
-		entries, rejected := 0, 0
-		for {
-			e, err := r.Next()
-			for _, p := range r.TakeProblems() {
-				rejected++
-				if p.Line < 1 || p.Err == nil || len(p.Text) > 80 {
-					t.Fatalf("problem %+v", p)
-				}
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatalf("Next: %v", err)
-			}
-			entries++
-			if patterns {
-				if _, err := regexp.Compile(e); err != nil {
-					t.Fatalf("pattern %q does not compile", e)
-				}
-			} else if n, err := name.Normalize(e); err != nil || n != e || strings.Contains(e, "*") {
-				t.Fatalf("entry %q is not a stored name (%q, %v)", e, n, err)
-			}
-		}
-		if entries != r.Entries || rejected != r.Rejected {
-			t.Fatalf("counted %d entries and %d rejected, returned %d and %d", r.Entries, r.Rejected, entries, rejected)
+		// The two halves of a list: what one import takes, the other
+		// counts and skips.
+		b := fuzzRead(t, in, Domains, false)
+		e := fuzzRead(t, in, Domains, true)
+		if b.Entries != e.Others || e.Entries != b.Others || b.Rejected != e.Rejected || b.Skipped != e.Skipped {
+			t.Fatalf("blocks import: %d entries, %d others, %d rejected, %d skipped; exceptions import: %d, %d, %d, %d",
+				b.Entries, b.Others, b.Rejected, b.Skipped, e.Entries, e.Others, e.Rejected, e.Skipped)
 		}
 	})
+}
+
+func fuzzRead(t *testing.T, in string, kind Kind, exceptions bool) *Reader {
+	r := NewReader(strings.NewReader(in), "fuzz", kind)
+	r.Exceptions = exceptions
+	entries, rejected := 0, 0
+	for {
+		e, err := r.Next()
+		for _, p := range r.TakeProblems() {
+			rejected++
+			if p.Line < 1 || p.Err == nil || len(p.Text) > 80 {
+				t.Fatalf("problem %+v", p)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		entries++
+		if kind == Patterns {
+			if _, err := regexp.Compile(e); err != nil {
+				t.Fatalf("pattern %q does not compile", e)
+			}
+		} else if n, err := name.Normalize(e); err != nil || n != e || strings.Contains(e, "*") {
+			t.Fatalf("entry %q is not a stored name (%q, %v)", e, n, err)
+		}
+	}
+	if entries != r.Entries || rejected != r.Rejected {
+		t.Fatalf("counted %d entries and %d rejected, returned %d and %d", r.Entries, r.Rejected, entries, rejected)
+	}
+	return r
 }

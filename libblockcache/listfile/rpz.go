@@ -88,9 +88,10 @@ func (r *Reader) directive(line string) bool {
 // "name CNAME ." (NXDOMAIN), "CNAME *." (NODATA), "CNAME rpz-drop." and an
 // A or AAAA record of a sinkhole block the name; "*.name" the same with
 // its subdomains, which a table that covers subdomains holds as "name".
-// Passthru (an exception), a CNAME to another name or an address that is
-// not a sinkhole (local data: a redirection), and the triggers on answers'
-// addresses, name servers and clients are rejected.
+// "CNAME rpz-passthru." is an exception (Reader.Exceptions). A CNAME to
+// another name or an address that is not a sinkhole (local data: a
+// redirection), and the triggers on answers' addresses, name servers and
+// clients are rejected.
 func (r *Reader) rpz(owner, typ string, rdata []string, line string) {
 	switch typ {
 	case "SOA", "NS":
@@ -127,7 +128,7 @@ func (r *Reader) rpz(owner, typ string, rdata []string, line string) {
 	switch {
 	case typ == "CNAME" && (target == "." || target == "*." || target == "rpz-drop."):
 	case typ == "CNAME" && target == "rpz-passthru.":
-		r.fail(line, fmt.Errorf("%w: rpz-passthru is an exception, not imported", ErrZoneRecord))
+		r.entry(owner, line, true)
 		return
 	case typ == "A" || typ == "AAAA":
 		if a, err := netip.ParseAddr(target); err != nil || !r.sinkhole(a) {
@@ -138,5 +139,5 @@ func (r *Reader) rpz(owner, typ string, rdata []string, line string) {
 		r.fail(line, fmt.Errorf("%w: %s %s answers with other data", ErrZoneRecord, typ, target))
 		return
 	}
-	r.domain(owner, line)
+	r.entry(owner, line, false)
 }

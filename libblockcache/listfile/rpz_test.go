@@ -37,8 +37,8 @@ func TestRPZ(t *testing.T) {
 		"   AAAA ::\n" +
 		"ns\n"
 	problems := expectRead(t, in, "ads.example ads.example nodata.example drop.example zero.example full.example after.example after.example ns",
-		map[int]error{15: ErrZoneRecord, 16: ErrZoneRecord, 17: ErrRedirect, 18: ErrZoneRecord, 19: ErrZoneRecord, 20: ErrZoneRecord, 21: ErrZoneRecord, 22: ErrZoneRecord})
-	for i, why := range []string{"rpz-passthru is an exception", "CNAME walled-garden.example. answers with other data", "192.0.2.1",
+		map[int]error{16: ErrZoneRecord, 17: ErrRedirect, 18: ErrZoneRecord, 19: ErrZoneRecord, 20: ErrZoneRecord, 21: ErrZoneRecord, 22: ErrZoneRecord})
+	for i, why := range []string{"CNAME walled-garden.example. answers with other data", "192.0.2.1",
 		"rpz-ip trigger", "rpz-nsdname trigger", "outside the zone's $ORIGIN", "TXT", "$INCLUDE is not followed"} {
 		if i < len(problems) && !strings.Contains(problems[i].Error(), why) {
 			t.Errorf("line %d: %v, want it to say %q", problems[i].Line, problems[i], why)
