@@ -489,6 +489,13 @@ func TestReplacingImport(t *testing.T) {
 			t.Errorf("names %d to %d: list %v with %d names, want it unchanged (%v, 100)", c.from, c.to, ns, count(), v2)
 		}
 	}
+	// No names into an empty table: nothing to empty, nothing changes.
+	if st, err := importRange(t, w, verdict.TableDNSAllow, "allow%d.example", 1, 0, store.ImportOptions{Replace: true, Rule: store.Rule{Server: verdict.UsualServers}}); err != nil || st.Changed != 0 {
+		t.Errorf("no names into an empty table: %+v, %v", st, err)
+	}
+	if ns, _ := w.Namespace(ctx); ns != v2 {
+		t.Errorf("no names into an empty table changed the list: %v, want %v", ns, v2)
+	}
 
 	// Too many removed to log: every verdict is dropped, as for a large
 	// import, and the names are gone.

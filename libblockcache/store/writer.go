@@ -225,8 +225,9 @@ type ImportOptions struct {
 	Rule Rule // the addresses or server every imported name gets; Key unused
 	// Replace leaves the table holding exactly the imported names: a
 	// feed's names that it no longer lists are removed, in the same
-	// transaction. An import of no names is refused, so a failed download
-	// cannot empty a table.
+	// transaction. An import of no names into a table that has some is
+	// refused, so a failed download cannot empty a table; into an empty
+	// table it changes nothing (a feed's exceptions, when it has none).
 	Replace bool
 	// MaxRemoved, between 0 and 1, refuses a replacing import that would
 	// remove more than that share of the names the table listed: a feed
@@ -411,7 +412,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		return st, err
 	}
 	if opts.Replace {
-		if st.Rows == 0 {
+		if st.Rows == 0 && listed > 0 {
 			return st, ErrEmptyReplace
 		}
 		// The names removed are changes too: logged while the import still
