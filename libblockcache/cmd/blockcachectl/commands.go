@@ -56,6 +56,7 @@ func total(m map[string]int64) int64 {
 // ruleFlags are the flags of import and add.
 type ruleFlags struct {
 	table, ipv4, ipv6, server string
+	exceptions                bool // import only
 }
 
 func (r *ruleFlags) register(c *cli) {
@@ -72,6 +73,14 @@ func (r *ruleFlags) check() (verdict.Table, error) {
 	t, err := store.TableByName(r.table)
 	if err != nil {
 		return 0, usageError{err.Error()}
+	}
+	if r.exceptions {
+		if t != verdict.TableDNSAllow {
+			return 0, usagef("--exceptions imports into domain_dns_allow: a list's exceptions exempt names from its blocks")
+		}
+		if r.server == "" {
+			r.server = verdict.UsualServers
+		}
 	}
 	forward := t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
 	if forward && r.server == "" {
@@ -126,6 +135,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
+	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow, with --server # (dnsmasq's usual servers) unless given; a feed's blocks and exceptions are two imports")
 	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
@@ -223,6 +233,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				}
 				cur, curRead = listfile.NewReader(lines, f, kind), read
 				cur.Exact = t == verdict.TableExact
+				cur.Exceptions = rf.exceptions
 				cur.Sinks = sinks
 				readers = append(readers, cur)
 			}
@@ -269,10 +280,11 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w; the list is unchanged", err)
 	}
-	rejected, skipped := 0, 0
+	rejected, skipped, others := 0, 0, 0
 	for _, r := range readers {
 		rejected += r.Rejected
 		skipped += r.Skipped
+		others += r.Others
 	}
 	ns, _ := w.Namespace(ctx)
 	el := time.Since(start)
@@ -284,8 +296,15 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	if *dryRun {
 		verb = "dry run, nothing written: would import"
 	}
-	fmt.Fprintf(c.stdout, "%s %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate) in %.1fs (%.0f/s); list %s\n",
-		verb, st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	left := "" // the other half of the files, for the other import
+	switch {
+	case others > 0 && rf.exceptions:
+		left = fmt.Sprintf(", %d blocks left to an import without --exceptions", others)
+	case others > 0:
+		left = fmt.Sprintf(", %d exceptions left to an import into domain_dns_allow with --exceptions", others)
+	}
+	fmt.Fprintf(c.stdout, "%s %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate%s) in %.1fs (%.0f/s); list %s\n",
+		verb, st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, left, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
 	if *dryRun {
 		return nil
 	}
@@ -306,7 +325,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 // --replace remove every name it used to bring, under --max-removed when
 // other feeds are larger.
 func tooManyRejected(r *listfile.Reader, maxPercent float64) error {
-	all := r.Entries + r.Rejected
+	all := r.Entries + r.Others + r.Rejected
 	if r.Rejected == 0 || float64(r.Rejected)*100 <= maxPercent*float64(all) {
 		return nil
 	}

@@ -228,6 +228,66 @@ func TestImportRefusesWhatIsNotAList(t *testing.T) {
 
 // --offline is refused, with the list unchanged, while anything else has
 // the list open; alone, it imports and leaves the list in WAL.
+// A feed with exceptions is two imports: its blocks into domain, its
+// exceptions into domain_dns_allow to dnsmasq's usual servers, which
+// outrank the blocks.
+func TestImportExceptions(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	feed := writeFile(t, dir, "feed.txt", "||ads.example^\n@@||ok.ads.example^\nserver=/fine.ads.example/#\ntracker.example\n")
+	code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", feed)
+	if code != 0 || !strings.Contains(out, "imported 2 entries into domain") || !strings.Contains(out, "2 exceptions left to an import into domain_dns_allow with --exceptions") || errs != "" {
+		t.Fatalf("blocks: exit %d %q %q", code, out, errs)
+	}
+	code, out, errs = ctl(t, "", "import", "--replace", "--db", db, "--table", "domain_dns_allow", "--exceptions", feed)
+	if code != 0 || !strings.Contains(out, "imported 2 entries into domain_dns_allow") || !strings.Contains(out, "2 blocks left to an import without --exceptions") || errs != "" {
+		t.Fatalf("exceptions: exit %d %q %q", code, out, errs)
+	}
+	code, out, _ = ctl(t, "", "explain", "--db", db, "www.ok.ads.example", "fine.ads.example", "ads.example")
+	if code != 0 || strings.Count(out, "verdict: forward") != 2 || strings.Count(out, "server:  # (dnsmasq's usual servers") != 2 || !strings.Contains(out, "verdict: block") {
+		t.Errorf("explain: exit %d %q", code, out)
+	}
+
+	// The feed drops its exceptions: --replace removes them, and an
+	// import of none into a table that has none is no error.
+	none := writeFile(t, dir, "none.txt", "||ads.example^\n")
+	if code, out, errs := ctl(t, "", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain_dns_allow", "--exceptions", feed, none); code != 0 || count(t, db, "domain_dns_allow") != 2 {
+		t.Fatalf("again: exit %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ctl(t, "", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain_dns_allow", "--exceptions", none); code != 1 || !strings.Contains(errs, "would empty the table") {
+		t.Errorf("no exceptions left, into a table of 2: exit %d %q %q", code, out, errs)
+	}
+	if code, _, errs := ctl(t, "", "rm", "--db", db, "--table", "domain_dns_allow", "ok.ads.example", "fine.ads.example"); code != 0 {
+		t.Fatal(errs)
+	}
+	v := version(t, db)
+	if code, out, errs := ctl(t, "", "import", "--replace", "--db", db, "--table", "domain_dns_allow", "--exceptions", none); code != 0 || !strings.Contains(out, "imported 0 entries") || version(t, db) != v {
+		t.Errorf("no exceptions into an empty table: exit %d %q %q, version %s then %s", code, out, errs, v, version(t, db))
+	}
+
+	// A server of the operator's choosing, and the tables that take none.
+	if code, _, errs := ctl(t, "", "import", "--db", db, "--table", "domain_dns_allow", "--exceptions", "--server", "9.9.9.9", feed); code != 0 {
+		t.Fatal(errs)
+	}
+	if code, out, _ := ctl(t, "", "explain", "--db", db, "ok.ads.example"); !strings.Contains(out, "server:  9.9.9.9\n") {
+		t.Errorf("--server 9.9.9.9: exit %d %q", code, out)
+	}
+	for _, table := range []string{"domain", "domain_dns_block", "domain_regex"} {
+		if code, _, errs := ctl(t, "", "import", "--db", db, "--table", table, "--exceptions", feed); code != 2 || !strings.Contains(errs, "--exceptions imports into domain_dns_allow") {
+			t.Errorf("--exceptions into %s: exit %d %q", table, code, errs)
+		}
+	}
+	// The other half counts as entries of a list, not as rejected lines.
+	mostlyBlocks := writeFile(t, dir, "mostly-blocks.txt", "@@||x.example^\na.example\nb.example\nc.example\nd.example\n<p>\n<p>\n")
+	if code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain_dns_allow", "--exceptions", mostlyBlocks); code != 0 || !strings.Contains(out, "imported 1 entries") {
+		t.Errorf("1 exception, 4 blocks, 2 bad lines: exit %d %q %q", code, out, errs)
+	}
+	// add takes "#" too.
+	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "--server", "#", "hand.ads.example"); code != 0 {
+		t.Errorf("add --server '#': exit %d %q", code, errs)
+	}
+}
+
 func TestImportOffline(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
 	if code, _, errs := ctl(t, "a.example\n", "import", "--db", db, "--table", "domain", "-"); code != 0 {
