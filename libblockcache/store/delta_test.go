@@ -441,6 +441,47 @@ func importRange(t *testing.T, w *store.Writer, table verdict.Table, format stri
 // ones it adds: logged when few, so readers keep every other verdict. An
 // import of no names, or one that would remove more than MaxRemoved of the
 // table (a feed cut short), changes nothing.
+// In a forward table a replacing import replaces the rules to its own
+// server: a feed's exceptions to dnsmasq's usual servers leave the
+// operator's rules to a resolver alone, and the share it may remove is a
+// share of its own rules.
+func TestReplacingImportKeepsOtherServers(t *testing.T) {
+	path, db := testlist.New(t)
+	w := openWriter(t, path)
+	servers := func() map[string]int {
+		t.Helper()
+		rows, err := db.Query(`SELECT Server, count(*) FROM domain_dns_allow WHERE Domain LIKE '%.allow.example' GROUP BY Server`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		m := map[string]int{}
+		for rows.Next() {
+			var s string
+			var n int
+			rows.Scan(&s, &n)
+			m[s] = n
+		}
+		return m
+	}
+	usual := store.ImportOptions{Replace: true, MaxRemoved: 0.5, Rule: store.Rule{Server: verdict.UsualServers}}
+	resolver := store.ImportOptions{Rule: store.Rule{Server: "9.9.9.9"}}
+	if _, err := importRange(t, w, verdict.TableDNSAllow, "r%d.allow.example", 1, 10, resolver); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := importRange(t, w, verdict.TableDNSAllow, "u%d.allow.example", 1, 4, usual); err != nil {
+		t.Fatal(err)
+	}
+	st, err := importRange(t, w, verdict.TableDNSAllow, "u%d.allow.example", 2, 4, usual)
+	if got := servers(); err != nil || st.Removed != 1 || got["#"] != 3 || got["9.9.9.9"] != 10 {
+		t.Errorf("u1 dropped: %+v, %v; rules by server %v, want 3 to # and 10 to 9.9.9.9", st, err, got)
+	}
+	// 2 of the 3 rules to "#": too many, though 2 of 13 in the table.
+	if _, err := importRange(t, w, verdict.TableDNSAllow, "u%d.allow.example", 4, 4, usual); !errors.Is(err, store.ErrTooManyRemoved) || !strings.Contains(err.Error(), "2 of the 3 names in domain_dns_allow to server #") {
+		t.Errorf("2 of 3 removed: %v", err)
+	}
+}
+
 func TestReplacingImport(t *testing.T) {
 	path, db := testlist.New(t)
 	w := openWriter(t, path)

@@ -225,7 +225,8 @@ type ImportOptions struct {
 	Rule Rule // the addresses or server every imported name gets; Key unused
 	// Replace leaves the table holding exactly the imported names: a
 	// feed's names that it no longer lists are removed, in the same
-	// transaction. An import of no names into a table that has some is
+	// transaction. In a forward table, only the rules to the import's
+	// server are replaced. An import of no names into a table that has some is
 	// refused, so a failed download cannot empty a table; into an empty
 	// table it changes nothing (a feed's exceptions, when it has none).
 	Replace bool
@@ -299,11 +300,18 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	defer counted.Close()
 	var keep func([]string) error // a replacing import's keys, to keep
 	listed := 0                   // names in the table before a replacing import
+	// A forward table's rules to other servers come from other sources
+	// (hand-made allow rules to a resolver, another feed): a replacing
+	// import replaces only the rules to its own server.
+	scope, scopeArgs := ` WHERE 1`, []any{}
+	if isForward(t) {
+		scope, scopeArgs = ` WHERE Server = ?`, []any{tmpl.Server}
+	}
 	if opts.Replace {
 		if keep, err = keepKeys(ctx, tx); err != nil {
 			return st, fmt.Errorf("import: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+verdict.TableNames[t]).Scan(&listed); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+verdict.TableNames[t]+scope, scopeArgs...).Scan(&listed); err != nil {
 			return st, fmt.Errorf("import: count the names listed: %w", err)
 		}
 	}
@@ -418,10 +426,10 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		// The names removed are changes too: logged while the import still
 		// may be, which is the usual case (a feed drops a few names a day).
 		key, table := keyColumn(t), verdict.TableNames[t]
-		gone := ` FROM ` + table + ` WHERE ` + key + ` NOT IN (SELECT Key FROM temp.` + keptTable + `)`
+		gone := ` FROM ` + table + scope + ` AND ` + key + ` NOT IN (SELECT Key FROM temp.` + keptTable + `)`
 		removed := 0
 		if logged != nil && t != verdict.TableRegex {
-			rows, err := tx.QueryContext(ctx, `SELECT `+key+gone+` LIMIT ?`, maxChanged-len(logged)+1)
+			rows, err := tx.QueryContext(ctx, `SELECT `+key+gone+` LIMIT ?`, append(scopeArgs, maxChanged-len(logged)+1)...)
 			var keys []string
 			if err == nil {
 				keys, err = appendKeys(nil, rows)
@@ -439,7 +447,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			}
 		}
 		if logged == nil || t == verdict.TableRegex {
-			res, err := tx.ExecContext(ctx, `DELETE`+gone)
+			res, err := tx.ExecContext(ctx, `DELETE`+gone, scopeArgs...)
 			if err != nil {
 				return st, fmt.Errorf("import: remove the names it does not hold: %w", err)
 			}
@@ -450,6 +458,9 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			removed = int(n)
 		}
 		if opts.MaxRemoved > 0 && float64(removed) > opts.MaxRemoved*float64(listed) {
+			if isForward(t) {
+				table += " to server " + tmpl.Server
+			}
 			return st, fmt.Errorf("%w: %d of the %d names in %s (%.0f%%, at most %.0f%% allowed)",
 				ErrTooManyRemoved, removed, listed, table, 100*float64(removed)/float64(listed), 100*opts.MaxRemoved)
 		}
