@@ -15,6 +15,12 @@
 #   TABLE        the table the feeds fill (default domain)
 #   MAX_REMOVED  percentage (default 50)
 #   MAX_REJECTED percentage (default 50)
+#   EXCEPTIONS   1: also import the feeds' exceptions (AdBlock @@ rules, RPZ
+#                rpz-passthru, server=/name/#) into domain_dns_allow, to
+#                dnsmasq's usual servers, where they outrank the blocks. They
+#                replace the allow rules to "#" (rules to a server of your
+#                own stay): keep hand-made ones in a LOCAL file, written as
+#                @@||name^ or server=/name/#
 #   DRY_RUN      1: print what the import would add and remove, change nothing
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
 #   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,
@@ -34,6 +40,13 @@ for url in $FEEDS; do
 done
 dry=
 [ "${DRY_RUN:-}" = 1 ] && dry=--dry-run
+# The exceptions first, each import one transaction: a name a feed newly
+# exempts is then never blocked by its new blocks in between, and when the
+# blocks' import is refused the exceptions only unblock.
+if [ "${EXCEPTIONS:-}" = 1 ]; then
+	# shellcheck disable=SC2086
+	"$ctl" import --replace --exceptions $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table domain_dns_allow "$dir"/feed*.txt ${LOCAL:-}
+fi
 # shellcheck disable=SC2086 # LOCAL is a list of files; dry is one flag or none
 "$ctl" import --replace $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
 [ -n "$dry" ] && exit 0

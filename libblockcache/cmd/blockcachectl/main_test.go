@@ -370,6 +370,34 @@ func TestFeedsScript(t *testing.T) {
 	if count(t, db, "domain") != 4 || version(t, db) != v {
 		t.Error("DRY_RUN=1 changed the list")
 	}
+
+	// EXCEPTIONS=1: the feeds' exceptions and LOCAL's go to the allow
+	// table, and replace only its rules to "#".
+	ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "--server", "9.9.9.9", "resolver.example")
+	writeFile(t, dir, "local.txt", "mine.example\n@@||mine-ok.example^\n")
+	c := write("c.txt", "||ads.example^\n@@||ok.ads.example^\n@@||was-ok.example^\n")
+	env = []string{"EXCEPTIONS=1"}
+	if err := run("file://"+a, "file://"+c); err != nil {
+		t.Fatal(err)
+	}
+	allowed := func() string {
+		t.Helper()
+		code, out, _ := ctl(t, "", "export", "--db", db, "--table", "domain_dns_allow")
+		if code != 0 {
+			t.Fatal(out)
+		}
+		return strings.Join(strings.Fields(out), " ")
+	}
+	if got := allowed(); got != "mine-ok.example ok.ads.example resolver.example was-ok.example" || count(t, db, "domain") != 4 {
+		t.Errorf("allowed %q, %d blocked; want the exceptions and resolver.example, and one, two, ads and mine", got, count(t, db, "domain"))
+	}
+	c = write("c.txt", "||ads.example^\n@@||ok.ads.example^\n")
+	if err := run("file://"+a, "file://"+c); err != nil {
+		t.Fatal(err)
+	}
+	if got := allowed(); got != "mine-ok.example ok.ads.example resolver.example" {
+		t.Errorf("after the feed dropped was-ok.example: allowed %q", got)
+	}
 }
 
 func TestExitCodes(t *testing.T) {
