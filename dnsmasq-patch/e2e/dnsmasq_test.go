@@ -64,6 +64,7 @@ func TestAnswersUDPAndTCP(t *testing.T) {
 	up := startUpstream(t, "192.0.2.1")
 	filter := startUpstream(t, "198.51.100.7")
 	db, _ := list(t, filter)
+	sqlite3(t, db, `INSERT INTO domain_dns_allow VALUES ('usual.tracker.net', '#')`) // dnsmasq's usual servers
 	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter,
 		extra: []string{"--db-block-ipv4=10.1.1.1", "--db-block-ttl=7"}})
 	cases := []expect{
@@ -83,6 +84,8 @@ func TestAnswersUDPAndTCP(t *testing.T) {
 		{"ads1.example.org", dns.TypeTXT, "NOERROR EDE 15"},
 		{"allowed.tracker.net", dns.TypeA, "NOERROR A 198.51.100.7"},
 		{"www.allowed.tracker.net", dns.TypeTXT, "NOERROR TXT upstream 198.51.100.7"},
+		{"usual.tracker.net", dns.TypeA, "NOERROR A 192.0.2.1"}, // allowed, resolved as usual
+		{"www.usual.tracker.net", dns.TypeAAAA, "NOERROR AAAA 2001:db8::53"},
 		{"family.example", dns.TypeA, "NOERROR A 198.51.100.7"},
 		{"unconfigured.example", dns.TypeA, "NOERROR A 192.0.2.1"}, // no server= for it: forwarded normally
 		{"unlisted.example", dns.TypeA, "NOERROR A 192.0.2.1"},
@@ -114,6 +117,9 @@ func TestAnswersUDPAndTCP(t *testing.T) {
 	}
 	d.waitLog(t, 2*time.Second, "blockcache/domain", "a.b.tracker.net is 10.1.1.1")
 	d.waitLog(t, 2*time.Second, "no server=127.0.0.1#1 configured")
+	if n := up.count("usual.tracker.net"); n == 0 || strings.Contains(d.logText(), "no server=# configured") {
+		t.Errorf("an allow rule to \"#\": asked the usual upstream %d times; log %q", n, d.logText())
+	}
 	// Malformed and over-long names never crash it.
 	long := strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + "." + strings.Repeat("d", 60) + ".example"
 	for _, n := range []string{long, "bad\\032name.example", "_srv._tcp.tracker.net"} {
@@ -330,6 +336,8 @@ func TestCNAMECloaking(t *testing.T) {
 	up.chain("www.shop.example", "edge.cdn.example")
 	up.chain("x\\010fake-log-line.news.example", "x.tracker.net") // a newline in a label
 	filter.chain("allowed.tracker.net", "x.tracker.net")
+	sqlite3(t, db, `INSERT INTO domain_dns_allow VALUES ('usual.tracker.net', '#')`)
+	up.chain("usual.tracker.net", "y.tracker.net")
 	d := startDnsmasq(t, opts{db: db, upstream: up, filter: filter, extra: []string{"--log-queries"}})
 	for _, network := range []string{"udp", "tcp"} {
 		for _, c := range []expect{
@@ -339,6 +347,7 @@ func TestCNAMECloaking(t *testing.T) {
 			{"a.shop.example", dns.TypeA, "NOERROR A 0.0.0.0 EDE 15"}, // third link of the chain
 			{"www.shop.example", dns.TypeA, "NOERROR A 192.0.2.1 CNAME"},
 			{"allowed.tracker.net", dns.TypeA, "NOERROR A 198.51.100.7 CNAME"},
+			{"usual.tracker.net", dns.TypeA, "NOERROR A 192.0.2.1 CNAME"}, // allowed: left alone too
 		} {
 			for i := range 2 { // the second time too: the blocked reply was not cached
 				if got := summary(d.mustQuery(t, network, c.name, c.qtype)); got != c.want {
