@@ -63,7 +63,7 @@ func (r *ruleFlags) register(c *cli) {
 	c.fs.StringVar(&r.table, "table", "", "target table: domain_dns_allow, domain_dns_block, domain_exact, domain, domain_regex")
 	c.fs.StringVar(&r.ipv4, "ipv4", "", "per-rule sinkhole IPv4 (block tables; default: db-block-ipv4)")
 	c.fs.StringVar(&r.ipv6, "ipv6", "", "per-rule sinkhole IPv6 (block tables; default: db-block-ipv6)")
-	c.fs.StringVar(&r.server, "server", "", "server \"ip\" or \"ip#port\" (domain_dns_allow, domain_dns_block); \"#\", as in dnsmasq's server=/name/#, for dnsmasq's usual servers: an allow rule that only exempts names from blocking")
+	c.fs.StringVar(&r.server, "server", "", "server \"ip\" or \"ip#port\" (domain_dns_block; domain_dns_allow, where it defaults to \"#\": dnsmasq's usual servers, as in server=/name/#, an allow rule that only exempts names from blocking)")
 }
 
 func (r *ruleFlags) check() (verdict.Table, error) {
@@ -74,13 +74,11 @@ func (r *ruleFlags) check() (verdict.Table, error) {
 	if err != nil {
 		return 0, usageError{err.Error()}
 	}
-	if r.exceptions {
-		if t != verdict.TableDNSAllow {
-			return 0, usagef("--exceptions imports into domain_dns_allow: a list's exceptions exempt names from its blocks")
-		}
-		if r.server == "" {
-			r.server = verdict.UsualServers
-		}
+	if r.exceptions && t != verdict.TableDNSAllow {
+		return 0, usagef("--exceptions imports into domain_dns_allow: a list's exceptions exempt names from its blocks")
+	}
+	if t == verdict.TableDNSAllow && r.server == "" {
+		r.server = verdict.UsualServers // an allowlist entry
 	}
 	forward := t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
 	if forward && r.server == "" {
@@ -135,7 +133,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
-	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow, with --server # (dnsmasq's usual servers) unless given; a feed's blocks and exceptions are two imports")
+	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow; a feed's blocks and exceptions are two imports")
 	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {

@@ -282,9 +282,18 @@ func TestImportExceptions(t *testing.T) {
 	if code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain_dns_allow", "--exceptions", mostlyBlocks); code != 0 || !strings.Contains(out, "imported 1 entries") {
 		t.Errorf("1 exception, 4 blocks, 2 bad lines: exit %d %q %q", code, out, errs)
 	}
-	// add takes "#" too.
+	// add takes "#" too, and it is domain_dns_allow's default.
 	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "--server", "#", "hand.ads.example"); code != 0 {
 		t.Errorf("add --server '#': exit %d %q", code, errs)
+	}
+	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "hand2.ads.example"); code != 0 {
+		t.Errorf("add without --server: exit %d %q", code, errs)
+	}
+	if code, _, errs := ctl(t, "", "add", "--db", db, "--table", "domain_dns_block", "hand3.ads.example"); code != 2 || !strings.Contains(errs, "--table domain_dns_block needs --server") {
+		t.Errorf("domain_dns_block without --server: exit %d %q", code, errs)
+	}
+	if code, out, _ := ctl(t, "", "explain", "--db", db, "hand2.ads.example"); !strings.Contains(out, "server:  # (") {
+		t.Errorf("hand2.ads.example: exit %d %q", code, out)
 	}
 }
 
@@ -410,7 +419,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"frobnicate"}, 2},
 		{[]string{"import", "--db", db, "-"}, 2}, // no --table
 		{[]string{"import", "--db", db, "--table", "nope", "-"}, 2},                  // unknown table
-		{[]string{"add", "--db", db, "--table", "domain_dns_allow", "x.example"}, 2}, // no --server
+		{[]string{"add", "--db", db, "--table", "domain_dns_block", "x.example"}, 2}, // no --server
 		{[]string{"add", "--db", db, "--table", "domain", "--ipv4", "::1", "x.example"}, 2},
 		{[]string{"add", "--db", db, "--table", "domain", "bad name"}, 2},
 		{[]string{"rm", "--db", filepath.Join(t.TempDir(), "missing.db"), "--table", "domain", "x.example"}, 1},
