@@ -476,11 +476,15 @@ func cmdFilter(ctx context.Context, c *cli, args []string) error {
 
 // open starts a library instance like dnsmasq's, without the LRU (it is
 // per process), without the pacer (no C thread calls in here, so Go's
-// scheduler needs no help) and with a quiet log.
+// scheduler needs no help) and with a quiet log. A person waits on these
+// commands, not a query: Valkey reads get a second, not valkey-timeout-ms,
+// so that a first read on a new connection of a busy host is not taken
+// for a missing key.
 func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	cfg := c.cfg
 	cfg.LRUSize = 0
 	cfg.Yield = 0
+	cfg.Valkey.Timeout = max(cfg.Valkey.Timeout, time.Second)
 	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
 }
 
