@@ -1,9 +1,10 @@
 // Package listfile reads the blocklist formats operators actually have:
 // plain domain lists, hosts files, AdBlock-style domain rules, stock
 // dnsmasq's address=/local=/server= lines, response policy zones (RPZ)
-// and regex lists, auto-detected
-// line by line, normalized and validated, with every rejected line
-// reported by file and line number.
+// and regex lists, auto-detected line by line, normalized and validated,
+// with every rejected line reported by file and line number. A list's
+// blocks and its exceptions (Reader.Exceptions) are read separately, for
+// two tables.
 package listfile
 
 import (
