@@ -480,6 +480,19 @@ func TestReplacingImportKeepsOtherServers(t *testing.T) {
 	if _, err := importRange(t, w, verdict.TableDNSAllow, "u%d.allow.example", 4, 4, usual); !errors.Is(err, store.ErrTooManyRemoved) || !strings.Contains(err.Error(), "2 of the 3 names in domain_dns_allow to server #") {
 		t.Errorf("2 of 3 removed: %v", err)
 	}
+	// A feed's exception for a name the operator allowed to a resolver
+	// leaves that rule alone, and so does the feed dropping it later.
+	if _, err := importRange(t, w, verdict.TableDNSAllow, "r%d.allow.example", 1, 1, store.ImportOptions{Rule: store.Rule{Server: verdict.UsualServers}}); err != nil {
+		t.Fatal(err)
+	}
+	st, err = importRange(t, w, verdict.TableDNSAllow, "u%d.allow.example", 2, 4, usual)
+	if got := servers(); err != nil || st.Removed != 0 || got["#"] != 3 || got["9.9.9.9"] != 10 {
+		t.Errorf("after a feed took r1 and dropped it: %+v, %v; rules by server %v, want 3 to # and 10 to 9.9.9.9", st, err, got)
+	}
+	// By hand, the operator may still move it.
+	if _, err := w.Add(context.Background(), verdict.TableDNSAllow, []store.Rule{{Key: "r1.allow.example", Server: verdict.UsualServers}}); err != nil || servers()["#"] != 4 {
+		t.Errorf("add r1 to #: %v, %v", err, servers())
+	}
 }
 
 func TestReplacingImport(t *testing.T) {

@@ -180,14 +180,21 @@ func isForward(t verdict.Table) bool {
 // the saved filter by the whole feed. With no unique key on the table
 // (a foreign list), nothing conflicts and every row is inserted, as INSERT
 // OR REPLACE did. One statement per batch keeps the per-row cost of
-// database/sql off a 10M-row import.
-func upsertSQL(t verdict.Table, n int, returning bool) string {
+// database/sql off a 10M-row import. With keepServers, a forward rule to a
+// server is left as it is by a rule to the usual servers, which would only
+// exempt a name that rule already exempts: a feed's exception does not
+// take over the operator's own allow rule to a resolver (and, replaced
+// later, delete it).
+func upsertSQL(t verdict.Table, n int, returning, keepServers bool) string {
 	key := keyColumn(t)
 	cols, row := key+", IPv4, IPv6", "(?,?,?)"
 	set, differs := "IPv4 = excluded.IPv4, IPv6 = excluded.IPv6", "IPv4 IS NOT excluded.IPv4 OR IPv6 IS NOT excluded.IPv6"
 	if isForward(t) {
 		cols, row = "Domain, Server", "(?,?)"
 		set, differs = "Server = excluded.Server", "Server IS NOT excluded.Server"
+		if keepServers { // a row to "#" is as given, one to a server is kept
+			differs = "Server IS NULL OR Server = ''"
+		}
 	}
 	rows := repeated(row, n)
 	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s ON CONFLICT DO UPDATE SET %s WHERE %s",
@@ -271,6 +278,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	} else if tmpl.Server != "" {
 		return st, fmt.Errorf("%s takes no server", verdict.TableNames[t])
 	}
+	keepServers := tmpl.Server == verdict.UsualServers
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return st, fmt.Errorf("begin import: %w", err)
@@ -288,12 +296,12 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 	// Each batch returns the keys it changed only while the import may
 	// still be small enough to log them; after that it only counts them.
 	// Returning every key made a first import of a large list 40% slower.
-	keyed, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, true))
+	keyed, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, true, keepServers))
 	if err != nil {
 		return st, fmt.Errorf("prepare import: %w", err)
 	}
 	defer keyed.Close()
-	counted, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, false))
+	counted, err := tx.PrepareContext(ctx, upsertSQL(t, batchRows, false, keepServers))
 	if err != nil {
 		return st, fmt.Errorf("prepare import: %w", err)
 	}
@@ -348,7 +356,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 			if full {
 				res, err = counted.ExecContext(ctx, args...)
 			} else {
-				res, err = tx.ExecContext(ctx, upsertSQL(t, len(batch), false), args...)
+				res, err = tx.ExecContext(ctx, upsertSQL(t, len(batch), false, keepServers), args...)
 			}
 			if err != nil {
 				return 0, err
@@ -365,7 +373,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		if full {
 			rows, err = keyed.QueryContext(ctx, args...)
 		} else {
-			rows, err = tx.QueryContext(ctx, upsertSQL(t, len(batch), true), args...)
+			rows, err = tx.QueryContext(ctx, upsertSQL(t, len(batch), true, keepServers), args...)
 		}
 		if err != nil {
 			return 0, err
@@ -638,7 +646,7 @@ func (w *Writer) Add(ctx context.Context, t verdict.Table, rules []Rule) (int, e
 			}
 			args = []any{r.Key, r.Server}
 		}
-		rows, err := tx.QueryContext(ctx, upsertSQL(t, 1, true), args...)
+		rows, err := tx.QueryContext(ctx, upsertSQL(t, 1, true, false), args...)
 		if err == nil {
 			changed, err = appendKeys(changed, rows)
 		}
