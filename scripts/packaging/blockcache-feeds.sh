@@ -28,6 +28,10 @@
 #                point it at a disk with room for both on large feeds
 set -eu
 : "${FEEDS:?FEEDS: the feeds URLs, separated by spaces}"
+if [ "${EXCEPTIONS:-}" = 1 ] && [ "${TABLE:-domain}" = domain_dns_allow ]; then
+	echo "blockcache-feeds: EXCEPTIONS=1 fills domain_dns_allow itself; TABLE is the table of the blocks" >&2
+	exit 2
+fi
 db=${DB:-/var/lib/blockcache/list.db}
 ctl=${CTL:-/usr/local/bin/blockcachectl}
 dir=$(mktemp -d)

@@ -407,6 +407,12 @@ func TestFeedsScript(t *testing.T) {
 	if got := allowed(); got != "mine-ok.example ok.ads.example resolver.example" {
 		t.Errorf("after the feed dropped was-ok.example: allowed %q", got)
 	}
+	// The blocks' table cannot be the exceptions' too: each import would
+	// replace what the other brought.
+	env = []string{"EXCEPTIONS=1", "TABLE=domain_dns_allow"}
+	if out, err := runOut("file://" + a); err == nil || !strings.Contains(out, "EXCEPTIONS=1 fills domain_dns_allow itself") {
+		t.Errorf("EXCEPTIONS=1 TABLE=domain_dns_allow: %v, %q", err, out)
+	}
 }
 
 func TestExitCodes(t *testing.T) {
