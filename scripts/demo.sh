@@ -26,6 +26,7 @@ LIST
 printf '||doubleclick.example^\nmetrics.example.io\n' | $ctl import --db "$db" --table domain "$demo/hosts.txt" - >/dev/null
 $ctl add --db "$db" --table domain_exact --ipv4 10.0.0.53 exact.example.com >/dev/null
 $ctl add --db "$db" --table domain_regex '^ad[sz]?[0-9]*\.' >/dev/null
+$ctl add --db "$db" --table domain_dns_allow cdn.ads.example.com >/dev/null # an allowlist entry
 $ctl filter --db "$db" >/dev/null # dnsmasq loads it instead of reading every row
 $ctl stats --db "$db" | sed 's/^/  /'
 
@@ -46,6 +47,7 @@ patched dnsmasq on 127.0.0.1:5353, blocklist $db. Try, in another shell:
   dig @127.0.0.1 -p 5353 www.ads.example.com A      # wildcard rule: 0.0.0.0
   dig @127.0.0.1 -p 5353 exact.example.com A        # per-rule address: 10.0.0.53
   dig @127.0.0.1 -p 5353 ads7.anything.example AAAA # regex rule: ::
+  dig @127.0.0.1 -p 5353 cdn.ads.example.com        # allowed: resolved as usual
   dig +tcp @127.0.0.1 -p 5353 tracker.example.net   # TCP gets the same verdicts
   $ctl add --db $db --table domain new.example && dig @127.0.0.1 -p 5353 new.example
   $ctl explain --db $db www.ads.example.com
