@@ -20,7 +20,9 @@
 #                dnsmasq's usual servers, where they outrank the blocks. They
 #                replace the allow rules to "#" (rules to a server of your
 #                own stay): keep hand-made ones in a LOCAL file, written as
-#                @@||name^ or server=/name/#
+#                @@||name^ or server=/name/#. MAX_REMOVED and MAX_REJECTED
+#                guard this import too: when feeds with a handful of
+#                exceptions drop most of them, run once with MAX_REMOVED=100
 #   DRY_RUN      1: print what the import would add and remove, change nothing
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
 #   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,
@@ -48,7 +50,7 @@ dry=
 # exempts is then never blocked by its new blocks in between, and when the
 # blocks' import is refused the exceptions only unblock.
 if [ "${EXCEPTIONS:-}" = 1 ]; then
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086 # as below
 	"$ctl" import --replace --exceptions $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table domain_dns_allow "$dir"/feed*.txt ${LOCAL:-}
 fi
 # shellcheck disable=SC2086 # LOCAL is a list of files; dry is one flag or none

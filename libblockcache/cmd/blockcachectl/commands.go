@@ -129,7 +129,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	rf.register(c)
 	strict := c.fs.Bool("strict", false, "any rejected line aborts the import with nothing written")
 	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
-	replace := c.fs.Bool("replace", false, "the table holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused)")
+	replace := c.fs.Bool("replace", false, "the table (of domain_dns_allow and domain_dns_block, the rules to --server) holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused, but into an empty one)")
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
