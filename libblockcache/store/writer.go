@@ -708,6 +708,36 @@ func (w *Writer) Counts(ctx context.Context) (map[string]int64, Namespace, error
 	return countRules(ctx, w.DB)
 }
 
+// ServerCount is how many rules of a forward table go to one server.
+type ServerCount struct {
+	Server string
+	Rules  int64
+}
+
+// Servers counts a forward table's rules by server, most first: which of
+// them are allowlist entries (to "#") and which go to a resolver.
+func (w *Writer) Servers(ctx context.Context, t verdict.Table) ([]ServerCount, error) {
+	if !isForward(t) {
+		return nil, fmt.Errorf("%s has no servers", verdict.TableNames[t])
+	}
+	rows, err := w.DB.QueryContext(ctx, `SELECT Server, count(*) FROM `+verdict.TableNames[t]+` GROUP BY Server ORDER BY 2 DESC, 1`)
+	if err != nil {
+		return nil, fmt.Errorf("count %s by server: %w", verdict.TableNames[t], err)
+	}
+	defer rows.Close()
+	var out []ServerCount
+	for rows.Next() {
+		var sc ServerCount
+		var srv sql.NullString
+		if err := rows.Scan(&srv, &sc.Rules); err != nil {
+			return nil, fmt.Errorf("count %s by server: %w", verdict.TableNames[t], err)
+		}
+		sc.Server = srv.String
+		out = append(out, sc)
+	}
+	return out, rows.Err()
+}
+
 // ChangeLog describes ChangesTable: its rows and the versions they cover.
 func (w *Writer) ChangeLog(ctx context.Context) (rows int64, from, to uint64, err error) {
 	var lo, hi sql.NullInt64

@@ -558,6 +558,28 @@ func addrOr(a netip.Addr) string {
 	return a.String()
 }
 
+// byServer says where a forward table's rules go: "  (to #: 3, to
+// 9.9.9.9: 1)", the three largest groups and the count of the rest.
+func byServer(ctx context.Context, w *store.Writer, t verdict.Table) (string, error) {
+	servers, err := w.Servers(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	var rest int64
+	for i, sc := range servers {
+		if i < 3 {
+			parts = append(parts, fmt.Sprintf("to %s: %d", sc.Server, sc.Rules))
+		} else {
+			rest += sc.Rules
+		}
+	}
+	if rest > 0 {
+		parts = append(parts, fmt.Sprintf("to %d other servers: %d", len(servers)-3, rest))
+	}
+	return "  (" + strings.Join(parts, ", ") + ")", nil
+}
+
 func cmdStats(ctx context.Context, c *cli, args []string) error {
 	noCount := c.fs.Bool("no-count", false, "leave out the row counts, which read the whole list (about a minute at a billion names)")
 	if err := c.parse(args); err != nil {
@@ -583,7 +605,14 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "  (rows not counted: --no-count)\n")
 	} else {
 		for _, t := range store.RuleTables {
-			fmt.Fprintf(c.stdout, "  %-17s %12d\n", verdict.TableNames[t], counts[verdict.TableNames[t]])
+			n := counts[verdict.TableNames[t]]
+			by := ""
+			if n > 0 && (t == verdict.TableDNSAllow || t == verdict.TableDNSBlock) {
+				if by, err = byServer(ctx, w, t); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(c.stdout, "  %-17s %12d%s\n", verdict.TableNames[t], n, by)
 		}
 	}
 	var size int64

@@ -295,6 +295,10 @@ func TestImportExceptions(t *testing.T) {
 	if code, out, _ := ctl(t, "", "explain", "--db", db, "hand2.ads.example"); !strings.Contains(out, "server:  # (") {
 		t.Errorf("hand2.ads.example: exit %d %q", code, out)
 	}
+	// stats says which allow rules are allowlist entries.
+	if code, out, _ := ctl(t, "", "stats", "--db", db); !strings.Contains(out, "  domain_dns_allow             5  (to #: 3, to 9.9.9.9: 2)\n") || !strings.Contains(out, "  domain_dns_block             0\n") {
+		t.Errorf("stats: exit %d %q", code, out)
+	}
 }
 
 func TestImportOffline(t *testing.T) {
