@@ -441,6 +441,60 @@ func importRange(t *testing.T, w *store.Writer, table verdict.Table, format stri
 // ones it adds: logged when few, so readers keep every other verdict. An
 // import of no names, or one that would remove more than MaxRemoved of the
 // table (a feed cut short), changes nothing.
+// A feed's blocks and exceptions are one change: readers see both parts
+// at once, and a part that is refused leaves the other unwritten too.
+func TestImportAllIsOneChange(t *testing.T) {
+	path, db := testlist.New(t)
+	w := openWriter(t, path)
+	s := openFiltered(t, path, nil)
+	ctx := context.Background()
+	gen := func(format string, from, to int) func() (string, bool, error) {
+		i := from - 1
+		return func() (string, bool, error) {
+			i++
+			return fmt.Sprintf(format, i), i <= to, nil
+		}
+	}
+	blocks := store.ImportOptions{Replace: true, MaxRemoved: 0.5}
+	exceptions := store.ImportOptions{Replace: true, MaxRemoved: 0.5, Rule: store.Rule{Server: verdict.UsualServers}}
+	v0, _ := w.Namespace(ctx)
+	sts, err := w.ImportAll(ctx,
+		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 10), Options: blocks},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 1, 4), Options: exceptions})
+	if err != nil || len(sts) != 2 || sts[0].Rows != 10 || sts[1].Rows != 4 || !sts[0].Logged || !sts[1].Logged {
+		t.Fatalf("%+v, %v", sts, err)
+	}
+	v1, _ := w.Namespace(ctx)
+	if v1.Version != v0.Version+2 {
+		t.Errorf("version %d after %d: want a bump by each part", v1.Version, v0.Version)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() == v1 })
+	for name, want := range map[string]verdict.Action{"x.b1.feed.example": verdict.Block, "x.ok2.b1.feed.example": verdict.Forward, "b10.feed.example": verdict.Block} {
+		if v := resolve(t, s, name); v.Action != want {
+			t.Errorf("%s: %v, want %v", name, v.Action, want)
+		}
+	}
+
+	// The exceptions part would remove 3 of 4: refused, and the blocks
+	// part's new name is not written either.
+	_, err = w.ImportAll(ctx,
+		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 11), Options: blocks},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 1, 1), Options: exceptions})
+	var n int
+	db.QueryRow(`SELECT count(*) FROM domain WHERE Domain = 'b11.feed.example'`).Scan(&n)
+	if v, _ := w.Namespace(ctx); !errors.Is(err, store.ErrTooManyRemoved) || n != 0 || v != v1 {
+		t.Errorf("refused exceptions: %v; b11 written %d times, list %v (want %v)", err, n, v, v1)
+	}
+	// A dry run of both parts changes nothing.
+	sts, err = w.ImportAll(ctx,
+		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 11), Options: store.ImportOptions{DryRun: true}},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 5, 5), Options: store.ImportOptions{DryRun: true, Rule: store.Rule{Server: verdict.UsualServers}}})
+	db.QueryRow(`SELECT count(*) FROM domain_dns_allow`).Scan(&n)
+	if v, _ := w.Namespace(ctx); err != nil || sts[0].Changed != 1 || sts[1].Changed != 1 || n != 4 || v != v1 {
+		t.Errorf("dry run: %+v, %v; %d allow rules, list %v (want 4, %v)", sts, err, n, v, v1)
+	}
+}
+
 // In a forward table a replacing import replaces the rules to its own
 // server: a feed's exceptions to dnsmasq's usual servers leave the
 // operator's rules to a resolver alone, and the share it may remove is a

@@ -130,6 +130,40 @@ func TestBulkImportSavesTheFilterAgain(t *testing.T) {
 // readers rebuild when the names added and changed since the build pass a
 // quarter of those it was built for, and the import that would pass it
 // builds it again.
+// Two parts of one import, the first logged, the second too large to log:
+// the second grows the saved filter from the log, which already holds the
+// first part's names, so a reader that loads the filter finds both.
+func TestImportAllGrowsTheSavedFilter(t *testing.T) {
+	path, _ := testlist.New(t, fixture...)
+	w := openWriter(t, path)
+	importN(t, w, verdict.TableDomain, "base%d.example", 100000) // 20,000 more are under a quarter
+	saveFilter(t, path)
+	gen := func(format string, n int) func() (string, bool, error) {
+		i := 0
+		return func() (string, bool, error) {
+			i++
+			return fmt.Sprintf(format, i), i <= n, nil
+		}
+	}
+	sts, err := w.ImportAll(context.Background(),
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.elsewhere.example", 3), Options: store.ImportOptions{Rule: store.Rule{Server: verdict.UsualServers}}},
+		store.ImportPart{Table: verdict.TableDomain, Next: gen("grow%d.example", 20000)})
+	if err != nil || !sts[0].Logged || sts[1].Logged || !sts[1].FilterGrown {
+		t.Fatalf("%+v, %v; want the first part logged and the second grown into the saved filter", sts, err)
+	}
+	s := openFiltered(t, path, nil)
+	if st := s.Stats(); st.FilterLoads != 1 {
+		t.Fatalf("%d filter loads: the grown filter was not used", st.FilterLoads)
+	}
+	for name, want := range map[string]verdict.Action{
+		"x.ok3.elsewhere.example": verdict.Forward, "base1.example": verdict.Block, "grow20000.example": verdict.Block, "grow20001.example": verdict.Pass,
+	} {
+		if v := resolve(t, s, name); v.Action != want {
+			t.Errorf("%s: %v, want %v", name, v.Action, want)
+		}
+	}
+}
+
 func TestBulkImportGrowsTheSavedFilter(t *testing.T) {
 	path, db := testlist.New(t, fixture...)
 	w := openWriter(t, path)

@@ -269,24 +269,65 @@ var ErrTooManyRemoved = errors.New("the import would remove more names than allo
 // into domain_regex logs the regex marker: readers drop every verdict but
 // keep their filter.
 func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (string, bool, error), opts ImportOptions) (ImportStats, error) {
-	var st ImportStats
-	tmpl := opts.Rule
-	if isForward(t) {
-		if err := verdict.ValidServer(tmpl.Server); err != nil {
-			return st, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[t], err)
+	st, err := w.ImportAll(ctx, ImportPart{Table: t, Next: next, Options: opts})
+	return st[0], err
+}
+
+// ImportPart is one table's share of ImportAll.
+type ImportPart struct {
+	Table   verdict.Table
+	Next    func() (string, bool, error)
+	Options ImportOptions
+}
+
+// ImportAll imports into several tables in one transaction, each part as
+// Import would: a feed's blocks and its exceptions are one change, which
+// readers see whole or not at all, and a part that is refused refuses
+// them all. Nothing is committed when any part is a dry run. The stats
+// are by part, in order.
+func (w *Writer) ImportAll(ctx context.Context, parts ...ImportPart) ([]ImportStats, error) {
+	sts := make([]ImportStats, max(len(parts), 1))
+	for _, p := range parts {
+		if isForward(p.Table) {
+			if err := verdict.ValidServer(p.Options.Rule.Server); err != nil {
+				return sts, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[p.Table], err)
+			}
+		} else if p.Options.Rule.Server != "" {
+			return sts, fmt.Errorf("%s takes no server", verdict.TableNames[p.Table])
 		}
-	} else if tmpl.Server != "" {
-		return st, fmt.Errorf("%s takes no server", verdict.TableNames[t])
 	}
-	keepServers := tmpl.Server == verdict.UsualServers
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return st, fmt.Errorf("begin import: %w", err)
+		return sts, fmt.Errorf("begin import: %w", err)
 	}
 	defer tx.Rollback()
 	for _, s := range []string{`PRAGMA cache_size = -262144`} {
 		tx.ExecContext(ctx, s)
 	}
+	dry := false
+	for i, p := range parts {
+		if sts[i], err = importPart(ctx, tx, p.Table, p.Next, p.Options); err != nil {
+			return sts, err
+		}
+		dry = dry || p.Options.DryRun
+	}
+	if dry {
+		return sts, nil // the deferred rollback undoes it all
+	}
+	if err := tx.Commit(); err != nil {
+		return sts, fmt.Errorf("commit import: %w", err)
+	}
+	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+	return sts, nil
+}
+
+// importPart is one part of ImportAll, in its transaction. Each part bumps
+// the version once and logs its changes under it: readers of the commit
+// see two versions at once and read the log of both.
+func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (string, bool, error), opts ImportOptions) (ImportStats, error) {
+	var st ImportStats
+	tmpl := opts.Rule
+	keepServers := tmpl.Server == verdict.UsualServers
 	// One version bump for the whole import instead of one per row.
 	for _, tr := range TriggerNames(t) {
 		if _, err := tx.ExecContext(ctx, "DROP TRIGGER IF EXISTS "+tr); err != nil {
@@ -479,7 +520,7 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		}
 	}
 	if opts.DryRun {
-		return st, nil // the deferred rollback undoes it all
+		return st, nil // ImportAll rolls it all back
 	}
 	stmts := TriggerDDL(t)
 	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay
@@ -509,10 +550,6 @@ func (w *Writer) Import(ctx context.Context, t verdict.Table, next func() (strin
 		}
 		st.FilterTook += time.Since(start)
 	}
-	if err := tx.Commit(); err != nil {
-		return st, fmt.Errorf("commit import: %w", err)
-	}
-	w.DB.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 	return st, nil
 }
 
