@@ -103,6 +103,9 @@ type Reader struct {
 	// both reject the same lines.
 	Exceptions bool
 	Others     int
+	// OnOther, when set, receives each of the other half's names as it is
+	// counted: an import of both halves in one transaction keeps them.
+	OnOther func(name string)
 
 	in       *bufio.Reader
 	long     []byte // a line longer than the reader's buffer, being put together
@@ -382,6 +385,9 @@ func (r *Reader) entry(d, line string, exception bool) {
 	}
 	if exception != r.Exceptions {
 		r.Others++
+		if r.OnOther != nil {
+			r.OnOther(n)
+		}
 		return
 	}
 	r.pending = append(r.pending, n)

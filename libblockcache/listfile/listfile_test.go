@@ -203,6 +203,13 @@ func TestExceptions(t *testing.T) {
 			t.Errorf("exceptions %v: %d others counted, want %d", c.exceptions, r.Others, want)
 		}
 	}
+	// OnOther hands the other half over as it goes.
+	var others []string
+	r := NewReader(strings.NewReader(in), "feed.txt", Domains)
+	r.OnOther = func(n string) { others = append(others, n) }
+	if got, _ := readFrom(t, r); strings.Join(got, " ") != blocks || strings.Join(others, " ") != exceptions {
+		t.Errorf("OnOther: read %q, handed over %q", got, others)
+	}
 }
 
 func checkProblems(t *testing.T, problems []Problem, want map[int]error) {
