@@ -307,6 +307,9 @@ func (w *Writer) ImportAll(ctx context.Context, parts ...ImportPart) ([]ImportSt
 	dry := false
 	for i, p := range parts {
 		if sts[i], err = importPart(ctx, tx, p.Table, p.Next, p.Options); err != nil {
+			if len(parts) > 1 {
+				err = fmt.Errorf("%s: %w", verdict.TableNames[p.Table], err)
+			}
 			return sts, err
 		}
 		dry = dry || p.Options.DryRun

@@ -17,11 +17,11 @@
 #   MAX_REJECTED percentage (default 50)
 #   EXCEPTIONS   1: also import the feeds' exceptions (AdBlock @@ rules, RPZ
 #                rpz-passthru, server=/name/#) into domain_dns_allow, to
-#                dnsmasq's usual servers, where they outrank the blocks. They
-#                replace the allow rules to "#" (rules to a server of your
-#                own stay): keep hand-made ones in a LOCAL file, written as
-#                @@||name^ or server=/name/#. MAX_REMOVED and MAX_REJECTED
-#                guard this import too: when feeds with a handful of
+#                dnsmasq's usual servers, where they outrank the blocks, in
+#                the same transaction. They replace the allow rules to "#"
+#                (rules to a server of your own stay): keep hand-made ones
+#                in a LOCAL file, written as @@||name^ or server=/name/#.
+#                MAX_REMOVED guards them too: when feeds with a handful of
 #                exceptions drop most of them, run once with MAX_REMOVED=100
 #   DRY_RUN      1: print what the import would add and remove, change nothing
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
@@ -30,10 +30,6 @@
 #                point it at a disk with room for both on large feeds
 set -eu
 : "${FEEDS:?FEEDS: the feeds URLs, separated by spaces}"
-if [ "${EXCEPTIONS:-}" = 1 ] && [ "${TABLE:-domain}" = domain_dns_allow ]; then
-	echo "blockcache-feeds: EXCEPTIONS=1 fills domain_dns_allow itself; TABLE is the table of the blocks" >&2
-	exit 2
-fi
 db=${DB:-/var/lib/blockcache/list.db}
 ctl=${CTL:-/usr/local/bin/blockcachectl}
 dir=$(mktemp -d)
@@ -45,16 +41,11 @@ for url in $FEEDS; do
 	echo "feed$i.txt: $url" # import's reports name the file
 done
 dry=
+ex=
 [ "${DRY_RUN:-}" = 1 ] && dry=--dry-run
-# The exceptions first, each import one transaction: a name a feed newly
-# exempts is then never blocked by its new blocks in between, and when the
-# blocks' import is refused the exceptions only unblock.
-if [ "${EXCEPTIONS:-}" = 1 ]; then
-	# shellcheck disable=SC2086 # as below
-	"$ctl" import --replace --exceptions $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table domain_dns_allow "$dir"/feed*.txt ${LOCAL:-}
-fi
-# shellcheck disable=SC2086 # LOCAL is a list of files; dry is one flag or none
-"$ctl" import --replace $dry --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
+[ "${EXCEPTIONS:-}" = 1 ] && ex=--and-exceptions
+# shellcheck disable=SC2086 # LOCAL is a list of files; dry and ex are one flag or none
+"$ctl" import --replace $dry $ex --max-removed "${MAX_REMOVED:-50}" --max-rejected "${MAX_REJECTED:-50}" --quiet --db "$db" --table "${TABLE:-domain}" "$dir"/feed*.txt ${LOCAL:-}
 [ -n "$dry" ] && exit 0
 # A large import may have left the saved filter past its bound.
 "$ctl" filter --if-needed --db "$db"

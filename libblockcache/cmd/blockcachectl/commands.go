@@ -133,6 +133,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
+	andExceptions := c.fs.Bool("and-exceptions", false, "also import the files' exceptions into domain_dns_allow, to dnsmasq's usual servers (#), in the same transaction: one change, so the feeds' new blocks never come without their new exceptions; --replace and --max-removed apply to both (in domain_dns_allow to the rules to #)")
 	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow; a feed's blocks and exceptions are two imports")
 	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
@@ -141,6 +142,9 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	}
 	if *dryRun && *offline {
 		return usagef("--dry-run and --offline: a dry run writes nothing to take offline")
+	}
+	if *andExceptions && (rf.exceptions || t == verdict.TableDNSAllow || t == verdict.TableRegex) {
+		return usagef("--and-exceptions imports the files' blocks into --table (domain, domain_exact or domain_dns_block) and their exceptions into domain_dns_allow")
 	}
 	if *maxRejected < 0 || *maxRejected > 100 {
 		return usagef("--max-rejected %v: want a percentage from 0 (none) to 100 (any)", *maxRejected)
@@ -197,6 +201,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 
 	prog := newProgress(c.stderr, totalBytes, *quiet)
 	var readers []*listfile.Reader
+	var exceptions []string // with --and-exceptions, held until the blocks are written
 	var cur *listfile.Reader
 	var curFile io.Closer
 	var curRead func() int64 // bytes of the current file read, compressed or not
@@ -233,6 +238,9 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				cur.Exact = t == verdict.TableExact
 				cur.Exceptions = rf.exceptions
 				cur.Sinks = sinks
+				if *andExceptions {
+					cur.OnOther = func(n string) { exceptions = append(exceptions, n) }
+				}
 				readers = append(readers, cur)
 			}
 			e, err := cur.Next()
@@ -267,10 +275,25 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 		}
 	}
 	start := time.Now()
-	st, err := w.Import(ctx, t, next, store.ImportOptions{
+	parts := []store.ImportPart{{Table: t, Next: next, Options: store.ImportOptions{
 		Rule:    store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server},
 		Replace: *replace, MaxRemoved: *maxRemoved / 100, DryRun: *dryRun,
-	})
+	}}}
+	if *andExceptions {
+		i := 0
+		parts = append(parts, store.ImportPart{Table: verdict.TableDNSAllow, Next: func() (string, bool, error) {
+			if i == len(exceptions) {
+				return "", false, nil
+			}
+			i++
+			return exceptions[i-1], true, nil
+		}, Options: store.ImportOptions{
+			Rule:    store.Rule{Server: verdict.UsualServers},
+			Replace: *replace, MaxRemoved: *maxRemoved / 100, DryRun: *dryRun,
+		}})
+	}
+	sts, err := w.ImportAll(ctx, parts...)
+	st := sts[0]
 	prog.finish()
 	if curFile != nil {
 		curFile.Close()
@@ -296,6 +319,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	}
 	left := "" // the other half of the files, for the other import
 	switch {
+	case *andExceptions:
 	case others > 0 && rf.exceptions:
 		left = fmt.Sprintf(", %d blocks left to an import without --exceptions", others)
 	case others > 0:
@@ -303,17 +327,30 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	}
 	fmt.Fprintf(c.stdout, "%s %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate%s) in %.1fs (%.0f/s); list %s\n",
 		verb, st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, left, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+	changed := st.Changed
+	if *andExceptions {
+		ex := sts[1]
+		removed := ""
+		if *replace {
+			removed = fmt.Sprintf(", %d removed as not in the files", ex.Removed)
+		}
+		fmt.Fprintf(c.stdout, "%s %d exceptions into domain_dns_allow, to # (%d new or changed%s, %d duplicates), in the same transaction\n",
+			verb, ex.Rows, ex.Changed-ex.Removed, removed, ex.Duplicates)
+		changed += ex.Changed
+	}
 	if *dryRun {
 		return nil
 	}
-	if st.Rows > 0 && st.Changed == 0 {
+	if changed == 0 && st.Rows > 0 {
 		fmt.Fprintf(c.stdout, "every entry was already listed as given: the list version is unchanged and no cache is dropped\n")
 	}
-	switch sf := st.Filter; {
-	case sf != nil && st.FilterGrown:
-		fmt.Fprintf(c.stdout, "added the import's names to the filter saved in the list, as the import is too large for the change log: version %d, %d names added since it was built for %d (%.1fs of the import's time)\n", sf.Version, sf.Added, sf.Capacity, st.FilterTook.Seconds())
-	case sf != nil:
-		fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import, as it is too large for the change log (%.1fs of the import's time)\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), st.FilterTook.Seconds())
+	for _, st := range sts {
+		switch sf := st.Filter; {
+		case sf != nil && st.FilterGrown:
+			fmt.Fprintf(c.stdout, "added the import's names to the filter saved in the list, as the import is too large for the change log: version %d, %d names added since it was built for %d (%.1fs of the import's time)\n", sf.Version, sf.Added, sf.Capacity, st.FilterTook.Seconds())
+		case sf != nil:
+			fmt.Fprintf(c.stdout, "saved the filter of list version %d (%d names, %.1f MiB) with the import, as it is too large for the change log (%.1fs of the import's time)\n", sf.Version, sf.Capacity, float64(sf.Bytes)/(1<<20), st.FilterTook.Seconds())
+		}
 	}
 	return nil
 }

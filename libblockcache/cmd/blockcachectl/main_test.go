@@ -301,6 +301,46 @@ func TestImportExceptions(t *testing.T) {
 	}
 }
 
+// --and-exceptions: a feed's blocks and exceptions in one transaction,
+// from one reading of the files (stdin too). A refused half leaves the
+// other unwritten.
+func TestImportAndExceptions(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "list.db")
+	feed := "||ads.example^\n@@||ok.ads.example^\nserver=/fine.ads.example/#\ntracker.example\n<p>\n"
+	code, out, errs := ctl(t, feed, "import", "--replace", "--and-exceptions", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "imported 2 entries into domain (2 new or changed, 0 removed as not in the files, 0 duplicates, 1 lines rejected, 0 comments/boilerplate)") ||
+		!strings.Contains(out, "imported 2 exceptions into domain_dns_allow, to # (2 new or changed, 0 removed as not in the files, 0 duplicates), in the same transaction") {
+		t.Fatalf("exit %d %q %q", code, out, errs)
+	}
+	if count(t, db, "domain") != 2 || count(t, db, "domain_dns_allow") != 2 {
+		t.Fatalf("%d blocks, %d allow rules", count(t, db, "domain"), count(t, db, "domain_dns_allow"))
+	}
+	v := version(t, db)
+
+	// The feed drops every exception and adds a block: the exceptions
+	// half is refused as a download cut short, and the new block is not
+	// written either.
+	code, out, errs = ctl(t, "||ads.example^\ntracker.example\nnew.example\n", "import", "--replace", "--and-exceptions", "--db", db, "--table", "domain", "-")
+	if code != 1 || !strings.Contains(errs, "domain_dns_allow: a replacing import of no names would empty the table") || version(t, db) != v || count(t, db, "domain") != 2 {
+		t.Errorf("no exceptions left: exit %d %q %q; version %s (was %s), %d blocks", code, out, errs, version(t, db), v, count(t, db, "domain"))
+	}
+	// A dry run says what both halves would do.
+	code, out, _ = ctl(t, feed+"@@||new-ok.example^\n", "import", "--replace", "--and-exceptions", "--dry-run", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "would import 3 exceptions into domain_dns_allow, to # (1 new or changed") || version(t, db) != v {
+		t.Errorf("dry run: exit %d %q", code, out)
+	}
+	for _, args := range [][]string{
+		{"--table", "domain_dns_allow", "--and-exceptions"},
+		{"--table", "domain_dns_allow", "--and-exceptions", "--exceptions"},
+		{"--table", "domain_regex", "--and-exceptions"},
+	} {
+		if code, _, errs := ctl(t, "", append(append([]string{"import", "--db", db}, args...), "-")...); code != 2 || !strings.Contains(errs, "--and-exceptions imports the files' blocks into --table") {
+			t.Errorf("%v: exit %d %q", args, code, errs)
+		}
+	}
+}
+
 func TestImportOffline(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
 	if code, _, errs := ctl(t, "a.example\n", "import", "--db", db, "--table", "domain", "-"); code != 0 {
@@ -385,7 +425,7 @@ func TestFeedsScript(t *testing.T) {
 	}
 
 	// EXCEPTIONS=1: the feeds' exceptions and LOCAL's go to the allow
-	// table, and replace only its rules to "#".
+	// table in the same import, and replace only its rules to "#".
 	ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "--server", "9.9.9.9", "resolver.example")
 	writeFile(t, dir, "local.txt", "mine.example\n@@||mine-ok.example^\n")
 	c := write("c.txt", "||ads.example^\n@@||ok.ads.example^\n@@||was-ok.example^\n")
@@ -414,7 +454,7 @@ func TestFeedsScript(t *testing.T) {
 	// The blocks' table cannot be the exceptions' too: each import would
 	// replace what the other brought.
 	env = []string{"EXCEPTIONS=1", "TABLE=domain_dns_allow"}
-	if out, err := runOut("file://" + a); err == nil || !strings.Contains(out, "EXCEPTIONS=1 fills domain_dns_allow itself") {
+	if out, err := runOut("file://" + a); err == nil || !strings.Contains(out, "--and-exceptions imports the files' blocks into --table") {
 		t.Errorf("EXCEPTIONS=1 TABLE=domain_dns_allow: %v, %q", err, out)
 	}
 }
