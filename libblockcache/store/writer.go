@@ -284,7 +284,8 @@ type ImportPart struct {
 // Import would: a feed's blocks and its exceptions are one change, which
 // readers see whole or not at all, and a part that is refused refuses
 // them all. Nothing is committed when any part is a dry run. The stats
-// are by part, in order.
+// are by part, in order. Each part has a table of its own: a replacing
+// part would remove what an earlier part wrote to the same table.
 func (w *Writer) ImportAll(ctx context.Context, parts ...ImportPart) ([]ImportStats, error) {
 	sts := make([]ImportStats, max(len(parts), 1))
 	for _, p := range parts {
