@@ -485,6 +485,9 @@ func TestImportAllIsOneChange(t *testing.T) {
 	if v, _ := w.Namespace(ctx); !errors.Is(err, store.ErrTooManyRemoved) || n != 0 || v != v1 {
 		t.Errorf("refused exceptions: %v; b11 written %d times, list %v (want %v)", err, n, v, v1)
 	}
+	if _, err := w.ImportAll(ctx, store.ImportPart{Table: verdict.TableDomain, Next: gen("x%d.example", 1, 1)}, store.ImportPart{Table: verdict.TableDomain, Next: gen("y%d.example", 1, 1)}); err == nil {
+		t.Error("two parts into one table were not refused")
+	}
 	// A dry run of both parts changes nothing.
 	sts, err = w.ImportAll(ctx,
 		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 11), Options: store.ImportOptions{DryRun: true}},

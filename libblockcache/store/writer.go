@@ -288,7 +288,12 @@ type ImportPart struct {
 // part would remove what an earlier part wrote to the same table.
 func (w *Writer) ImportAll(ctx context.Context, parts ...ImportPart) ([]ImportStats, error) {
 	sts := make([]ImportStats, max(len(parts), 1))
-	for _, p := range parts {
+	for i, p := range parts {
+		for _, q := range parts[:i] {
+			if q.Table == p.Table {
+				return sts, fmt.Errorf("import: two parts into %s", verdict.TableNames[p.Table])
+			}
+		}
 		if isForward(p.Table) {
 			if err := verdict.ValidServer(p.Options.Rule.Server); err != nil {
 				return sts, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[p.Table], err)
