@@ -168,10 +168,6 @@ func keyColumn(t verdict.Table) string {
 	return "Domain"
 }
 
-func isForward(t verdict.Table) bool {
-	return t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
-}
-
 // upsertSQL builds a multi-row insert of n rows that leaves a row already
 // there as given untouched, and with returning returns the keys it
 // inserted or changed (its count of changes counts the same rows). A
@@ -189,7 +185,7 @@ func upsertSQL(t verdict.Table, n int, returning, keepServers bool) string {
 	key := keyColumn(t)
 	cols, row := key+", IPv4, IPv6", "(?,?,?)"
 	set, differs := "IPv4 = excluded.IPv4, IPv6 = excluded.IPv6", "IPv4 IS NOT excluded.IPv4 OR IPv6 IS NOT excluded.IPv6"
-	if isForward(t) {
+	if t.Forwards() {
 		cols, row = "Domain, Server", "(?,?)"
 		set, differs = "Server = excluded.Server", "Server IS NOT excluded.Server"
 		if keepServers { // a row to "#" is as given, one to a server is kept
@@ -294,7 +290,7 @@ func (w *Writer) ImportAll(ctx context.Context, parts ...ImportPart) ([]ImportSt
 				return sts, fmt.Errorf("import: two parts into %s", verdict.TableNames[p.Table])
 			}
 		}
-		if isForward(p.Table) {
+		if p.Table.Forwards() {
 			if err := verdict.ValidServer(p.Options.Rule.Server); err != nil {
 				return sts, fmt.Errorf("%s needs a valid --server: %w", verdict.TableNames[p.Table], err)
 			}
@@ -362,7 +358,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 	// (hand-made allow rules to a resolver, another feed): a replacing
 	// import replaces only the rules to its own server.
 	scope, scopeArgs := ` WHERE 1`, []any{}
-	if isForward(t) {
+	if t.Forwards() {
 		scope, scopeArgs = ` WHERE Server = ?`, []any{tmpl.Server}
 	}
 	if opts.Replace {
@@ -393,7 +389,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 	write := func(batch []string) (int, error) {
 		args := make([]any, 0, len(batch)*3)
 		for _, k := range batch {
-			if isForward(t) {
+			if t.Forwards() {
 				args = append(args, k, tmpl.Server)
 			} else {
 				args = append(args, k, nullIfEmpty(tmpl.IPv4), nullIfEmpty(tmpl.IPv6))
@@ -516,7 +512,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 			removed = int(n)
 		}
 		if opts.MaxRemoved > 0 && float64(removed) > opts.MaxRemoved*float64(listed) {
-			if isForward(t) {
+			if t.Forwards() {
 				table += " to server " + tmpl.Server
 			}
 			return st, fmt.Errorf("%w: %d of the %d names in %s (%.0f%%, at most %.0f%% allowed)",
@@ -686,7 +682,7 @@ func (w *Writer) Add(ctx context.Context, t verdict.Table, rules []Rule) (int, e
 	var changed []string
 	for _, r := range rules {
 		args := []any{r.Key, nullIfEmpty(r.IPv4), nullIfEmpty(r.IPv6)}
-		if isForward(t) {
+		if t.Forwards() {
 			if err := verdict.ValidServer(r.Server); err != nil {
 				return 0, err
 			}
@@ -728,7 +724,7 @@ func (w *Writer) Remove(ctx context.Context, t verdict.Table, keys []string) (in
 // Export calls fn for every rule of t in key order.
 func (w *Writer) Export(ctx context.Context, t verdict.Table, fn func(Rule) error) error {
 	q := fmt.Sprintf("SELECT %s, IPv4, IPv6, NULL FROM %s ORDER BY 1", keyColumn(t), verdict.TableNames[t])
-	if isForward(t) {
+	if t.Forwards() {
 		q = fmt.Sprintf("SELECT Domain, NULL, NULL, Server FROM %s ORDER BY 1", verdict.TableNames[t])
 	}
 	rows, err := w.DB.QueryContext(ctx, q)
@@ -763,7 +759,7 @@ type ServerCount struct {
 // Servers counts a forward table's rules by server, most first: which of
 // them are allowlist entries (to "#") and which go to a resolver.
 func (w *Writer) Servers(ctx context.Context, t verdict.Table) ([]ServerCount, error) {
-	if !isForward(t) {
+	if !t.Forwards() {
 		return nil, fmt.Errorf("%s has no servers", verdict.TableNames[t])
 	}
 	rows, err := w.DB.QueryContext(ctx, `SELECT Server, count(*) FROM `+verdict.TableNames[t]+` GROUP BY Server ORDER BY 2 DESC, 1`)

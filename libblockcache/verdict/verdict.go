@@ -48,6 +48,10 @@ const (
 // TableNames are the SQLite table names, indexed by Table.
 var TableNames = [...]string{"", "domain_dns_allow", "domain_dns_block", "domain_exact", "domain", "domain_regex"}
 
+// Forwards reports a table whose rules send names to a server
+// (domain_dns_allow, domain_dns_block) rather than block them.
+func (t Table) Forwards() bool { return t == TableDNSAllow || t == TableDNSBlock }
+
 func (t Table) String() string {
 	if int(t) < len(TableNames) {
 		if t == TableNone {

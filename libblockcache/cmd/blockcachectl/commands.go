@@ -80,7 +80,7 @@ func (r *ruleFlags) check() (verdict.Table, error) {
 	if t == verdict.TableDNSAllow && r.server == "" {
 		r.server = verdict.UsualServers // an allowlist entry
 	}
-	forward := t == verdict.TableDNSAllow || t == verdict.TableDNSBlock
+	forward := t.Forwards()
 	if forward && r.server == "" {
 		return 0, usagef("--table %s needs --server", r.table)
 	}
@@ -644,7 +644,7 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		for _, t := range store.RuleTables {
 			n := counts[verdict.TableNames[t]]
 			by := ""
-			if n > 0 && (t == verdict.TableDNSAllow || t == verdict.TableDNSBlock) {
+			if n > 0 && t.Forwards() {
 				if by, err = byServer(ctx, w, t); err != nil {
 					return err
 				}
