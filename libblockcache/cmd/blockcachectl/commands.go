@@ -134,7 +134,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
 	andExceptions := c.fs.Bool("and-exceptions", false, "also import the files' exceptions into domain_dns_allow, to dnsmasq's usual servers (#), in the same transaction: one change, so the feeds' new blocks never come without their new exceptions; --replace and --max-removed apply to both (in domain_dns_allow to the rules to #)")
-	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow; a feed's blocks and exceptions are two imports")
+	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow (--and-exceptions imports both halves at once)")
 	maxRejected := c.fs.Float64("max-rejected", 50, "refuse, changing nothing, a file whose rejected entries are more than this percentage of its entries: a page or a file of another format, not a list (100: any)")
 	t, err := rf.parse(c, args, "no input files (use - for stdin)")
 	if err != nil {
@@ -309,9 +309,11 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	}
 	ns, _ := w.Namespace(ctx)
 	el := time.Since(start)
-	removed := ""
-	if *replace {
-		removed = fmt.Sprintf(", %d removed as not in the files", st.Removed)
+	removed := func(st store.ImportStats) string {
+		if !*replace {
+			return ""
+		}
+		return fmt.Sprintf(", %d removed as not in the files", st.Removed)
 	}
 	verb := "imported"
 	if *dryRun {
@@ -323,19 +325,15 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	case others > 0 && rf.exceptions:
 		left = fmt.Sprintf(", %d blocks left to an import without --exceptions", others)
 	case others > 0:
-		left = fmt.Sprintf(", %d exceptions left to an import into domain_dns_allow with --exceptions", others)
+		left = fmt.Sprintf(", %d exceptions left out: --and-exceptions imports them too", others)
 	}
 	fmt.Fprintf(c.stdout, "%s %d entries into %s (%d new or changed%s, %d duplicates, %d lines rejected, %d comments/boilerplate%s) in %.1fs (%.0f/s); list %s\n",
-		verb, st.Rows, rf.table, st.Changed-st.Removed, removed, st.Duplicates, rejected, skipped, left, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
+		verb, st.Rows, rf.table, st.Changed-st.Removed, removed(st), st.Duplicates, rejected, skipped, left, el.Seconds(), float64(st.Rows)/el.Seconds(), ns)
 	changed := st.Changed
 	if *andExceptions {
 		ex := sts[1]
-		removed := ""
-		if *replace {
-			removed = fmt.Sprintf(", %d removed as not in the files", ex.Removed)
-		}
 		fmt.Fprintf(c.stdout, "%s %d exceptions into domain_dns_allow, to # (%d new or changed%s, %d duplicates), in the same transaction\n",
-			verb, ex.Rows, ex.Changed-ex.Removed, removed, ex.Duplicates)
+			verb, ex.Rows, ex.Changed-ex.Removed, removed(ex), ex.Duplicates)
 		changed += ex.Changed
 	}
 	if *dryRun {

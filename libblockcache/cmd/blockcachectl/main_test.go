@@ -236,7 +236,7 @@ func TestImportExceptions(t *testing.T) {
 	db := filepath.Join(dir, "list.db")
 	feed := writeFile(t, dir, "feed.txt", "||ads.example^\n@@||ok.ads.example^\nserver=/fine.ads.example/#\ntracker.example\n")
 	code, out, errs := ctl(t, "", "import", "--db", db, "--table", "domain", feed)
-	if code != 0 || !strings.Contains(out, "imported 2 entries into domain") || !strings.Contains(out, "2 exceptions left to an import into domain_dns_allow with --exceptions") || errs != "" {
+	if code != 0 || !strings.Contains(out, "imported 2 entries into domain") || !strings.Contains(out, "2 exceptions left out: --and-exceptions imports them too") || errs != "" {
 		t.Fatalf("blocks: exit %d %q %q", code, out, errs)
 	}
 	code, out, errs = ctl(t, "", "import", "--replace", "--db", db, "--table", "domain_dns_allow", "--exceptions", feed)
