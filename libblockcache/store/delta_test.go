@@ -441,6 +441,32 @@ func importRange(t *testing.T, w *store.Writer, table verdict.Table, format stri
 // ones it adds: logged when few, so readers keep every other verdict. An
 // import of no names, or one that would remove more than MaxRemoved of the
 // table (a feed cut short), changes nothing.
+// Matches lists every rule that matches a name, the deciding one first,
+// as a lookup ranks them.
+func TestMatches(t *testing.T) {
+	path, _ := testlist.New(t,
+		`INSERT INTO domain_dns_allow VALUES ('ok.ads1.tracker.net', '#')`,
+		`INSERT INTO domain_exact VALUES ('ok.ads1.tracker.net', NULL, NULL), ('ads1.tracker.net', NULL, NULL)`,
+		`INSERT INTO domain VALUES ('tracker.net', NULL, NULL), ('ads1.tracker.net', NULL, NULL)`,
+		`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL), ('^OK\.', NULL, NULL), ('^nomatch', NULL, NULL)`)
+	w := openWriter(t, path)
+	for n, want := range map[string]string{
+		"ok.ads1.tracker.net":   "domain_dns_allow ok.ads1.tracker.net, domain_exact ok.ads1.tracker.net, domain ads1.tracker.net, domain tracker.net, domain_regex ^OK\\.",
+		"x.ok.ads1.tracker.net": "domain_dns_allow ok.ads1.tracker.net, domain ads1.tracker.net, domain tracker.net",
+		"ads1.tracker.net":      "domain_exact ads1.tracker.net, domain ads1.tracker.net, domain tracker.net, domain_regex ^ad[sz]?[0-9]*\\.",
+		"unlisted.example":      "",
+	} {
+		ms, err := w.Matches(context.Background(), n)
+		var got []string
+		for _, m := range ms {
+			got = append(got, m.Table.String()+" "+m.Rule)
+		}
+		if err != nil || strings.Join(got, ", ") != want {
+			t.Errorf("%s: %q, %v; want %q", n, strings.Join(got, ", "), err, want)
+		}
+	}
+}
+
 // A feed's blocks and exceptions are one change: readers see both parts
 // at once, and a part that is refused leaves the other unwritten too.
 func TestImportAllIsOneChange(t *testing.T) {

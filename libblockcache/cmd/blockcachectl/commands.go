@@ -523,6 +523,23 @@ func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
 }
 
+// outranked lists the other rules that match name, which the one that
+// decided (v's) shadows: "domain ads.example, domain_regex ^ad". An allow
+// rule's reason to exist, or the block an operator expected.
+func outranked(ctx context.Context, w *store.Writer, name string, v verdict.Verdict) string {
+	ms, err := w.Matches(ctx, name)
+	if err != nil {
+		return "(not known: " + err.Error() + ")"
+	}
+	var out []string
+	for _, m := range ms {
+		if m.Table != v.Table || m.Rule != v.Rule {
+			out = append(out, m.Table.String()+" "+m.Rule)
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
 func cmdExplain(ctx context.Context, c *cli, args []string) error {
 	if err := c.parse(args); err != nil {
 		return err
@@ -535,6 +552,11 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer bc.Close()
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
 	for _, n := range c.fs.Args() {
 		asked, typed := wireName(n), ""
 		if asked != n {
@@ -549,6 +571,9 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "%s%s\n  verdict: %s\n  list:    %s\n", a.Name, typed, v.Action, a.NS)
 		if v.Action != verdict.Pass {
 			fmt.Fprintf(c.stdout, "  table:   %s\n  rule:    %s\n", v.Table, v.Rule)
+			if out := outranked(ctx, w, a.Name, v); out != "" {
+				fmt.Fprintf(c.stdout, "  shadows: %s\n", out)
+			}
 		}
 		switch v.Action {
 		case verdict.Block:

@@ -247,6 +247,16 @@ func TestImportExceptions(t *testing.T) {
 	if code != 0 || strings.Count(out, "verdict: forward") != 2 || strings.Count(out, "server:  # (dnsmasq's usual servers") != 2 || !strings.Contains(out, "verdict: block") {
 		t.Errorf("explain: exit %d %q", code, out)
 	}
+	// explain shows the block an allow rule shadows.
+	ctl(t, "", "add", "--db", db, "--table", "domain_regex", `^www\.`)
+	code, out, _ = ctl(t, "", "explain", "--db", db, "www.ok.ads.example")
+	if want := "  rule:    ok.ads.example\n  shadows: domain ads.example, domain_regex ^www\\.\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("explain: exit %d %q, want %q", code, out, want)
+	}
+	if code, out, _ = ctl(t, "", "explain", "--db", db, "tracker.example"); strings.Contains(out, "shadows:") {
+		t.Errorf("a name one rule matches: %q", out)
+	}
+	ctl(t, "", "rm", "--db", db, "--table", "domain_regex", `^www\.`)
 
 	// The feed drops its exceptions: --replace removes them, and an
 	// import of none into a table that has none is no error.
