@@ -124,6 +124,12 @@ func (r *ruleFlags) parse(c *cli, args []string, none string) (verdict.Table, er
 	return t, nil
 }
 
+// maxHeldExceptions bounds the exceptions --and-exceptions holds in memory
+// (~50 bytes each): feeds carry thousands; a file of nothing else is an
+// allowlist, imported with --exceptions. A variable only so that a test
+// can reach it with a few lines.
+var maxHeldExceptions = 1 << 24
+
 func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	var rf ruleFlags
 	rf.register(c)
@@ -244,6 +250,9 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 				readers = append(readers, cur)
 			}
 			e, err := cur.Next()
+			if len(exceptions) > maxHeldExceptions {
+				return "", false, fmt.Errorf("%s: more than %d exceptions to hold while the blocks are written; import them apart, with --exceptions --table domain_dns_allow", cur.File, maxHeldExceptions)
+			}
 			for _, p := range cur.TakeProblems() {
 				if *strict {
 					return "", false, fmt.Errorf("%v (--strict: nothing written)", p)

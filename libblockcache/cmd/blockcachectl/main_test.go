@@ -340,6 +340,14 @@ func TestImportAndExceptions(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "would import 3 exceptions into domain_dns_allow, to # (1 new or changed") || version(t, db) != v {
 		t.Errorf("dry run: exit %d %q", code, out)
 	}
+	// A file of exceptions past the bound is an allowlist: refused, with
+	// the way to import it.
+	defer func(n int) { maxHeldExceptions = n }(maxHeldExceptions)
+	maxHeldExceptions = 2
+	code, _, errs = ctl(t, "@@||a.example^\n@@||b.example^\n@@||c.example^\nd.example\n", "import", "--and-exceptions", "--db", db, "--table", "domain", "-")
+	if code != 1 || !strings.Contains(errs, "stdin: more than 2 exceptions to hold while the blocks are written; import them apart, with --exceptions --table domain_dns_allow") || version(t, db) != v {
+		t.Errorf("past the bound: exit %d %q", code, errs)
+	}
 	for _, args := range [][]string{
 		{"--table", "domain_dns_allow", "--and-exceptions"},
 		{"--table", "domain_dns_allow", "--and-exceptions", "--exceptions"},
