@@ -1332,6 +1332,29 @@ func TestFeedReplaceUnlists(t *testing.T) {
 	if out := importFeed(next); !strings.Contains(out, "the list version is unchanged") {
 		t.Errorf("the same feed again: %s", out)
 	}
+
+	// The feed's next version exempts a name under one it blocks, and
+	// blocks a new one: both halves in one commit (two list versions at
+	// once), read through the LRU, which holds the exempted name's block.
+	if got := summary(d.mustQuery(t, "udp", "cdn.two.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Fatalf("cdn.two.example before its exception: %s", got)
+	}
+	withExceptions := feed("two.example", "three.example", "four.example", "five.example", "@@||cdn.two.example^")
+	out, err := exec.Command(ctl, "import", "--replace", "--and-exceptions", "--quiet", "--db", db, "--table", "domain", withExceptions).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "imported 1 exceptions into domain_dns_allow") {
+		t.Fatalf("import --and-exceptions: %v\n%s", err, out)
+	}
+	d.waitAnswer(t, 2*time.Second, "www.cdn.two.example", "NOERROR A 192.0.2.1", "the feed's exception")
+	for _, network := range []string{"udp", "tcp"} {
+		for name, want := range map[string]string{
+			"cdn.two.example": "NOERROR A 192.0.2.1", "www.cdn.two.example": "NOERROR A 192.0.2.1",
+			"two.example": "NOERROR A 0.0.0.0 EDE 15", "five.example": "NOERROR A 0.0.0.0 EDE 15",
+		} {
+			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+				t.Errorf("after --and-exceptions, %s over %s: %s, want %s", name, network, got, want)
+			}
+		}
+	}
 }
 
 // Each query gets exactly one reply, with at most one OPT record, and EDNS
