@@ -1319,16 +1319,21 @@ func TestFeedReplaceUnlists(t *testing.T) {
 	}
 	took := d.waitAnswer(t, 2*time.Second, "www.one.example", "NOERROR A 192.0.2.1", "the replacing import")
 	t.Logf("the dropped name was forwarded %v after the import", took)
-	for _, network := range []string{"udp", "tcp"} {
-		for name, want := range map[string]string{
-			"www.one.example": "NOERROR A 192.0.2.1", "one.example": "NOERROR A 192.0.2.1",
-			"www.four.example": "NOERROR A 0.0.0.0 EDE 15", "two.example": "NOERROR A 0.0.0.0 EDE 15",
-		} {
-			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
-				t.Errorf("after the import, %s over %s: %s, want %s", name, network, got, want)
+	// expect checks the answers A queries get over UDP and over TCP.
+	expect := func(after string, answers map[string]string) {
+		t.Helper()
+		for _, network := range []string{"udp", "tcp"} {
+			for name, want := range answers {
+				if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
+					t.Errorf("after %s, %s over %s: %s, want %s", after, name, network, got, want)
+				}
 			}
 		}
 	}
+	expect("the import", map[string]string{
+		"www.one.example": "NOERROR A 192.0.2.1", "one.example": "NOERROR A 192.0.2.1",
+		"www.four.example": "NOERROR A 0.0.0.0 EDE 15", "two.example": "NOERROR A 0.0.0.0 EDE 15",
+	})
 	if out := importFeed(next); !strings.Contains(out, "the list version is unchanged") {
 		t.Errorf("the same feed again: %s", out)
 	}
@@ -1345,16 +1350,10 @@ func TestFeedReplaceUnlists(t *testing.T) {
 		t.Fatalf("import --and-exceptions: %v\n%s", err, out)
 	}
 	d.waitAnswer(t, 2*time.Second, "www.cdn.two.example", "NOERROR A 192.0.2.1", "the feed's exception")
-	for _, network := range []string{"udp", "tcp"} {
-		for name, want := range map[string]string{
-			"cdn.two.example": "NOERROR A 192.0.2.1", "www.cdn.two.example": "NOERROR A 192.0.2.1",
-			"two.example": "NOERROR A 0.0.0.0 EDE 15", "five.example": "NOERROR A 0.0.0.0 EDE 15",
-		} {
-			if got := summary(d.mustQuery(t, network, name, dns.TypeA)); got != want {
-				t.Errorf("after --and-exceptions, %s over %s: %s, want %s", name, network, got, want)
-			}
-		}
-	}
+	expect("--and-exceptions", map[string]string{
+		"cdn.two.example": "NOERROR A 192.0.2.1", "www.cdn.two.example": "NOERROR A 192.0.2.1",
+		"two.example": "NOERROR A 0.0.0.0 EDE 15", "five.example": "NOERROR A 0.0.0.0 EDE 15",
+	})
 }
 
 // Each query gets exactly one reply, with at most one OPT record, and EDNS
