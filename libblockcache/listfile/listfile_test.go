@@ -165,10 +165,9 @@ func TestDnsmasqLinesAndRedirects(t *testing.T) {
 	}
 }
 
-// Options that keep a rule whole are read; the others are not DNS blocks.
-// A feed's blocks and its exceptions are read by two imports, one for
-// each table: each takes its half, counts the other and skips it, and
-// both reject what is neither.
+// A feed's blocks and its exceptions go to two tables: a read takes one
+// half and counts the other (handing it to OnOther when set), and both
+// reads reject what is neither.
 func TestExceptions(t *testing.T) {
 	in := "||ads.example^\n" +
 		"@@||good.ads.example^\n" +
@@ -224,6 +223,7 @@ func checkProblems(t *testing.T, problems []Problem, want map[int]error) {
 	}
 }
 
+// Options that keep a rule whole are read; the others are not DNS blocks.
 func TestAdblockOptions(t *testing.T) {
 	in := "||a.example^$important\n||b.example^$all\n||c.example^$important,all\n" +
 		"||d.example^$third-party\n||e.example^$important,badfilter\n||f.example^$\n||g.example^$client=10.0.0.1\n"
