@@ -429,11 +429,7 @@ func TestRegexChangeKeepsTheFilter(t *testing.T) {
 // importRange imports format's names numbered from..to with opts.
 func importRange(t *testing.T, w *store.Writer, table verdict.Table, format string, from, to int, opts store.ImportOptions) (store.ImportStats, error) {
 	t.Helper()
-	i := from - 1
-	return w.Import(context.Background(), table, func() (string, bool, error) {
-		i++
-		return fmt.Sprintf(format, i), i <= to, nil
-	}, opts)
+	return w.Import(context.Background(), table, keys(format, from, to), opts)
 }
 
 // A replacing import (a feed imported whole every day) leaves the table
@@ -474,19 +470,12 @@ func TestImportAllIsOneChange(t *testing.T) {
 	w := openWriter(t, path)
 	s := openFiltered(t, path, nil)
 	ctx := context.Background()
-	gen := func(format string, from, to int) func() (string, bool, error) {
-		i := from - 1
-		return func() (string, bool, error) {
-			i++
-			return fmt.Sprintf(format, i), i <= to, nil
-		}
-	}
 	blocks := store.ImportOptions{Replace: true, MaxRemoved: 0.5}
 	exceptions := store.ImportOptions{Replace: true, MaxRemoved: 0.5, Rule: store.Rule{Server: verdict.UsualServers}}
 	v0, _ := w.Namespace(ctx)
 	sts, err := w.ImportAll(ctx,
-		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 10), Options: blocks},
-		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 1, 4), Options: exceptions})
+		store.ImportPart{Table: verdict.TableDomain, Next: keys("b%d.feed.example", 1, 10), Options: blocks},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: keys("ok%d.b1.feed.example", 1, 4), Options: exceptions})
 	if err != nil || len(sts) != 2 || sts[0].Rows != 10 || sts[1].Rows != 4 || !sts[0].Logged || !sts[1].Logged {
 		t.Fatalf("%+v, %v", sts, err)
 	}
@@ -504,20 +493,20 @@ func TestImportAllIsOneChange(t *testing.T) {
 	// The exceptions part would remove 3 of 4: refused, and the blocks
 	// part's new name is not written either.
 	_, err = w.ImportAll(ctx,
-		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 11), Options: blocks},
-		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 1, 1), Options: exceptions})
+		store.ImportPart{Table: verdict.TableDomain, Next: keys("b%d.feed.example", 1, 11), Options: blocks},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: keys("ok%d.b1.feed.example", 1, 1), Options: exceptions})
 	var n int
 	db.QueryRow(`SELECT count(*) FROM domain WHERE Domain = 'b11.feed.example'`).Scan(&n)
 	if v, _ := w.Namespace(ctx); !errors.Is(err, store.ErrTooManyRemoved) || n != 0 || v != v1 {
 		t.Errorf("refused exceptions: %v; b11 written %d times, list %v (want %v)", err, n, v, v1)
 	}
-	if _, err := w.ImportAll(ctx, store.ImportPart{Table: verdict.TableDomain, Next: gen("x%d.example", 1, 1)}, store.ImportPart{Table: verdict.TableDomain, Next: gen("y%d.example", 1, 1)}); err == nil {
+	if _, err := w.ImportAll(ctx, store.ImportPart{Table: verdict.TableDomain, Next: keys("x%d.example", 1, 1)}, store.ImportPart{Table: verdict.TableDomain, Next: keys("y%d.example", 1, 1)}); err == nil {
 		t.Error("two parts into one table were not refused")
 	}
 	// A dry run of both parts changes nothing.
 	sts, err = w.ImportAll(ctx,
-		store.ImportPart{Table: verdict.TableDomain, Next: gen("b%d.feed.example", 1, 11), Options: store.ImportOptions{DryRun: true}},
-		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.b1.feed.example", 5, 5), Options: store.ImportOptions{DryRun: true, Rule: store.Rule{Server: verdict.UsualServers}}})
+		store.ImportPart{Table: verdict.TableDomain, Next: keys("b%d.feed.example", 1, 11), Options: store.ImportOptions{DryRun: true}},
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: keys("ok%d.b1.feed.example", 5, 5), Options: store.ImportOptions{DryRun: true, Rule: store.Rule{Server: verdict.UsualServers}}})
 	db.QueryRow(`SELECT count(*) FROM domain_dns_allow`).Scan(&n)
 	if v, _ := w.Namespace(ctx); err != nil || sts[0].Changed != 1 || sts[1].Changed != 1 || n != 4 || v != v1 {
 		t.Errorf("dry run: %+v, %v; %d allow rules, list %v (want 4, %v)", sts, err, n, v, v1)

@@ -138,16 +138,9 @@ func TestImportAllGrowsTheSavedFilter(t *testing.T) {
 	w := openWriter(t, path)
 	importN(t, w, verdict.TableDomain, "base%d.example", 100000) // 20,000 more are under a quarter
 	saveFilter(t, path)
-	gen := func(format string, n int) func() (string, bool, error) {
-		i := 0
-		return func() (string, bool, error) {
-			i++
-			return fmt.Sprintf(format, i), i <= n, nil
-		}
-	}
 	sts, err := w.ImportAll(context.Background(),
-		store.ImportPart{Table: verdict.TableDNSAllow, Next: gen("ok%d.elsewhere.example", 3), Options: store.ImportOptions{Rule: store.Rule{Server: verdict.UsualServers}}},
-		store.ImportPart{Table: verdict.TableDomain, Next: gen("grow%d.example", 20000)})
+		store.ImportPart{Table: verdict.TableDNSAllow, Next: keys("ok%d.elsewhere.example", 1, 3), Options: store.ImportOptions{Rule: store.Rule{Server: verdict.UsualServers}}},
+		store.ImportPart{Table: verdict.TableDomain, Next: keys("grow%d.example", 1, 20000)})
 	if err != nil || !sts[0].Logged || sts[1].Logged || !sts[1].FilterGrown {
 		t.Fatalf("%+v, %v; want the first part logged and the second grown into the saved filter", sts, err)
 	}

@@ -66,14 +66,20 @@ func openWriter(t testing.TB, path string) *store.Writer {
 	return w
 }
 
+// keys is an import's next function over the keys format makes of
+// from..to.
+func keys(format string, from, to int) func() (string, bool, error) {
+	i := from - 1
+	return func() (string, bool, error) {
+		i++
+		return fmt.Sprintf(format, i), i <= to, nil
+	}
+}
+
 // importN imports the keys format makes of 1..n into table in one import.
 func importN(t testing.TB, w *store.Writer, table verdict.Table, format string, n int) store.ImportStats {
 	t.Helper()
-	i := 0
-	st, err := w.Import(context.Background(), table, func() (string, bool, error) {
-		i++
-		return fmt.Sprintf(format, i), i <= n, nil
-	}, store.ImportOptions{})
+	st, err := w.Import(context.Background(), table, keys(format, 1, n), store.ImportOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
