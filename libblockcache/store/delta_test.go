@@ -445,14 +445,14 @@ func TestMatches(t *testing.T) {
 		`INSERT INTO domain_exact VALUES ('ok.ads1.tracker.net', NULL, NULL), ('ads1.tracker.net', NULL, NULL)`,
 		`INSERT INTO domain VALUES ('tracker.net', NULL, NULL), ('ads1.tracker.net', NULL, NULL)`,
 		`INSERT INTO domain_regex VALUES ('^ad[sz]?[0-9]*\.', NULL, NULL), ('^OK\.', NULL, NULL), ('^nomatch', NULL, NULL)`)
-	w := openWriter(t, path)
+	s := openFiltered(t, path, nil)
 	for n, want := range map[string]string{
 		"ok.ads1.tracker.net":   "domain_dns_allow ok.ads1.tracker.net, domain_exact ok.ads1.tracker.net, domain ads1.tracker.net, domain tracker.net, domain_regex ^OK\\.",
 		"x.ok.ads1.tracker.net": "domain_dns_allow ok.ads1.tracker.net, domain ads1.tracker.net, domain tracker.net",
 		"ads1.tracker.net":      "domain_exact ads1.tracker.net, domain ads1.tracker.net, domain tracker.net, domain_regex ^ad[sz]?[0-9]*\\.",
 		"unlisted.example":      "",
 	} {
-		ms, err := w.Matches(context.Background(), n)
+		ms, err := s.Matches(context.Background(), n)
 		var got []string
 		for _, m := range ms {
 			got = append(got, m.Table.String()+" "+m.Rule)

@@ -184,6 +184,53 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // Namespace is the list version lookups are currently answered from.
 func (s *Store) Namespace() Namespace { return s.snap.Load().ns }
 
+// Match is one rule that matches a name.
+type Match struct {
+	Table verdict.Table
+	Rule  string // the listed name, or the pattern
+}
+
+// Matches returns every rule of the current version that matches n (a
+// name as name.Query gives it), in precedence order: the first is the one
+// a lookup answers with, the others are outranked. An operator who
+// allowed a name, or wonders why a listed one is not blocked, sees both
+// sides. For tooling: one query per table and suffix, and every regex
+// rule tried.
+func (s *Store) Matches(ctx context.Context, n string) ([]Match, error) {
+	snap := s.snap.Load()
+	sfx := name.Suffixes(n) // longest first, as lookups prefer them
+	var out []Match
+	for _, t := range RuleTables {
+		if !snap.tables[t] {
+			continue
+		}
+		if t == verdict.TableRegex {
+			for _, r := range snap.regex.rules {
+				if r.re.MatchString(n) {
+					out = append(out, Match{Table: t, Rule: r.pattern})
+				}
+			}
+			continue
+		}
+		keys := sfx
+		if t == verdict.TableExact {
+			keys = sfx[:1]
+		}
+		for _, k := range keys {
+			var hit int
+			err := snap.q.db.QueryRowContext(ctx, `SELECT 1 FROM `+verdict.TableNames[t]+` WHERE Domain = ?`, k).Scan(&hit)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", verdict.TableNames[t], err)
+			}
+			out = append(out, Match{Table: t, Rule: k})
+		}
+	}
+	return out, nil
+}
+
 // watch polls PRAGMA data_version, which changes on this connection exactly
 // when another connection committed to the file. It costs microseconds, so
 // a short interval keeps list changes visible well inside two seconds.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/mattn/go-sqlite3"
 
-	"github.com/libblockcache/libblockcache/libblockcache/name"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -779,57 +778,6 @@ func (w *Writer) Servers(ctx context.Context, t verdict.Table) ([]ServerCount, e
 		out = append(out, sc)
 	}
 	return out, rows.Err()
-}
-
-// Match is one rule that matches a name.
-type Match struct {
-	Table verdict.Table
-	Rule  string // the listed name, or the pattern
-}
-
-// Matches returns every rule that matches n (a name as name.Query gives
-// it), in precedence order: the first is the one a lookup answers with,
-// the others are outranked. An operator who allowed a name, or wonders
-// why a listed one is not blocked, sees both sides. For tooling: it reads
-// and compiles every regex rule.
-func (w *Writer) Matches(ctx context.Context, n string) ([]Match, error) {
-	sfx := name.Suffixes(n) // longest first, as lookups prefer them
-	var out []Match
-	for _, t := range RuleTables {
-		switch t {
-		case verdict.TableRegex:
-			rows, err := w.DB.QueryContext(ctx, `SELECT Pattern FROM domain_regex ORDER BY Pattern`)
-			if err != nil {
-				return nil, fmt.Errorf("read domain_regex: %w", err)
-			}
-			pats, err := appendKeys(nil, rows)
-			if err != nil {
-				return nil, fmt.Errorf("read domain_regex: %w", err)
-			}
-			for _, p := range pats {
-				if re, err := compileRule(p); err == nil && re.MatchString(n) {
-					out = append(out, Match{Table: t, Rule: p})
-				}
-			}
-		default:
-			keys := sfx
-			if t == verdict.TableExact {
-				keys = sfx[:1]
-			}
-			for _, k := range keys {
-				var hit int
-				err := w.DB.QueryRowContext(ctx, `SELECT 1 FROM `+verdict.TableNames[t]+` WHERE Domain = ?`, k).Scan(&hit)
-				if errors.Is(err, sql.ErrNoRows) {
-					continue
-				}
-				if err != nil {
-					return nil, fmt.Errorf("read %s: %w", verdict.TableNames[t], err)
-				}
-				out = append(out, Match{Table: t, Rule: k})
-			}
-		}
-	}
-	return out, nil
 }
 
 // ChangeLog describes ChangesTable: its rows and the versions they cover.

@@ -311,6 +311,40 @@ func TestImportExceptions(t *testing.T) {
 	}
 }
 
+// explain only reads: a user who may read the list, and not write it,
+// can ask about a name, as dnsmasq's own user can. Its -wal and -shm files
+// are shared by every reader of a live list (here a held connection).
+func TestExplainReadsOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run blockcachectl as another user")
+	}
+	bin := buildCtl(t)
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir), filepath.Dir(bin), filepath.Dir(filepath.Dir(bin))} {
+		os.Chmod(d, 0o755) // the test's directories are its user's alone
+	}
+	db := filepath.Join(dir, "list.db")
+	ctl(t, "", "init", "--db", db)
+	ctl(t, "", "add", "--db", db, "--table", "domain", "ads.example")
+	ctl(t, "", "add", "--db", db, "--table", "domain_dns_allow", "ok.ads.example")
+	held := testlist.Open(t, db)
+	if _, err := held.Exec(`SELECT count(*) FROM domain`); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{db + "-wal", db + "-shm"} {
+		if err := os.Chmod(f, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(db, 0o644)
+	cmd := exec.Command(bin, "explain", "--db", db, "www.ok.ads.example")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "verdict: forward") || !strings.Contains(string(out), "shadows: domain ads.example") {
+		t.Errorf("explain as uid 65534: %v\n%s", err, out)
+	}
+}
+
 // --and-exceptions: a feed's blocks and exceptions in one transaction,
 // from one reading of the files (stdin too). A refused half leaves the
 // other unwritten.
