@@ -31,6 +31,37 @@ func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) 
 	return openWriter(ctx, path, create, false)
 }
 
+// OpenReading opens path read-only, for the commands that only read
+// (stats, export): a user who may read the list but not write it, as
+// dnsmasq's own user, can run them. The Writer's changes fail on it. A
+// list that lacks some of the schema (made by other tools) is opened as
+// OpenWriter does, which adds it, as these commands always did.
+func OpenReading(ctx context.Context, path string) (*Writer, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%w: %s (`blockcachectl init --db FILE` makes a new list)", ErrNotFound, path)
+	}
+	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?mode=ro&_busy_timeout="+strconv.Itoa(writerBusyMS))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if err := checkList(ctx, db, path, false); err != nil {
+		db.Close()
+		return nil, err
+	}
+	names := []any{MetaTable, ChangesTable}
+	for _, t := range RuleTables {
+		names = append(names, verdict.TableNames[t])
+	}
+	var present int
+	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)`, names...).Scan(&present)
+	if err != nil || present < len(names) {
+		db.Close()
+		return OpenWriter(ctx, path, false)
+	}
+	return &Writer{DB: db, Path: path}, nil
+}
+
 // InitWriter is OpenWriter with create, after Init's full upgrade: every
 // row of a list made by other tools is normalized, in one pass.
 func InitWriter(ctx context.Context, path string) (*Writer, error) {

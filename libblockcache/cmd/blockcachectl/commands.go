@@ -458,7 +458,7 @@ func cmdExport(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	w, err := store.OpenReading(ctx, c.cfg.DBFile)
 	if err != nil {
 		return err
 	}
@@ -649,7 +649,7 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 	if err := c.parse(args); err != nil {
 		return err
 	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	w, err := store.OpenReading(ctx, c.cfg.DBFile)
 	if err != nil {
 		return err
 	}

@@ -311,10 +311,11 @@ func TestImportExceptions(t *testing.T) {
 	}
 }
 
-// explain only reads: a user who may read the list, and not write it,
-// can ask about a name, as dnsmasq's own user can. Its -wal and -shm files
-// are shared by every reader of a live list (here a held connection).
-func TestExplainReadsOnly(t *testing.T) {
+// explain, stats and export only read: a user who may read the list, and
+// not write it, as dnsmasq's own user, can run them. The -wal and -shm
+// files are shared by every reader of a live list (here a held
+// connection).
+func TestReadingCommandsReadOnly(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run blockcachectl as another user")
 	}
@@ -337,11 +338,20 @@ func TestExplainReadsOnly(t *testing.T) {
 		}
 	}
 	os.Chmod(db, 0o644)
-	cmd := exec.Command(bin, "explain", "--db", db, "www.ok.ads.example")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "verdict: forward") || !strings.Contains(string(out), "shadows: domain ads.example") {
-		t.Errorf("explain as uid 65534: %v\n%s", err, out)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"explain", "--db", db, "www.ok.ads.example"}, "shadows: domain ads.example"},
+		{[]string{"stats", "--db", db}, "domain_dns_allow             1  (to #: 1)"},
+		{[]string{"export", "--db", db, "--table", "domain"}, "ads.example"},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s as uid 65534: %v\n%s", c.args[0], err, out)
+		}
 	}
 }
 
