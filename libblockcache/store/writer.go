@@ -49,13 +49,7 @@ func OpenReading(ctx context.Context, path string) (*Writer, error) {
 		db.Close()
 		return nil, err
 	}
-	names := []any{MetaTable, ChangesTable}
-	for _, t := range RuleTables {
-		names = append(names, verdict.TableNames[t])
-	}
-	var present int
-	err = db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)`, names...).Scan(&present)
-	if err != nil || present < len(names) {
+	if _, ours, err := countTables(ctx, db, MetaTable, ChangesTable); err != nil || ours < len(RuleTables)+2 {
 		db.Close()
 		return OpenWriter(ctx, path, false)
 	}
@@ -102,12 +96,7 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 // tables at all) is a new list to the commands that may create one; only
 // `init` (InitWriter) makes a list of a database that has other tables.
 func checkList(ctx context.Context, db *sql.DB, path string, create bool) error {
-	names := []any{MetaTable}
-	for _, t := range RuleTables {
-		names = append(names, verdict.TableNames[t])
-	}
-	var tables, ours int
-	err := db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)), 0) FROM sqlite_master WHERE type = 'table'`, names...).Scan(&tables, &ours)
+	tables, ours, err := countTables(ctx, db, MetaTable)
 	switch {
 	case err != nil:
 		return openError(path, err)
@@ -115,6 +104,20 @@ func checkList(ctx context.Context, db *sql.DB, path string, create bool) error 
 		return nil
 	}
 	return notAList(path)
+}
+
+// countTables counts the database's tables, and those of them that are
+// the rule tables or one of extra.
+func countTables(ctx context.Context, db *sql.DB, extra ...string) (tables, ours int, err error) {
+	var names []any
+	for _, n := range extra {
+		names = append(names, n)
+	}
+	for _, t := range RuleTables {
+		names = append(names, verdict.TableNames[t])
+	}
+	err = db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)), 0) FROM sqlite_master WHERE type = 'table'`, names...).Scan(&tables, &ours)
+	return tables, ours, err
 }
 
 // writerBusyMS is how long a writer waits for another writer's lock.
