@@ -28,7 +28,7 @@ type Writer struct {
 // the schema is created or upgraded in place either way (rows are
 // normalized only in tables whose triggers it creates: see initSchema).
 func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) {
-	return openWriter(ctx, path, create, false)
+	return openWriter(ctx, path, create, openWrite)
 }
 
 // OpenReading opens path read-only, for the commands that only read
@@ -37,38 +37,43 @@ func OpenWriter(ctx context.Context, path string, create bool) (*Writer, error) 
 // list that lacks some of the schema (made by other tools) is opened as
 // OpenWriter does, which adds it, as these commands always did.
 func OpenReading(ctx context.Context, path string) (*Writer, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("%w: %s (`blockcachectl init --db FILE` makes a new list)", ErrNotFound, path)
-	}
-	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?mode=ro&_busy_timeout="+strconv.Itoa(writerBusyMS))
+	w, err := openWriter(ctx, path, false, openRead)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(1)
-	if err := checkList(ctx, db, path, false); err != nil {
-		db.Close()
 		return nil, err
 	}
-	if _, ours, err := countTables(ctx, db, MetaTable, ChangesTable); err != nil || ours < len(RuleTables)+2 {
-		db.Close()
+	if _, ours, err := countTables(ctx, w.DB, MetaTable, ChangesTable); err != nil || ours < len(RuleTables)+2 {
+		w.Close()
 		return OpenWriter(ctx, path, false)
 	}
-	return &Writer{DB: db, Path: path}, nil
+	return w, nil
 }
 
 // InitWriter is OpenWriter with create, after Init's full upgrade: every
 // row of a list made by other tools is normalized, in one pass.
 func InitWriter(ctx context.Context, path string) (*Writer, error) {
-	return openWriter(ctx, path, true, true)
+	return openWriter(ctx, path, true, openInit)
 }
 
-func openWriter(ctx context.Context, path string, create, all bool) (*Writer, error) {
+// openMode says what openWriter does to the schema.
+type openMode int
+
+const (
+	openWrite openMode = iota // create or upgrade it
+	openInit                  // Init's full upgrade, rows normalized
+	openRead                  // nothing: read-only
+)
+
+func openWriter(ctx context.Context, path string, create bool, mode openMode) (*Writer, error) {
 	if _, err := os.Stat(path); err != nil {
 		if !errors.Is(err, os.ErrNotExist) || !create {
 			return nil, fmt.Errorf("%w: %s (`blockcachectl init --db FILE` makes a new list)", ErrNotFound, path)
 		}
 	}
-	db, err := sql.Open("sqlite3", "file:"+escapePath(path)+"?_busy_timeout="+strconv.Itoa(writerBusyMS)+"&_txlock=immediate")
+	dsn := "file:" + escapePath(path) + "?_busy_timeout=" + strconv.Itoa(writerBusyMS) + "&_txlock=immediate"
+	if mode == openRead {
+		dsn = "file:" + escapePath(path) + "?mode=ro&_busy_timeout=" + strconv.Itoa(writerBusyMS)
+	}
+	db, err := sql.Open("sqlite3", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -77,15 +82,17 @@ func openWriter(ctx context.Context, path string, create, all bool) (*Writer, er
 		db.Close()
 		return nil, openError(path, err)
 	}
-	if !all {
+	if mode != openInit {
 		if err := checkList(ctx, db, path, create); err != nil {
 			db.Close()
 			return nil, err
 		}
 	}
-	if err := initSchema(ctx, db, all); err != nil {
-		db.Close()
-		return nil, openError(path, err)
+	if mode != openRead {
+		if err := initSchema(ctx, db, mode == openInit); err != nil {
+			db.Close()
+			return nil, openError(path, err)
+		}
 	}
 	return &Writer{DB: db, Path: path}, nil
 }
