@@ -532,10 +532,10 @@ func (c *cli) open(ctx context.Context) (*blockcache.Cache, error) {
 	return blockcache.Open(ctx, cfg, ratelog.New(c.stderr, 3, time.Minute))
 }
 
-// outranked lists the other rules that match name, which the one that
+// shadowed lists the other rules that match name, which the one that
 // decided (v's) shadows: "domain ads.example, domain_regex ^ad". An allow
 // rule's reason to exist, or the block an operator expected.
-func outranked(ctx context.Context, s *store.Store, name string, v verdict.Verdict) string {
+func shadowed(ctx context.Context, s *store.Store, name string, v verdict.Verdict) string {
 	ms, err := s.Matches(ctx, name)
 	if err != nil {
 		return "(not known: " + err.Error() + ")"
@@ -575,7 +575,7 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "%s%s\n  verdict: %s\n  list:    %s\n", a.Name, typed, v.Action, a.NS)
 		if v.Action != verdict.Pass {
 			fmt.Fprintf(c.stdout, "  table:   %s\n  rule:    %s\n", v.Table, v.Rule)
-			if out := outranked(ctx, bc.Store, a.Name, v); out != "" {
+			if out := shadowed(ctx, bc.Store, a.Name, v); out != "" {
 				fmt.Fprintf(c.stdout, "  shadows: %s\n", out)
 			}
 		}
