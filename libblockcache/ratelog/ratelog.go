@@ -46,6 +46,7 @@ func (l *Logger) Logf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
+	l.reportSuppressed(now)
 	b := l.keys[format]
 	if b == nil {
 		if len(l.keys) > 1024 { // bound the map; formats are static so this is a bug guard
@@ -55,10 +56,7 @@ func (l *Logger) Logf(format string, args ...any) {
 		l.keys[format] = b
 	}
 	if now.Sub(b.start) >= l.window {
-		if b.suppressed > 0 {
-			fmt.Fprintf(l.out, "blockcache: %d similar messages suppressed: %s\n", b.suppressed, strings.TrimSpace(format))
-		}
-		b.start, b.n, b.suppressed = now, 0, 0
+		b.start, b.n = now, 0
 	}
 	if b.n >= l.burst {
 		b.suppressed++
@@ -68,4 +66,18 @@ func (l *Logger) Logf(format string, args ...any) {
 	line := fmt.Sprintf(format, args...)
 	line = strings.ReplaceAll(line, "\n", " ")
 	fmt.Fprintln(l.out, line)
+}
+
+// reportSuppressed says how many lines of each format were left out, once
+// that format's window has passed and whichever line comes next: a burst
+// that stopped (Valkey back up) is reported with the next line of any kind,
+// not only when the same message comes again. The formats are few, so the
+// scan is cheap, and lines are rare.
+func (l *Logger) reportSuppressed(now time.Time) {
+	for format, b := range l.keys {
+		if b.suppressed > 0 && now.Sub(b.start) >= l.window {
+			fmt.Fprintf(l.out, "blockcache: %d similar messages suppressed: %s\n", b.suppressed, strings.TrimSpace(format))
+			b.suppressed = 0
+		}
+	}
 }

@@ -25,3 +25,28 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("suppression not reported:\n%s", buf.String())
 	}
 }
+
+func TestStoppedBurstReportedWithNextLine(t *testing.T) {
+	var buf bytes.Buffer
+	l := New(&buf, 1, time.Minute)
+	now := time.Unix(1000, 0)
+	l.now = func() time.Time { return now }
+	for i := 0; i < 5; i++ {
+		l.Logf("valkey down: %d", i)
+	}
+	now = now.Add(30 * time.Second)
+	l.Logf("list reloaded")
+	if strings.Contains(buf.String(), "suppressed") {
+		t.Fatalf("suppression reported inside its window:\n%s", buf.String())
+	}
+	now = now.Add(30 * time.Second)
+	l.Logf("list reloaded again")
+	want := "valkey down: 0\nlist reloaded\nblockcache: 4 similar messages suppressed: valkey down: %d\nlist reloaded again\n"
+	if buf.String() != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	l.Logf("and again")
+	if n := strings.Count(buf.String(), "suppressed"); n != 1 {
+		t.Fatalf("suppression reported %d times", n)
+	}
+}
