@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +34,9 @@ func Publish(ctx context.Context, src, dst string) (Namespace, map[string]int64,
 		return Namespace{}, nil, err
 	}
 	defer w.Close()
+	if err := checkNotOlder(ctx, w, dst); err != nil {
+		return Namespace{}, nil, err
+	}
 	b := make([]byte, 6)
 	rand.Read(b)
 	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+".publish-"+hex.EncodeToString(b))
@@ -93,6 +97,40 @@ func syncPath(path string) error {
 	defer f.Close()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
+}
+
+// ErrOlderCopy is returned by Publish for a source that is an older
+// version of the list at the destination.
+var ErrOlderCopy = errors.New("an older copy of the list it would replace")
+
+// checkNotOlder refuses to publish an older version of the list at dst
+// over it (a restored backup, a rollback): the versions written after it
+// would repeat numbers the fleet has cached verdicts for, with other
+// contents. Readers that see a list go back keep their caches apart (see
+// Store.forkedID), but a node that starts later cannot tell; a fork of
+// the source (Writer.Fork) can be published safely. A dst that is missing
+// or not a list is not compared.
+func checkNotOlder(ctx context.Context, w *Writer, dst string) error {
+	if _, err := os.Stat(dst); err != nil {
+		return nil
+	}
+	have, err := sql.Open("sqlite3", "file:"+escapePath(dst)+"?mode=ro")
+	if err != nil {
+		return nil
+	}
+	defer have.Close()
+	old, err := readNamespace(ctx, have)
+	if err != nil {
+		return nil
+	}
+	ns, err := w.Namespace(ctx)
+	if err != nil {
+		return err
+	}
+	if ns.ListID == old.ListID && ns.Version < old.Version {
+		return fmt.Errorf("%w: %s is list %s, %s holds its version %d: publishing it would number later changes as versions the fleet has cached verdicts for; run `blockcachectl fork --db %s` first", ErrOlderCopy, w.Path, ns, dst, old.Version, w.Path)
 	}
 	return nil
 }

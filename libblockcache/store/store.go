@@ -81,6 +81,8 @@ type Store struct {
 	walWait      fileID     // a replacement waiting for the old file's WAL to empty (logged once)
 	localVersion uint64     // for databases without the meta table
 	localListID  string
+	forkOf       string       // a list_id whose version went back (see forkedID)
+	forkID       string       // the identity this process gives that list since
 	filterGen    uint64       // the current line of versions (snapshot.filterGen)
 	building     uint64       // filterGen of the filter build in flight; 0: none
 	built        *builtFilter // a finished build waiting for the list to reach its version
@@ -352,6 +354,31 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 	return nil
 }
 
+// forkedID returns the identity that caches key the list listID at
+// version v on. It is listID, unless this list's version went back: an
+// older copy of the list was put in place (a restored backup, a rollback
+// published over a newer file), and the versions after it will now be
+// numbered again with other contents. A verdict cached from the other
+// history at one of those numbers, in the LRU or in Valkey, would then be
+// taken for the new one's. So from then on this process gives the list an
+// identity of its own, which no cache holds a verdict for, and says how
+// to give the file one (`blockcachectl fork`) so that nodes share cached
+// verdicts again. The caller holds refreshMu.
+func (s *Store) forkedID(base *snapshot, listID string, v uint64) string {
+	id := listID
+	if id != "" && id == s.forkOf {
+		id = s.forkID
+	}
+	if base == nil || !base.hasMeta || base.ns.ListID != id || v >= base.ns.Version {
+		return id
+	}
+	b := make([]byte, 4)
+	rand.Read(b)
+	s.forkOf, s.forkID = listID, listID+"~"+hex.EncodeToString(b)
+	s.opts.Logf("blockcache: list %s went back from version %d to %d (an older copy put in place?); the versions after %d will name other contents than the ones verdicts were cached for, so this process now keeps its cached verdicts apart, as list %s. Run `blockcachectl fork --db %s` to give the restored list an identity of its own: until then a node that starts later can be served verdicts cached from the other history", listID, base.ns.Version, v, v, s.forkID, s.opts.Path)
+	return s.forkID
+}
+
 // beginRead begins a read transaction that only its Rollback ends, not a
 // cancel of ctx. database/sql rolls back a cancelled transaction on a
 // goroutine of its own; racing with Close, that left the connection, and
@@ -413,7 +440,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("read list version: %w", err)
 		}
-		next.ns = Namespace{ListID: id.String, Version: uint64(v)}
+		next.ns = Namespace{ListID: s.forkedID(base, id.String, uint64(v)), Version: uint64(v)}
 		if id.String == "" {
 			next.ns.ListID = s.localListID
 		}

@@ -850,6 +850,35 @@ func (w *Writer) Namespace(ctx context.Context) (Namespace, error) {
 	return readNamespace(ctx, w.DB)
 }
 
+// Fork gives the list a new identity (list_id) and keeps its rows,
+// version and change log. A restored backup needs one: it is an older
+// version of its list, and the versions written after it would repeat the
+// numbers of the ones written after the backup was taken, with other
+// contents, so the fleet's caches would take one for the other. Caches
+// share nothing with the new identity; readers switch to it at their next
+// poll, as for any list change.
+func (w *Writer) Fork(ctx context.Context) (before, after Namespace, err error) {
+	tx, err := w.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return before, after, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	var v int64
+	err = tx.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&before.ListID, &v)
+	if err != nil {
+		return before, after, fmt.Errorf("read the list identity: %w", err)
+	}
+	before.Version, after.Version = uint64(v), uint64(v)
+	err = tx.QueryRowContext(ctx, `UPDATE `+MetaTable+` SET Value = lower(hex(randomblob(8))) WHERE Key = 'list_id' RETURNING Value`).Scan(&after.ListID)
+	if err != nil {
+		return before, after, fmt.Errorf("write a new list identity: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return before, after, fmt.Errorf("commit: %w", err)
+	}
+	return before, after, nil
+}
+
 func readNamespace(ctx context.Context, db *sql.DB) (Namespace, error) {
 	var ns Namespace
 	var v int64

@@ -1,0 +1,137 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libblockcache/libblockcache/libblockcache/store"
+	"github.com/libblockcache/libblockcache/libblockcache/testlist"
+	"github.com/libblockcache/libblockcache/libblockcache/verdict"
+)
+
+// logs collects a store's log lines for a test.
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) logf(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, a...))
+}
+
+func (l *logs) with(part string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, part) {
+			return s
+		}
+	}
+	return ""
+}
+
+// A backup put back in place is an older version of its list: the changes
+// after it are numbered as the lost ones were. The reader must not take a
+// verdict cached for one of those numbers for the new contents, so it
+// gives the list an identity of its own until the file gets one.
+func TestOlderCopyIsKeptApart(t *testing.T) {
+	ctx := context.Background()
+	path, w := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := w.Exec(`VACUUM INTO ?`, backup); err != nil {
+		t.Fatal(err)
+	}
+	l := &logs{}
+	s := open(t, path, l.logf)
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "b.example").Action == verdict.Block })
+	lost := s.Namespace()
+	// Empty the live file's log, as its writers' last close would: a
+	// replacement waits for it (TestReplacementWaitsForTheOldWAL).
+	testlist.Exec(t, w, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	w.Close()
+
+	if err := os.Rename(backup, path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 1 })
+	restored := s.Namespace()
+	if restored.Version >= lost.Version || !strings.HasPrefix(restored.ListID, lost.ListID+"~") {
+		t.Fatalf("list %v after the backup replaced %v: want an older version under an identity of its own", restored, lost)
+	}
+	if line := l.with("went back"); !strings.Contains(line, "blockcachectl fork --db "+path) {
+		t.Errorf("no log line says how to fork the list: %q", line)
+	}
+
+	// The restored list's next change repeats the lost one's number.
+	testlist.Exec(t, testlist.Open(t, path), `INSERT INTO domain VALUES ('c.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "c.example").Action == verdict.Block })
+	again := s.Namespace()
+	if again.Version != lost.Version || again.ListID != restored.ListID {
+		t.Fatalf("list %v after a change to the restored %v", again, restored)
+	}
+	if again == lost {
+		t.Fatal("two contents under one namespace: a verdict cached for b.example would be served again")
+	}
+	if s.Stats().Deltas == 0 {
+		t.Error("the restored list's change was not read from its change log")
+	}
+	if resolve(t, s, "b.example").Action != verdict.Pass {
+		t.Error("b.example is blocked after the restore")
+	}
+	if s.StillValid(store.Namespace{ListID: lost.ListID, Version: lost.Version - 1}, again, "x.example") {
+		t.Error("a verdict of the lost history is still valid")
+	}
+
+	// Forked, the file has an identity every reader agrees on.
+	before, after, err := openWriter(t, path).Fork(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.ListID != lost.ListID || after.ListID == before.ListID || after.Version != before.Version {
+		t.Fatalf("Fork: %v -> %v", before, after)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() == after })
+	if fresh := open(t, path, t.Logf); fresh.Namespace() != after {
+		t.Errorf("a new reader reads %v, the old one %v", fresh.Namespace(), after)
+	}
+}
+
+// Publish refuses to put an older copy of a list over a newer one, and
+// publishes it once forked.
+func TestPublishRefusesAnOlderCopy(t *testing.T) {
+	ctx := context.Background()
+	master, w := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := w.Exec(`VACUUM INTO ?`, backup); err != nil {
+		t.Fatal(err)
+	}
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
+	dst := filepath.Join(t.TempDir(), "list.db")
+	if _, _, err := store.Publish(ctx, master, dst); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Publish(ctx, backup, dst); !errors.Is(err, store.ErrOlderCopy) || !strings.Contains(err.Error(), "blockcachectl fork --db "+backup) {
+		t.Fatalf("publishing the backup over a newer copy: %v", err)
+	}
+	if _, _, err := openWriter(t, backup).Fork(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ns, counts, err := store.Publish(ctx, backup, dst)
+	if err != nil || counts["domain"] != 1 {
+		t.Fatalf("publishing the forked backup: %v %v %v", ns, counts, err)
+	}
+	// A newer version of the same list publishes as before.
+	if _, _, err := store.Publish(ctx, master, filepath.Join(filepath.Dir(dst), "other.db")); err != nil {
+		t.Fatal(err)
+	}
+}
