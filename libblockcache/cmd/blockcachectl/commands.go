@@ -486,6 +486,26 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
+func cmdFork(ctx context.Context, c *cli, args []string) error {
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() != 0 {
+		return usagef("fork takes no arguments")
+	}
+	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	before, after, err := w.Fork(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s: list %s is now list %s; no cached verdict of %s is used for it\n", c.cfg.DBFile, before, after, before.ListID)
+	return nil
+}
+
 func cmdFilter(ctx context.Context, c *cli, args []string) error {
 	ifNeeded := c.fs.Bool("if-needed", false, "save only when none is saved, dnsmasq cannot use it, or it holds more than half the added and changed names dnsmasq allows (for a timer: a no-op costs a read of the change log)")
 	if err := c.parse(args); err != nil {

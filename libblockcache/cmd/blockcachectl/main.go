@@ -42,6 +42,8 @@ func init() {
 		{"export", "--table TABLE", "write a table back as a list, one key a line (per-rule addresses and servers are not written)", "blockcachectl export --db list.db --table domain > domains.txt", cmdExport},
 		{"publish", "DEST", "replace the list at DEST with a consistent copy of --db; running dnsmasqs switch to it as a whole",
 			"blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl publish --db /srv/master.db /srv/out/list.db && rsync /srv/out/list.db node:/var/lib/blockcache/list.db", cmdPublish},
+		{"fork", "", "give the list a new identity, keeping its rows: for a restored backup (an older copy of a list) before it replaces the list, so that no cache serves it a verdict of the other history",
+			"cp /backup/list.db /var/lib/blockcache/list.db.new && blockcachectl fork --db /var/lib/blockcache/list.db.new && mv /var/lib/blockcache/list.db.new /var/lib/blockcache/list.db\n  cp /backup/master.db /srv/master.db && blockcachectl fork --db /srv/master.db && blockcachectl publish --db /srv/master.db /srv/out/list.db", cmdFork},
 		{"filter", "[--if-needed]", "save the membership filter of listed names in the list, so that dnsmasq starts load it instead of reading every row",
 			"blockcachectl filter --db /srv/master.db && blockcachectl publish --db /srv/master.db /var/lib/blockcache/list.db\n  blockcachectl filter --if-needed --db /var/lib/blockcache/list.db   # from a timer", cmdFilter},
 		{"explain", "NAME...", "show the verdict, the rule and table that matched, and which tier answers", "blockcachectl explain --conf /etc/dnsmasq.conf www.ads.example", cmdExplain},

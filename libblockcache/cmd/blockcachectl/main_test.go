@@ -538,6 +538,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"add", "--db", db, "--table", "domain", "x.example"}, 1}, // no such list: init makes one
 		{[]string{"import", "--db", db, "--table", "domain", "/nonexistent/list.txt"}, 1},
 		{[]string{"publish", "--db", db}, 2}, // no DEST
+		{[]string{"fork", "--db", db, "extra"}, 2},
+		{[]string{"fork", "--db", filepath.Join(t.TempDir(), "missing.db")}, 1},
 		{[]string{"publish", "--db", filepath.Join(t.TempDir(), "missing.db"), filepath.Join(t.TempDir(), "out.db")}, 1},
 		{[]string{"stats", "--help"}, 0},
 		{[]string{"version"}, 0},
@@ -622,6 +624,18 @@ func TestExplainExportConf(t *testing.T) {
 	}
 	if code, _, _ := ctl(t, "", "rm", "--conf", conf, "--table", "domain", "tracker.net"); code != 0 || count(t, db, "domain") != 0 {
 		t.Error("rm")
+	}
+	// The published copy is now older than the list: a restored backup.
+	code, _, errs = ctl(t, "", "publish", "--db", pub, db)
+	if code != 1 || !strings.Contains(errs, "an older copy of the list") || !strings.Contains(errs, "blockcachectl fork --db "+pub) {
+		t.Errorf("publish of an older copy: %d %q", code, errs)
+	}
+	code, out, errs = ctl(t, "", "fork", "--db", pub)
+	if code != 0 || !strings.Contains(out, pub+": list ") || !strings.Contains(out, " is now list ") {
+		t.Errorf("fork: %d %q %q", code, out, errs)
+	}
+	if code, out, errs := ctl(t, "", "publish", "--db", pub, db); code != 0 || count(t, db, "domain") != 1 {
+		t.Errorf("publish of the forked copy: %d %q %q", code, out, errs)
 	}
 }
 
