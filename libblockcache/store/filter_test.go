@@ -97,32 +97,49 @@ func BenchmarkFilterLarge(b *testing.B) {
 
 // A filter's blocks live outside Go's heap (mapBlocks): they must be
 // unmapped once the filter is dropped, or every rebuild would leak one.
+//
+// The check is for the blocks' own mapping: its exact range, and the
+// VmFlags "dd" that MADV_DONTDUMP gives it. Once it is unmapped the kernel
+// may hand the same addresses to the next mapping (a new thread's stack,
+// say), which a check of the address alone took for a leak when the
+// machine was busy; and the flag keeps the kernel from merging the blocks
+// with a neighbouring mapping, which would blur the range.
 func TestFilterMemoryIsReturned(t *testing.T) {
-	mapped := func(addr uintptr) bool {
-		maps, err := os.ReadFile("/proc/self/maps")
+	// mapping returns the range and the VmFlags of the mapping that holds addr.
+	mapping := func(addr uintptr) (lo, hi uintptr, flags string) {
+		smaps, err := os.ReadFile("/proc/self/smaps")
 		if err != nil {
 			t.Skip(err)
 		}
-		for _, l := range strings.Split(string(maps), "\n") {
-			var lo, hi uintptr
-			if _, err := fmt.Sscanf(l, "%x-%x", &lo, &hi); err == nil && lo <= addr && addr < hi {
-				return true
+		found := false
+		for _, l := range strings.Split(string(smaps), "\n") {
+			var a, b uintptr
+			if _, err := fmt.Sscanf(l, "%x-%x ", &a, &b); err == nil && strings.Count(strings.Fields(l)[0], "-") == 1 {
+				found = a <= addr && addr < b
+				if found {
+					lo, hi = a, b
+				}
+			} else if v, ok := strings.CutPrefix(l, "VmFlags:"); ok && found {
+				return lo, hi, " " + strings.TrimSpace(v) + " "
 			}
 		}
-		return false
+		return 0, 0, ""
 	}
 	f := mustFilter(t, 1<<20)
 	f.add("kept.example")
 	addr := uintptr(unsafe.Pointer(&f.blocks[0]))
-	if !mapped(addr) || !f.mayContain("kept.example") {
-		t.Fatal("the filter's blocks are not mapped")
+	size := uintptr(len(f.blocks)) * 64
+	lo, hi, flags := mapping(addr)
+	if lo != addr || hi-lo != size || !strings.Contains(flags, " dd ") || !f.mayContain("kept.example") {
+		t.Fatalf("the filter's %d bytes of blocks at %#x are not a mapping of their own left out of core dumps: %#x-%#x flags%s", size, addr, lo, hi, flags)
 	}
 	f = nil
-	for i := 0; i < 100 && mapped(addr); i++ {
+	held := func() bool { l, h, fl := mapping(addr); return l == lo && h == hi && strings.Contains(fl, " dd ") }
+	for i := 0; i < 500 && held(); i++ {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if mapped(addr) {
+	if held() {
 		t.Fatal("a dropped filter's blocks are still mapped")
 	}
 }
