@@ -13,19 +13,27 @@ GOFILES := $(shell find libblockcache -name '*.go' -not -name '*_test.go') go.mo
 REVISION ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/libblockcache/libblockcache/libblockcache/blockcache.revision=$(REVISION)
 
-.PHONY: all lib ctl dnsmasq ports bench test race fuzz vet install clean demo
+.PHONY: all lib ctl dnsmasq ports bench test race fuzz vet install clean demo FORCE
 
 all: lib ctl
 
 lib: $(BUILD)/libblockcache.so
 ctl: $(BUILD)/blockcachectl
 
-$(BUILD)/libblockcache.so: $(GOFILES) include/blockcache.h
+# The stamp's file changes only when the revision does, so that a build
+# never reports a revision older than the tree it was built from (the tests
+# check it) and an unchanged tree is not linked again.
+$(BUILD)/revision: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(REVISION)' | cmp -s - $@ || echo '$(REVISION)' >$@
+FORCE:
+
+$(BUILD)/libblockcache.so: $(GOFILES) include/blockcache.h $(BUILD)/revision
 	@mkdir -p $(BUILD)
 	$(GO) build -buildmode=c-shared -ldflags '$(LDFLAGS)' -o $@ ./libblockcache/capi
 	@rm -f $(BUILD)/libblockcache.h  # the hand-written include/blockcache.h is the contract
 
-$(BUILD)/blockcachectl: $(GOFILES)
+$(BUILD)/blockcachectl: $(GOFILES) $(BUILD)/revision
 	@mkdir -p $(BUILD)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $@ ./libblockcache/cmd/blockcachectl
 
