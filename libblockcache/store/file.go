@@ -27,6 +27,7 @@ type dbFile struct {
 	id              fileID
 	real            string // the name SQLite uses, symlinks resolved: its WAL is real+"-wal"
 	lastDataVersion int64
+	journal         string // journal_mode, when the file holds tables and it is not WAL
 }
 
 // fileID tells files apart: device and inode name the file; size and
@@ -115,7 +116,7 @@ func openFile(ctx context.Context, o Options) (*dbFile, error) {
 	}
 	var jm string
 	if err := f.poll.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&jm); err == nil && n > 0 && !strings.EqualFold(jm, "wal") {
-		o.Logf("blockcache: %s uses journal_mode=%s: a writer on this file briefly blocks lookups (fine for a published copy that is never written; `blockcachectl init` switches a live list to WAL)", o.Path, jm)
+		f.journal = jm
 	}
 	// Fill the pool now, while Path is this file: a connection opened
 	// after a replacement would fail (see pinned), and the old file must

@@ -135,3 +135,27 @@ func TestPublishRefusesAnOlderCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A list in rollback-journal mode is noted at a start; a published copy
+// that replaces the list is in that mode every time and is not.
+func TestJournalModeNotedAtStartOnly(t *testing.T) {
+	master, _ := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	live := filepath.Join(t.TempDir(), "list.db")
+	if _, _, err := store.Publish(context.Background(), master, live); err != nil {
+		t.Fatal(err)
+	}
+	l := &logs{}
+	s := open(t, live, l.logf)
+	if l.with("uses journal_mode=delete") == "" {
+		t.Fatal("a list in rollback-journal mode was not noted at the start")
+	}
+	if _, _, err := store.Publish(context.Background(), master, live); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Stats().Reopens == 1 })
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := strings.Count(strings.Join(l.lines, "\n"), "uses journal_mode"); n != 1 {
+		t.Errorf("noted %d times:\n%s", n, strings.Join(l.lines, "\n"))
+	}
+}

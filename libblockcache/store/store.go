@@ -171,6 +171,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Said at a start only: a file that replaces the list is a published
+	// copy, in rollback-journal mode and never written, every time.
+	if f.journal != "" {
+		o.Logf("blockcache: %s uses journal_mode=%s: a writer on this file briefly blocks lookups (fine for a published copy that is never written; `blockcachectl init` switches a live list to WAL)", o.Path, f.journal)
+	}
 	s.file = f
 	b := make([]byte, 8)
 	rand.Read(b)
