@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/libblockcache/libblockcache/libblockcache/store"
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
 )
 
@@ -76,15 +79,31 @@ func soakFor(t *testing.T) time.Duration {
 // answer (a change is seen within the poll interval, and no tier serves a
 // verdict the list never gave), and both nodes must stay up without
 // leaking memory or file descriptors.
+//
+// The changes are written to the nodes' file, or, as a fleet ships lists,
+// to a master that is published over the nodes' file after every 40 of
+// them, so that the nodes also switch files under load.
 func TestListChurnWithFailures(t *testing.T) {
+	t.Run("writes", func(t *testing.T) { churn(t, false) })
+	t.Run("publish", func(t *testing.T) { churn(t, true) })
+}
+
+func churn(t *testing.T, publish bool) {
 	run := soakFor(t)
 	srv := valkeytest.Start(t)
 	up := startUpstream(t, "192.0.2.1")
 	db, w := list(t, startUpstream(t, "198.51.100.7"))
+	live := db
+	if publish {
+		live = filepath.Join(t.TempDir(), "list.db")
+		if _, _, err := store.Publish(context.Background(), db, live); err != nil {
+			t.Fatal(err)
+		}
+	}
 	vk := []string{"--valkey-host=127.0.0.1", "--valkey-port=" + strconv.Itoa(srv.Port), "--valkey-timeout-ms=20"}
 	// The first node keeps every verdict in its LRU for the whole run; the
 	// second keeps a few and reads the rest from Valkey.
-	nodes := []*daemon{startDnsmasq(t, opts{db: db, upstream: up, extra: vk}), startDnsmasq(t, opts{db: db, upstream: up, extra: append(vk, "--db-lru-size=32")})}
+	nodes := []*daemon{startDnsmasq(t, opts{db: live, upstream: up, extra: vk}), startDnsmasq(t, opts{db: live, upstream: up, extra: append(vk, "--db-lru-size=32")})}
 	fds, rss := make([]int, len(nodes)), make([]int, len(nodes))
 	for i, d := range nodes {
 		fds[i], rss[i] = openFDs(t, d.pid), d.rssKiB(t)
@@ -95,12 +114,12 @@ func TestListChurnWithFailures(t *testing.T) {
 	churned := func(i int) string { return fmt.Sprintf("c%d.churn.test", i) }
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var writes atomic.Int64
+	var writes, published atomic.Int64
 
 	wg.Add(1)
 	go func() { // the writer: one name at a time, and now and then a bulk change
 		defer wg.Done()
-		listed := make([]bool, names)
+		listed, shipped := make([]bool, names), make([]bool, names)
 		rng := rand.New(rand.NewPCG(1, 2))
 		for n := 0; ; n++ {
 			select {
@@ -131,8 +150,27 @@ func TestListChurnWithFailures(t *testing.T) {
 				return
 			}
 			listed[i] = !listed[i]
-			h.record(churned(i), begin, time.Now(), listed[i])
 			writes.Add(1)
+			if !publish {
+				h.record(churned(i), begin, time.Now(), listed[i])
+				continue
+			}
+			if n%40 != 39 {
+				continue
+			}
+			begin = time.Now()
+			if _, _, err := store.Publish(context.Background(), db, live); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			end := time.Now()
+			for i := range listed {
+				if listed[i] != shipped[i] {
+					h.record(churned(i), begin, end, listed[i])
+					shipped[i] = listed[i]
+				}
+			}
+			published.Add(1)
 		}
 	}()
 
@@ -216,11 +254,20 @@ func TestListChurnWithFailures(t *testing.T) {
 	if len(failures) > 0 {
 		t.Fatalf("%d of %d answers wrong or missing", len(failures), asked.Load())
 	}
-	t.Logf("%d list changes, %d queries: %d blocked, %d resolved", writes.Load(), asked.Load(), blocked.Load(), passed.Load())
+	t.Logf("%d list changes (%d publications), %d queries: %d blocked, %d resolved", writes.Load(), published.Load(), asked.Load(), blocked.Load(), passed.Load())
 	if writes.Load() < 100 || blocked.Load() < 100 || passed.Load() < 100 {
 		t.Fatalf("too little happened to tell: %d changes, %d blocked, %d resolved", writes.Load(), blocked.Load(), passed.Load())
 	}
 	nodes[0].waitLog(t, time.Second, "valkey circuit open")
+	if publish { // counted, not read from the log: the library's log lines are rate-limited
+		syscall.Kill(nodes[1].pid, syscall.SIGUSR1)
+		line := nodes[1].waitLog(t, 2*time.Second, "file replacements")
+		var reloads, replaced int
+		fmt.Sscanf(line[strings.Index(line, "("):], "(%d reloads, 0 from the change log, %d file replacements", &reloads, &replaced)
+		if replaced < int(published.Load())/2 {
+			t.Errorf("node b switched files %d times for %d publications: %s", replaced, published.Load(), line)
+		}
+	}
 	// The second node read verdicts from the shared Valkey.
 	if hits, line := nodes[1].valkeyHits(t, 1); hits < 1 {
 		t.Fatalf("node b served nothing from valkey: %s", line)
