@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -122,19 +123,30 @@ func (t *Tier) Get(_ context.Context, k engine.Key) (verdict.Verdict, bool) {
 	}
 	if stale {
 		e.ns, e.moved = t.namespace(k.NS), t.moves.Add(1)
-		t.c.Add(k.Name, e)
+		t.writeBack(k.Name, e)
 		t.revalidated.Add(1)
 	} else if t.moves.Load()-e.moved > t.promoteAfter {
-		// Another thread may have replaced (or Flush removed) the entry
-		// since Peek. Writing this one back is still right: its verdict
-		// belongs to its list version, and an entry of an older version
-		// is a miss.
 		e.moved = t.moves.Add(1)
-		t.c.Add(k.Name, e)
+		t.writeBack(k.Name, e)
 		t.promotions.Add(1)
 	}
 	t.hits.Add(1)
 	return v, true
+}
+
+// writeBack stores a hit's entry again. Another thread may have replaced
+// the entry since Peek, which is still right: its verdict belongs to its
+// list version, and an entry of an older version is a miss. Or it may
+// have evicted it (or Flush removed it), and then golang-lru adds the
+// entry anew and keeps the key it is given. A name that comes from
+// dnsmasq is a view of its query buffer (engine.Lookup), which the next
+// query overwrites: kept as a key, its bytes would change under the
+// cache's map, and a lookup of another name of the same length could find
+// the entry and be given its verdict. So the key is a copy; a write-back
+// is rare (a list change, or a move to the front once per half a cache of
+// moves), and the copy costs an allocation of the name.
+func (t *Tier) writeBack(name string, e entry) {
+	t.c.Add(strings.Clone(name), e)
 }
 
 // Put caches v. Verdict.Rule is not kept: only tooling reads it, and

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"unsafe"
 
 	"github.com/libblockcache/libblockcache/libblockcache/engine"
 	"github.com/libblockcache/libblockcache/libblockcache/store"
@@ -175,5 +176,42 @@ func TestSizeMustBePositive(t *testing.T) {
 		if _, err := New(n); err == nil {
 			t.Errorf("New(%d) succeeded", n)
 		}
+	}
+}
+
+// A name comes from dnsmasq as a view of its query buffer, which the next
+// query overwrites (engine.Lookup's contract: a tier copies a name before
+// it keeps it). A hit that writes its entry back (a revalidation, a move
+// to the front) while another thread has evicted the entry adds it anew:
+// with the view as the key, the cache then held a key whose bytes changed
+// under it, and later lookups of other names could find it and be given
+// its verdict. The entry is removed here from inside stillValid, which
+// runs between the hit's read and its write-back, as an eviction by
+// dnsmasq's TCP thread would.
+func TestWriteBackNeverKeepsTheCallersBytes(t *testing.T) {
+	tier, err := New(16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := store.Namespace{ListID: v1.ListID, Version: 2}
+	tier.Put(engine.Key{NS: v1, Name: "www.one.example"}, verdict.Verdict{Action: verdict.Block, Table: verdict.TableDomain})
+	tier.Revalidate(func(old, cur store.Namespace, name string) bool {
+		tier.c.Remove(name)
+		return true
+	})
+	buf := []byte("www.one.example")
+	view := unsafe.String(&buf[0], len(buf))
+	if v, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: view}); !ok || v.Action != verdict.Block {
+		t.Fatalf("revalidated hit: %v %v", v, ok)
+	}
+	copy(buf, "www.two.example") // the next query
+	if keys := tier.c.Keys(); len(keys) != 1 || keys[0] != "www.one.example" {
+		t.Fatalf("the cache's keys became %q after the caller's buffer changed", keys)
+	}
+	if _, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: "www.two.example"}); ok {
+		t.Fatal("www.two.example was given www.one.example's verdict")
+	}
+	if _, ok := tier.Get(context.Background(), engine.Key{NS: v2, Name: "www.one.example"}); !ok {
+		t.Fatal("www.one.example is no longer found")
 	}
 }
