@@ -35,10 +35,21 @@ type change struct {
 	listed     bool
 }
 
-func (h *history) record(name string, begin, end time.Time, listed bool) {
+// start notes, before a write, that the name will be listed (or not) from
+// some moment after begin on. Until done is called the old state may
+// still hold: a node can see a commit before the writer's goroutine runs
+// again, and an answer must not be checked against a history that lacks
+// the change it reflects.
+func (h *history) start(name string, begin time.Time, listed bool) (done func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.changes[name] = append(h.changes[name], change{begin, end, listed})
+	i := len(h.changes[name])
+	h.changes[name] = append(h.changes[name], change{begin, begin.Add(time.Hour), listed})
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.changes[name][i].end = time.Now()
+	}
 }
 
 // couldBe reports whether the name was listed (or not, by want) at some
@@ -56,6 +67,18 @@ func (h *history) couldBe(name string, want bool, from, to time.Time) bool {
 		listed, since = c.listed, c.begin
 	}
 	return listed == want && !since.After(to)
+}
+
+// last describes the name's last n changes, for a failure message.
+func (h *history) last(name string, n int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cs := h.changes[name]
+	var out []string
+	for _, c := range cs[max(0, len(cs)-n):] {
+		out = append(out, fmt.Sprintf("listed=%v from %s-%s", c.listed, c.begin.Format("15:04:05.000"), c.end.Format("15:04:05.000")))
+	}
+	return strings.Join(out, ", ")
 }
 
 // soakFor is how long TestListChurnWithFailures runs: a few seconds in
@@ -144,31 +167,33 @@ func churn(t *testing.T, publish bool) {
 			if listed[i] {
 				stmt = fmt.Sprintf("DELETE FROM domain WHERE Domain = '%s'", churned(i))
 			}
-			begin := time.Now()
+			done := func() {}
+			if !publish {
+				done = h.start(churned(i), time.Now(), !listed[i])
+			}
 			if _, err := w.Exec(stmt); err != nil {
 				t.Errorf("%s: %v", stmt, err)
 				return
 			}
+			done()
 			listed[i] = !listed[i]
 			writes.Add(1)
-			if !publish {
-				h.record(churned(i), begin, time.Now(), listed[i])
+			if !publish || n%40 != 39 {
 				continue
 			}
-			if n%40 != 39 {
-				continue
+			var dones []func()
+			for i := range listed {
+				if listed[i] != shipped[i] {
+					dones = append(dones, h.start(churned(i), time.Now(), listed[i]))
+					shipped[i] = listed[i]
+				}
 			}
-			begin = time.Now()
 			if _, _, err := store.Publish(context.Background(), db, live); err != nil {
 				t.Errorf("publish: %v", err)
 				return
 			}
-			end := time.Now()
-			for i := range listed {
-				if listed[i] != shipped[i] {
-					h.record(churned(i), begin, end, listed[i])
-					shipped[i] = listed[i]
-				}
+			for _, done := range dones {
+				done()
 			}
 			published.Add(1)
 		}
@@ -219,7 +244,7 @@ func churn(t *testing.T, publish bool) {
 						continue
 					}
 					if !h.couldBe(base, listed, start.Add(-2*time.Second), end) {
-						fail(fmt.Sprintf("%s %s on port %d at %s (+%v): listed=%v, a state the list did not have in the 2 s before", network, q, d.port, start.Format("15:04:05.000"), end.Sub(start), listed))
+						fail(fmt.Sprintf("%s %s on port %d at %s (+%v): listed=%v, a state the list did not have in the 2 s before (%s)", network, q, d.port, start.Format("15:04:05.000"), end.Sub(start), listed, h.last(base, 3)))
 					}
 				}
 			}()
@@ -252,6 +277,15 @@ func churn(t *testing.T, publish bool) {
 		t.Error(f)
 	}
 	if len(failures) > 0 {
+		for i, d := range nodes {
+			var said []string
+			for _, l := range strings.Split(d.logText(), "\n") {
+				if strings.Contains(l, "blockcache: ") {
+					said = append(said, l)
+				}
+			}
+			t.Logf("node %d answers on port %d; the library said:\n%s", i, d.port, strings.Join(said, "\n"))
+		}
 		t.Fatalf("%d of %d answers wrong or missing", len(failures), asked.Load())
 	}
 	t.Logf("%d list changes (%d publications), %d queries: %d blocked, %d resolved", writes.Load(), published.Load(), asked.Load(), blocked.Load(), passed.Load())
