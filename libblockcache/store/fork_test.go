@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -39,17 +40,24 @@ func (l *logs) with(part string) string {
 	return ""
 }
 
+// listWithBackup makes a list of a.example and a backup of it.
+func listWithBackup(t *testing.T) (path string, w *sql.DB, backup string) {
+	t.Helper()
+	path, w = testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	backup = filepath.Join(t.TempDir(), "backup.db")
+	if _, err := w.Exec(`VACUUM INTO ?`, backup); err != nil {
+		t.Fatal(err)
+	}
+	return path, w, backup
+}
+
 // A backup put back in place is an older version of its list: the changes
 // after it are numbered as the lost ones were. The reader must not take a
 // verdict cached for one of those numbers for the new contents, so it
 // gives the list an identity of its own until the file gets one.
 func TestOlderCopyIsKeptApart(t *testing.T) {
 	ctx := context.Background()
-	path, w := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := w.Exec(`VACUUM INTO ?`, backup); err != nil {
-		t.Fatal(err)
-	}
+	path, w, backup := listWithBackup(t)
 	l := &logs{}
 	s := open(t, path, l.logf)
 	testlist.Exec(t, w, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
@@ -110,11 +118,7 @@ func TestOlderCopyIsKeptApart(t *testing.T) {
 // publishes it once forked.
 func TestPublishRefusesAnOlderCopy(t *testing.T) {
 	ctx := context.Background()
-	master, w := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	if _, err := w.Exec(`VACUUM INTO ?`, backup); err != nil {
-		t.Fatal(err)
-	}
+	master, w, backup := listWithBackup(t)
 	testlist.Exec(t, w, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
 	dst := filepath.Join(t.TempDir(), "list.db")
 	if _, _, err := store.Publish(ctx, master, dst); err != nil {

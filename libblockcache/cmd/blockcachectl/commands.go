@@ -486,14 +486,20 @@ func cmdPublish(ctx context.Context, c *cli, args []string) error {
 	return nil
 }
 
-func cmdFork(ctx context.Context, c *cli, args []string) error {
+// writerFor parses the flags of a command that takes no arguments and
+// opens its list for writing.
+func (c *cli) writerFor(ctx context.Context, cmd string, args []string) (*store.Writer, error) {
 	if err := c.parse(args); err != nil {
-		return err
+		return nil, err
 	}
 	if c.fs.NArg() != 0 {
-		return usagef("fork takes no arguments")
+		return nil, usagef("%s takes no arguments", cmd)
 	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	return store.OpenWriter(ctx, c.cfg.DBFile, false)
+}
+
+func cmdFork(ctx context.Context, c *cli, args []string) error {
+	w, err := c.writerFor(ctx, "fork", args)
 	if err != nil {
 		return err
 	}
@@ -508,13 +514,7 @@ func cmdFork(ctx context.Context, c *cli, args []string) error {
 
 func cmdFilter(ctx context.Context, c *cli, args []string) error {
 	ifNeeded := c.fs.Bool("if-needed", false, "save only when none is saved, dnsmasq cannot use it, or it holds more than half the added and changed names dnsmasq allows (for a timer: a no-op costs a read of the change log)")
-	if err := c.parse(args); err != nil {
-		return err
-	}
-	if c.fs.NArg() != 0 {
-		return usagef("filter takes no arguments")
-	}
-	w, err := store.OpenWriter(ctx, c.cfg.DBFile, false)
+	w, err := c.writerFor(ctx, "filter", args)
 	if err != nil {
 		return err
 	}
