@@ -4,11 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,29 +14,6 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
-
-// logs collects a store's log lines for a test.
-type logs struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logs) logf(format string, a ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf(format, a...))
-}
-
-func (l *logs) with(part string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, s := range l.lines {
-		if strings.Contains(s, part) {
-			return s
-		}
-	}
-	return ""
-}
 
 // listWithBackup makes a list of a.example and a backup of it.
 func listWithBackup(t *testing.T) (path string, w *sql.DB, backup string) {

@@ -2,10 +2,8 @@ package store_test
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,25 +22,21 @@ func TestOddKeysAreLogged(t *testing.T) {
 		inited:  `holds 2 listed names that no query asks for, e.g. domain "*.star.example" (a wildcard, where the table covers subdomains without one: ` + "`blockcachectl init`" + ` rewrites it), domain "bücher.example" (Unicode, where clients ask for its xn-- form: ` + "`blockcachectl init`" + ` rewrites it)`,
 		foreign: `holds 2 listed names that no query asks for, e.g. domain "Upper.Example" (upper case or a trailing dot: ` + "`blockcachectl init`" + ` rewrites it), domain "trail.example." (upper case or a trailing dot`,
 	} {
-		var mu sync.Mutex
-		var logged []string
-		s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond,
-			Logf: func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }})
+		l := &logs{}
+		s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, Logf: l.logf})
 		if err != nil {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(2 * time.Second)
 		found := false
 		for !found && time.Now().Before(deadline) {
-			mu.Lock()
-			found = strings.Contains(strings.Join(logged, "\n"), want)
-			mu.Unlock()
+			found = strings.Contains(l.text(), want)
 			time.Sleep(10 * time.Millisecond)
 		}
 		odd := s.Stats().OddNames
 		s.Close()
 		if !found {
-			t.Errorf("%s: log lacks %q:\n%s", filepath.Base(path), want, strings.Join(logged, "\n"))
+			t.Errorf("%s: log lacks %q:\n%s", filepath.Base(path), want, l.text())
 		}
 		if odd != 2 {
 			t.Errorf("%s: Stats().OddNames = %d, want 2", filepath.Base(path), odd)
@@ -63,12 +57,9 @@ func TestOddReportTravelsWithTheSavedFilter(t *testing.T) {
 	if sf, ok, err := w.SavedFilter(context.Background()); err != nil || !ok || !strings.HasPrefix(sf.Odd, "2 listed names") {
 		t.Fatalf("SavedFilter: %+v %v %v", sf, ok, err)
 	}
-	var mu sync.Mutex
-	var logged []string
-	logf := func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }
-	text := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(logged, "\n") }
-	s := openFiltered(t, path, logf)
-	all := text()
+	l := &logs{}
+	s := openFiltered(t, path, l.logf)
+	all := l.text()
 	if st := s.Stats(); st.FilterLoads != 1 || st.OddNames != 2 || !strings.Contains(all, want) || !strings.Contains(all, "(found when the filter was saved)") {
 		t.Errorf("a store that loaded the saved filter: %d loads, OddNames %d, log:\n%s", st.FilterLoads, st.OddNames, all)
 	}
@@ -80,10 +71,8 @@ func TestOddReportTravelsWithTheSavedFilter(t *testing.T) {
 	if sf, _, _ := w.SavedFilter(context.Background()); sf.Odd != "" {
 		t.Fatalf("SavedFilter after the fix: Odd %q", sf.Odd)
 	}
-	mu.Lock()
-	logged = nil
-	mu.Unlock()
-	if st := openFiltered(t, path, logf).Stats(); st.FilterLoads != 1 || st.OddNames != 0 || strings.Contains(text(), "no query asks for") {
-		t.Errorf("after the fix: %d loads, OddNames %d, log:\n%s", st.FilterLoads, st.OddNames, text())
+	l = &logs{}
+	if st := openFiltered(t, path, l.logf).Stats(); st.FilterLoads != 1 || st.OddNames != 0 || strings.Contains(l.text(), "no query asks for") {
+		t.Errorf("after the fix: %d loads, OddNames %d, log:\n%s", st.FilterLoads, st.OddNames, l.text())
 	}
 }

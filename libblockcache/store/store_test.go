@@ -69,10 +69,8 @@ func testPrecedence(t *testing.T, withFilter, saved bool) {
 	if saved {
 		saveFilter(t, path)
 	}
-	var logged []string
-	var mu sync.Mutex
-	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter,
-		Logf: func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }})
+	l := &logs{}
+	s, err := store.Open(context.Background(), store.Options{Path: path, PollInterval: 20 * time.Millisecond, NoFilter: !withFilter, Logf: l.logf})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,16 +138,14 @@ func testPrecedence(t *testing.T, withFilter, saved bool) {
 	if withFilter != (st.FilterSkips > 0) {
 		t.Errorf("filter=%v but %d lookups skipped SQL", withFilter, st.FilterSkips)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	found := false
-	for _, l := range logged {
-		if strings.Contains(l, "bad(regex") && strings.Contains(l, "skipped") {
+	for _, line := range strings.Split(l.text(), "\n") {
+		if strings.Contains(line, "bad(regex") && strings.Contains(line, "skipped") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("bad pattern not logged with its text: %q", logged)
+		t.Errorf("bad pattern not logged with its text: %q", l.text())
 	}
 }
 

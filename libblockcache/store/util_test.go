@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/libblockcache/libblockcache/libblockcache/store"
@@ -84,4 +86,35 @@ func importN(t testing.TB, w *store.Writer, table verdict.Table, format string, 
 		t.Fatal(err)
 	}
 	return st
+}
+
+// logs collects a store's log lines for a test.
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) logf(format string, a ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, a...))
+}
+
+// text is every line so far, one a line.
+func (l *logs) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// with returns the first line that holds part, or "".
+func (l *logs) with(part string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, s := range l.lines {
+		if strings.Contains(s, part) {
+			return s
+		}
+	}
+	return ""
 }
