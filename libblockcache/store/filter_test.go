@@ -98,12 +98,15 @@ func BenchmarkFilterLarge(b *testing.B) {
 // A filter's blocks live outside Go's heap (mapBlocks): they must be
 // unmapped once the filter is dropped, or every rebuild would leak one.
 //
-// The check is for the blocks' own mapping: its exact range, and the
-// VmFlags "dd" that MADV_DONTDUMP gives it. Once it is unmapped the kernel
-// may hand the same addresses to the next mapping (a new thread's stack,
-// say), which a check of the address alone took for a leak when the
-// machine was busy; and the flag keeps the kernel from merging the blocks
-// with a neighbouring mapping, which would blur the range.
+// The check is for a mapping with the VmFlags "dd" that MADV_DONTDUMP
+// gives the blocks, covering all of them. Once they are unmapped the
+// kernel may hand the same addresses to the next mapping (a new thread's
+// stack, say), which a check of the address alone took for a leak when
+// the machine was busy. Nor can the check ask for the blocks' exact range:
+// the kernel merges them with a neighbouring "dd" mapping, the blocks of
+// another filter not yet collected (3 runs of 4 failed that way with
+// -count=4). Only filters map "dd" memory, and none is made while the
+// test waits.
 func TestFilterMemoryIsReturned(t *testing.T) {
 	// mapping returns the range and the VmFlags of the mapping that holds addr.
 	mapping := func(addr uintptr) (lo, hi uintptr, flags string) {
@@ -129,12 +132,16 @@ func TestFilterMemoryIsReturned(t *testing.T) {
 	f.add("kept.example")
 	addr := uintptr(unsafe.Pointer(&f.blocks[0]))
 	size := uintptr(len(f.blocks)) * 64
-	lo, hi, flags := mapping(addr)
-	if lo != addr || hi-lo != size || !strings.Contains(flags, " dd ") || !f.mayContain("kept.example") {
-		t.Fatalf("the filter's %d bytes of blocks at %#x are not a mapping of their own left out of core dumps: %#x-%#x flags%s", size, addr, lo, hi, flags)
+	// held reports whether one mapping left out of core dumps covers the blocks.
+	held := func() bool {
+		lo, hi, flags := mapping(addr)
+		return lo <= addr && addr+size <= hi && strings.Contains(flags, " dd ")
+	}
+	if !held() || !f.mayContain("kept.example") {
+		lo, hi, flags := mapping(addr)
+		t.Fatalf("the filter's %d bytes of blocks at %#x are not in a mapping left out of core dumps: %#x-%#x flags%s", size, addr, lo, hi, flags)
 	}
 	f = nil
-	held := func() bool { l, h, fl := mapping(addr); return l == lo && h == hi && strings.Contains(fl, " dd ") }
 	for i := 0; i < 500 && held(); i++ {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
