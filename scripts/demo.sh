@@ -45,7 +45,10 @@ if [ -z "${NO_VALKEY:-}" ] && command -v valkey-server >/dev/null; then
 	args+=(--valkey-host=127.0.0.1 --valkey-port="$vport")
 	echo "valkey-server on 127.0.0.1:$vport (log $demo/valkey.log)"
 fi
-trap '[ -n "$vpid" ] && kill "$vpid" 2>/dev/null' EXIT
+# Valkey is waited for, so that the demo can start again at once. Under
+# set -e a failed kill (Ctrl-C reached Valkey first) would end the trap,
+# and the script with status 1.
+trap '[ -z "$vpid" ] || { kill "$vpid" 2>/dev/null || true; wait "$vpid" 2>/dev/null || true; }' EXIT
 cat <<MSG
 
 patched dnsmasq on 127.0.0.1:$port, blocklist $db. Try, in another shell:
@@ -65,7 +68,7 @@ MSG
 # once the child has exited. The trap stops it with SIGTERM.
 "$top/build/dnsmasq" "${args[@]}" &
 dpid=$!
-trap 'kill -TERM "$dpid" 2>/dev/null' INT TERM
+trap 'kill -TERM "$dpid" 2>/dev/null || true' INT TERM
 while kill -0 "$dpid" 2>/dev/null; do
 	wait "$dpid" || true # a signal ends the wait early
 done
