@@ -33,8 +33,17 @@ dnsmasq_suite() {
 	case "$1" in
 	2.90) echo bookworm ;;
 	2.91) echo trixie ;;
+	2.93) echo forky ;;
 	*) return 1 ;;
 	esac
+}
+
+# dnsmasq_suite_moves V is true when V's Debian release is not yet released
+# (testing): its source package leaves the mirror when a newer upstream
+# release is uploaded, while a stable release keeps its upstream version
+# for its whole life.
+dnsmasq_suite_moves() {
+	[ "$(dnsmasq_suite "$1")" = forky ]
 }
 
 # dnsmasq_default_version prints the release of the machine's own Debian

@@ -14,6 +14,11 @@ built=$("$build/dnsmasq" --version | awk 'NR==1 {print $3}')
 for v in $(dnsmasq_versions); do
 	[ "$v" = "$built" ] && continue
 	dir=$build/port-$v
+	if ! dnsmasq_fetch "$v" "$build/dnsmasq-src" && dnsmasq_suite_moves "$v"; then
+		# Not a failure of this tree: Debian moved on (dnsmasq-patch/README.md).
+		echo "test-ports: WARNING: dnsmasq $v's source is no longer in Debian $(dnsmasq_suite "$v"); its port is NOT tested" >&2
+		continue
+	fi
 	DNSMASQ_VERSION=$v DNSMASQ_SRC=$build/dnsmasq-src PREFIX=${PREFIX:-/usr/local} "$top/scripts/build-dnsmasq.sh" "$dir"
 	ln -sf ../libblockcache.so ../blockcachectl "$dir"/
 	# TestInstall installs BUILD/dnsmasq; the patch files are release-independent.
