@@ -80,9 +80,16 @@ dnsmasq_other_source() {
 	echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $uri $suite main" >"$apt/sources.list"
 	opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=$apt/parts"
 		-o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "Debug::NoLocking=1")
-	apt-get "${opts[@]}" update >/dev/null 2>&1 || return 1
-	(cd "$2" && apt-get "${opts[@]}" source --download-only dnsmasq >/dev/null 2>&1) || return 1
-	ls "$2"/dnsmasq_"$1".orig.tar.* >/dev/null 2>&1
+	# apt's errors say why (an expired Release file of a testing release on
+	# a stale mirror, say); they are shown only when the fetch fails.
+	if ! apt-get "${opts[@]}" update >"$apt/log" 2>&1 ||
+		! (cd "$2" && apt-get "${opts[@]}" source --download-only dnsmasq >>"$apt/log" 2>&1); then
+		grep '^[EW]:' "$apt/log" | sed "s/^/dnsmasq-source: Debian $suite: /" >&2
+		return 1
+	fi
+	ls "$2"/dnsmasq_"$1".orig.tar.* >/dev/null 2>&1 && return 0
+	echo "dnsmasq-source: Debian $suite no longer has dnsmasq $1 ($(cd "$2" && ls dnsmasq_*.dsc 2>/dev/null | tr '\n' ' '))" >&2
+	return 1
 }
 
 # dnsmasq_fetch V DIR leaves V's pristine .orig tarball in DIR: already

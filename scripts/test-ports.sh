@@ -16,7 +16,7 @@ for v in $(dnsmasq_versions); do
 	dir=$build/port-$v
 	if ! dnsmasq_fetch "$v" "$build/dnsmasq-src" && dnsmasq_suite_moves "$v"; then
 		# Not a failure of this tree: Debian moved on (dnsmasq-patch/README.md).
-		echo "test-ports: WARNING: dnsmasq $v's source is no longer in Debian $(dnsmasq_suite "$v"); its port is NOT tested" >&2
+		echo "test-ports: WARNING: cannot fetch dnsmasq $v's source from Debian $(dnsmasq_suite "$v"), a testing release (above: why); its port is NOT tested" >&2
 		continue
 	fi
 	DNSMASQ_VERSION=$v DNSMASQ_SRC=$build/dnsmasq-src PREFIX=${PREFIX:-/usr/local} "$top/scripts/build-dnsmasq.sh" "$dir"
