@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Adds the apt entries this project needs (bookworm-backports for valkey-server,
-# deb-src for `apt-get source dnsmasq`), derived from the machine's own Debian
-# mirror so that no registry host is ever written into the repository, then
+# Adds the apt entries this project needs (the release's backports, for
+# valkey-server on Debian 12; deb-src for `apt-get source dnsmasq`),
+# derived from the machine's own Debian mirror so that no registry host is
+# ever written into the repository, then
 # installs the packages the build, the tests and the demo use.
 # Idempotent; needs root.
 set -euo pipefail
@@ -18,8 +19,21 @@ codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
 uri=$(mirror_uri)
 [ -n "$uri" ] || { echo "apt-setup: no Debian mirror found in /etc/apt/sources*" >&2; exit 1; }
 
+# Testing and unstable ("forky/sid" in /etc/debian_version) have no
+# backports or -updates suites, and have valkey-server in main.
+testing=0
+case "$(cat /etc/debian_version 2>/dev/null)" in */*) testing=1 ;; esac
+
 list=/etc/apt/sources.list.d/libblockcache.sources
-if [ ! -f "$list" ]; then
+if [ ! -f "$list" ] && [ $testing = 1 ]; then
+	cat >"$list" <<SRC
+Types: deb-src
+URIs: $uri
+Suites: ${codename}
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+elif [ ! -f "$list" ]; then
 	cat >"$list" <<SRC
 Types: deb deb-src
 URIs: $uri
@@ -41,8 +55,10 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
 	build-essential dpkg-dev pkg-config sqlite3 dnsutils procps psmisc shellcheck dnsperf linux-perf curl time python3-minimal \
 	nettle-dev libgmp-dev libidn2-dev libdbus-1-dev libnetfilter-conntrack-dev libnftables-dev >/dev/null
-apt-get install -y -qq --no-install-recommends -t "${codename}-backports" valkey-server valkey-tools >/dev/null
+from=(-t "${codename}-backports")
+[ $testing = 1 ] && from=()
+apt-get install -y -qq --no-install-recommends "${from[@]}" valkey-server valkey-tools >/dev/null
 # Stop the packaged service: tests and the demo start their own servers.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now valkey-server >/dev/null 2>&1 || true; fi
 pkill -x valkey-server 2>/dev/null || true
-echo "apt-setup: ok (valkey $(valkey-server --version | awk '{print $3}'))"
+echo "apt-setup: ok (valkey $(valkey-server --version | awk '{sub(/^v=/, "", $3); print $3}'))"
