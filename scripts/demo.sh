@@ -42,6 +42,13 @@ if [ -z "${NO_VALKEY:-}" ] && command -v valkey-server >/dev/null; then
 	valkey-server --port "$vport" --bind 127.0.0.1 --save '' --appendonly no --maxmemory 256mb \
 		--maxmemory-policy allkeys-lru --daemonize no >"$demo/valkey.log" 2>&1 &
 	vpid=$!
+	# dnsmasq started first would find Valkey unreachable and leave it
+	# alone for a while (its circuit breaker): the demo's first queries
+	# would not reach it.
+	for _ in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$vport") 2>/dev/null && break
+		sleep 0.1
+	done
 	args+=(--valkey-host=127.0.0.1 --valkey-port="$vport")
 	echo "valkey-server on 127.0.0.1:$vport (log $demo/valkey.log)"
 fi
