@@ -34,8 +34,11 @@ else
 fi
 # shellcheck source=scripts/dnsmasq-features.sh
 . "$top/scripts/dnsmasq-features.sh"
+# -std=gnu17: GCC 15 (Debian 14) defaults to C23, where dnsmasq 2.90's and
+# 2.91's `int (callback)()` declares a function of no arguments and their
+# network.c fails to compile. gnu17 is what GCC 12-14 default to.
 make -s -C "$tree" -j"$(nproc)" \
-	COPTS="$dnsmasq_features -I$top/include -DBLOCKCACHE_LIBRARY='\"$prefix/lib/libblockcache.so\"'" >/dev/null
+	COPTS="-std=gnu17 $dnsmasq_features -I$top/include -DBLOCKCACHE_LIBRARY='\"$prefix/lib/libblockcache.so\"'" >/dev/null
 out=$build/dnsmasq
 [ $stock = 1 ] && out=$build/dnsmasq-stock
 cp "$tree/src/dnsmasq" "$out"
