@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -107,7 +106,7 @@ func TestDemo(t *testing.T) {
 	if strings.Contains(output(), "valkey-server on "+valkey) {
 		// The verdicts above were written back to the demo's Valkey.
 		deadline = time.Now().Add(5 * time.Second)
-		for n := dbsize(t, valkey); n <= 0; n = dbsize(t, valkey) {
+		for valkeytest.DoAt(t, valkey, "DBSIZE") == "0" {
 			if time.Now().After(deadline) {
 				t.Fatalf("the demo's Valkey holds no verdict:\n%s", output())
 			}
@@ -134,26 +133,4 @@ func TestDemo(t *testing.T) {
 		c.Close()
 		t.Error("the demo's Valkey still runs after the demo exited")
 	}
-}
-
-// dbsize asks a Valkey server how many keys it holds (-1 when it cannot).
-func dbsize(t testing.TB, addr string) int {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return -1
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("*1\r\n$6\r\nDBSIZE\r\n")); err != nil {
-		return -1
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, ":") {
-		return -1
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(line[1:]))
-	if err != nil {
-		return -1
-	}
-	return n
 }

@@ -117,9 +117,16 @@ func (s *Server) CLI(args ...string) string {
 // text ("" for nil).
 func (s *Server) Do(args ...string) string {
 	s.t.Helper()
-	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{s.Addr()}, DisableCache: true, ForceSingleClient: true})
+	return DoAt(s.t, s.Addr(), args...)
+}
+
+// DoAt is Do for a server this package did not start (the demo's, say),
+// at addr.
+func DoAt(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{InitAddress: []string{addr}, DisableCache: true, ForceSingleClient: true})
 	if err != nil {
-		s.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer c.Close()
 	r := c.Do(context.Background(), c.B().Arbitrary(args[0]).Args(args[1:]...).Build())
@@ -130,7 +137,7 @@ func (s *Server) Do(args ...string) string {
 		return strconv.FormatInt(n, 10)
 	}
 	if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
-		s.t.Fatalf("%v: %v", args, err)
+		t.Fatalf("%v: %v", args, err)
 	}
 	return ""
 }
