@@ -863,7 +863,7 @@ func TestSignalsAndMemory(t *testing.T) {
 	syscall.Kill(d.pid, syscall.SIGHUP)
 	d.waitLogN(t, 2*time.Second, 2, "cleared cache") // the first is from startup
 	syscall.Kill(d.pid, syscall.SIGUSR1)
-	d.waitLog(t, 2*time.Second, "blockcache: list", "entries 0 ")
+	d.waitLog(t, 2*time.Second, "blockcache: list", "entries 0 evictions 0 flushed 501 ")
 
 	// 10,000 queries in a row leave RSS bounded: unique names fill the
 	// LRU, which is bounded by db-lru-size.

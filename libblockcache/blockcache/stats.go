@@ -15,6 +15,7 @@ type Stats struct {
 	Lookups, Invalid, SourceErrors               uint64
 	CNAMEBlocks                                  uint64 // replies blocked for a CNAME target
 	LRUHits, LRUMisses, LRUEntries, LRUEvictions uint64
+	LRUFlushed                                   uint64 // dropped by a flush (SIGHUP), not evictions
 	LRURevalidated                               uint64 // stale entries a list change did not touch, kept
 	ValkeyEnabled, ValkeyCircuitOpen             bool
 	ValkeyHits, ValkeyMisses, ValkeyErrors       uint64
@@ -34,7 +35,7 @@ func (c *Cache) Stats() Stats {
 	if c.LRU != nil {
 		ts := c.LRU.Stats()
 		s.LRUHits, s.LRUMisses = ts.Hits, ts.Misses
-		s.LRUEntries, s.LRUEvictions = ts.Extra["entries"], ts.Extra["evictions"]
+		s.LRUEntries, s.LRUEvictions, s.LRUFlushed = ts.Extra["entries"], ts.Extra["evictions"], ts.Extra["flushed"]
 		s.LRURevalidated = ts.Extra["revalidated"]
 	}
 	if c.Valkey != nil {
@@ -50,9 +51,9 @@ func (c *Cache) Stats() Stats {
 
 // String is the one-line form dnsmasq logs on SIGUSR1.
 func (s Stats) String() string {
-	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d from the change log, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d, cname blocks %d; lru hits %d misses %d entries %d evictions %d revalidated %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
+	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d from the change log, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d, cname blocks %d; lru hits %d misses %d entries %d evictions %d flushed %d revalidated %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
 		s.Store.Namespace, s.Store.Reloads, s.Store.Deltas, s.Store.Reopens, s.Store.RegexPatterns, s.Store.RegexSkipped,
-		s.Lookups, s.Invalid, s.SourceErrors, s.CNAMEBlocks, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions, s.LRURevalidated,
+		s.Lookups, s.Invalid, s.SourceErrors, s.CNAMEBlocks, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions, s.LRUFlushed, s.LRURevalidated,
 		s.Store.Lookups, s.Store.Errors, s.Store.FilterBytes>>10, s.Store.FilterSkips)
 	if s.ValkeyEnabled {
 		state := "closed"
@@ -78,7 +79,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ValkeyEnabled: s.ValkeyEnabled, ValkeyErrors: s.ValkeyErrors, ValkeyTimeouts: s.ValkeyTimeouts,
 		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
 		ValkeyWriteErrors: s.ValkeyWriteErrors,
-		LRUEntries:        s.LRUEntries, LRUEvictions: s.LRUEvictions,
+		LRUEntries:        s.LRUEntries, LRUEvictions: s.LRUEvictions, LRUFlushed: s.LRUFlushed,
 		ListVersion: s.Store.Namespace.Version, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
 		ListDeltas: s.Store.Deltas, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: s.LRURevalidated},
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,

@@ -73,7 +73,9 @@ type Tier struct {
 	promoteAfter        uint32
 	moves               atomic.Uint32 // wraps; compared by difference
 	hits, misses, stale atomic.Uint64
-	evictions           atomic.Uint64
+	evictions           atomic.Uint64 // room made for a new name: the cache is full
+	flushed             atomic.Uint64 // dropped by Flush, which is not a sign of its size
+	flushing            atomic.Bool
 	promotions          atomic.Uint64
 	revalidated         atomic.Uint64
 	ns                  atomic.Pointer[store.Namespace] // the newest version seen by Put
@@ -94,7 +96,13 @@ func New(size int) (*Tier, error) {
 		return nil, fmt.Errorf("lru of %d entries: at most %d", size, math.MaxInt32)
 	}
 	t := &Tier{promoteAfter: uint32(max(size, 0) / 2)}
-	c, err := lru.NewWithEvict[string, entry](size, func(string, entry) { t.evictions.Add(1) })
+	c, err := lru.NewWithEvict[string, entry](size, func(string, entry) {
+		if t.flushing.Load() {
+			t.flushed.Add(1)
+		} else {
+			t.evictions.Add(1)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lru of %d entries: %w", size, err)
 	}
@@ -170,8 +178,14 @@ func (t *Tier) namespace(ns store.Namespace) *store.Namespace {
 	return p
 }
 
-// Flush drops every entry (dnsmasq's SIGHUP).
-func (t *Tier) Flush() { t.c.Purge() }
+// Flush drops every entry (dnsmasq's SIGHUP). The dropped entries are
+// counted apart from evictions: operators size db-lru-size by the rate of
+// evictions, and a reload would add the whole cache to it at once.
+func (t *Tier) Flush() {
+	t.flushing.Store(true)
+	defer t.flushing.Store(false)
+	t.c.Purge()
+}
 
 // Len is the number of cached verdicts.
 func (t *Tier) Len() int { return t.c.Len() }
@@ -182,6 +196,7 @@ func (t *Tier) Stats() engine.TierStats {
 		Extra: map[string]uint64{
 			"entries":     uint64(t.c.Len()),
 			"evictions":   t.evictions.Load(),
+			"flushed":     t.flushed.Load(),
 			"promotions":  t.promotions.Load(),
 			"stale":       t.stale.Load(),
 			"revalidated": t.revalidated.Load(),

@@ -171,6 +171,21 @@ func TestFlushEmpties(t *testing.T) {
 	}
 }
 
+// A reload drops the whole cache; counted as evictions, it would look like
+// a cache far too small to whoever sizes db-lru-size by their rate.
+func TestFlushIsNotEviction(t *testing.T) {
+	tier, _ := New(10)
+	for i := range 12 {
+		tier.Put(engine.Key{NS: v1, Name: fmt.Sprintf("n%d.example", i)}, verdict.Verdict{})
+	}
+	tier.Flush()
+	tier.Put(engine.Key{NS: v1, Name: "after.example"}, verdict.Verdict{})
+	x := tier.Stats().Extra
+	if x["evictions"] != 2 || x["flushed"] != 10 || x["entries"] != 1 {
+		t.Errorf("evictions %d flushed %d entries %d, want 2, 10 and 1", x["evictions"], x["flushed"], x["entries"])
+	}
+}
+
 func TestSizeMustBePositive(t *testing.T) {
 	for _, n := range []int{0, -1} {
 		if _, err := New(n); err == nil {

@@ -32,6 +32,7 @@ type Sample struct {
 	ValkeyCircuit     bool
 	LRUEntries        uint64
 	LRUEvictions      uint64
+	LRUFlushed        uint64
 	ListVersion       uint64
 	ListLoaded        time.Time
 	ListReloads       uint64
@@ -120,7 +121,8 @@ var (
 	descVCorrupt = prometheus.NewDesc("blockcache_valkey_corrupt_values_total", "Valkey values that did not decode (treated as misses).", nil, nil)
 	descVCircuit = prometheus.NewDesc("blockcache_valkey_circuit_open", "1 while Valkey is skipped after consecutive failures.", nil, nil)
 	descLRU      = prometheus.NewDesc("blockcache_lru_entries", "Verdicts in the in-process cache.", nil, nil)
-	descEvict    = prometheus.NewDesc("blockcache_lru_evictions_total", "Verdicts evicted from the in-process cache.", nil, nil)
+	descEvict    = prometheus.NewDesc("blockcache_lru_evictions_total", "Verdicts evicted from the in-process cache to make room: a steady rate means db-lru-size is too small.", nil, nil)
+	descFlushed  = prometheus.NewDesc("blockcache_lru_flushed_total", "Verdicts dropped from the in-process cache by a flush (dnsmasq's SIGHUP), not counted as evictions.", nil, nil)
 	descVersion  = prometheus.NewDesc("blockcache_list_version", "Version of the blocklist lookups are answered from.", nil, nil)
 	descLoaded   = prometheus.NewDesc("blockcache_list_loaded_timestamp_seconds", "When that version was loaded.", nil, nil)
 	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
@@ -139,7 +141,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descOdd, descBuild} {
+		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descFlushed, descVersion, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descOdd, descBuild} {
 		ch <- d
 	}
 }
@@ -181,6 +183,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descLRU, float64(s.LRUEntries))
 	counter(descEvict, s.LRUEvictions)
+	counter(descFlushed, s.LRUFlushed)
 	gauge(descVersion, float64(s.ListVersion))
 	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
 	counter(descReloads, s.ListReloads)
