@@ -48,7 +48,7 @@ build/dnsmasq "${common[@]}" --port="$p" --server="127.0.0.1#$up" --db-file="$db
 dpid=$!; pids+=("$dpid")
 wait_dns "$p" 600
 echo "# patched dnsmasq, $n-row list, Valkey on :$vport; $(nproc) cores; $(date -u +%F)"
-build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" -valkey-pid "$vpid" \
+build/chaos -server "127.0.0.1:$p" -seconds "$secs" -listed "$n" -pid "$dpid" \
 	-valkey-kill "kill -9 \$(cat $data/valkey-chaos.pid)" -valkey-start "$vstart" \
 	-import "$top/build/blockcachectl import --quiet --db $db --table domain $data/chaos-new.txt >/dev/null" \
 	-publish "sqlite3 -cmd '.timeout 2000' $db 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null && rm -f $db.new && sqlite3 $db \"VACUUM INTO '$db.new'\" && mv $db.new $db" | tee "$data/chaos-patched.txt"

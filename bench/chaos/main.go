@@ -30,7 +30,6 @@ func main() {
 	secs := flag.Int("seconds", 60, "duration")
 	listed := flag.Int("listed", 1000000, "rows d<i>.bench.example in the list")
 	pid := flag.Int("pid", 0, "dnsmasq pid, for RSS")
-	valkeyPid := flag.Int("valkey-pid", 0, "valkey-server pid to SIGSTOP/SIGCONT")
 	killCmd := flag.String("valkey-kill", "", "shell command that kills Valkey")
 	startCmd := flag.String("valkey-start", "", "shell command that starts Valkey again and prints its pid")
 	importCmd := flag.String("import", "", "shell command that imports n<i>.chaos.example, i < -new")
@@ -57,14 +56,13 @@ func main() {
 			}
 		}
 	}()
-	vpid := *valkeyPid
-	if *killCmd != "" {
+	if *killCmd != "" { // kill, restart, then freeze the restarted Valkey
 		at(10)
 		fmt.Printf("%5.1fs valkey killed\n", time.Since(start).Seconds())
 		sh(*killCmd)
 		at(15)
 		out := sh(*startCmd)
-		vpid, _ = strconv.Atoi(strings.TrimSpace(out))
+		vpid, _ := strconv.Atoi(strings.TrimSpace(out))
 		fmt.Printf("%5.1fs valkey restarted (pid %d)\n", time.Since(start).Seconds(), vpid)
 		at(25)
 		syscall.Kill(vpid, syscall.SIGSTOP)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
@@ -73,7 +74,7 @@ func Start(addr string, sample func() Sample) (*Server, error) {
 			Buckets: []float64{250e-9, 500e-9, 1e-6, 2e-6, 5e-6, 10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 5e-3, 25e-3},
 		}, []string{"tier"}),
 	}
-	reg.MustRegister(s.latency, &collector{sample: sample}, prometheus.NewGoCollector())
+	reg.MustRegister(s.latency, &collector{sample: sample}, collectors.NewGoCollector())
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second}

@@ -253,7 +253,7 @@ func TestImportExceptions(t *testing.T) {
 	if want := "  rule:    ok.ads.example\n  shadows: domain ads.example, domain_regex ^www\\.\n"; code != 0 || !strings.Contains(out, want) {
 		t.Errorf("explain: exit %d %q, want %q", code, out, want)
 	}
-	if code, out, _ = ctl(t, "", "explain", "--db", db, "tracker.example"); strings.Contains(out, "shadows:") {
+	if _, out, _ = ctl(t, "", "explain", "--db", db, "tracker.example"); strings.Contains(out, "shadows:") {
 		t.Errorf("a name one rule matches: %q", out)
 	}
 	ctl(t, "", "rm", "--db", db, "--table", "domain_regex", `^www\.`)
