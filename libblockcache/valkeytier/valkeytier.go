@@ -100,7 +100,12 @@ func New(cfg config.Valkey, logf func(string, ...any)) (*Tier, error) {
 	}
 	t.circuit.Store(Open)
 	if err := t.connect(); err != nil {
-		t.logf("blockcache: valkey %v unreachable at start (%v); lookups go to SQLite until it answers", cfg.Addrs(), err)
+		var refusal *valkey.ValkeyError
+		if errors.As(err, &refusal) { // NOAUTH, WRONGPASS, NOPERM: it answers, but not to us
+			t.logf("blockcache: valkey %v refused the library at start (%v): check valkey-user and valkey-password; lookups go to SQLite until it accepts", cfg.Addrs(), err)
+		} else {
+			t.logf("blockcache: valkey %v unreachable at start (%v); lookups go to SQLite until it answers", cfg.Addrs(), err)
+		}
 	} else {
 		t.circuit.Store(Closed)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/libblockcache/libblockcache/libblockcache/ratelog"
 	"github.com/libblockcache/libblockcache/libblockcache/testlist"
 	"github.com/libblockcache/libblockcache/libblockcache/valkeytest"
+	"github.com/libblockcache/libblockcache/libblockcache/valkeytier"
 	"github.com/libblockcache/libblockcache/libblockcache/verdict"
 )
 
@@ -230,6 +232,53 @@ func TestAuth(t *testing.T) {
 	}
 	if a := lookup(t, acl, "x.tracker.net"); a.Tier != verdict.TierValkey {
 		t.Fatalf("ACL user did not read the shared verdict: %v", a.Tier)
+	}
+}
+
+// A Valkey that answers but refuses the library's credentials is not
+// "unreachable": the start line says what to fix.
+func TestRefusalAtStartIsNamed(t *testing.T) {
+	srv := valkeytest.Start(t, "--requirepass", "s3cret")
+	startLine := func(sets ...string) string {
+		cfg := config.Default()
+		for i := 0; i+1 < len(sets); i += 2 {
+			if err := cfg.Set(sets[i], sets[i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		var lines []string
+		tier, err := valkeytier.New(cfg.Valkey, func(f string, a ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			lines = append(lines, fmt.Sprintf(f, a...))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tier.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(lines) == 0 {
+			t.Fatalf("%v: nothing logged at start", sets)
+		}
+		return lines[0]
+	}
+	for _, c := range []struct {
+		sets []string
+		want string
+	}{
+		{withServer(srv), "NOAUTH"},
+		{withServer(srv, "valkey-password", "wrong"), "WRONGPASS"},
+	} {
+		line := startLine(c.sets...)
+		if !strings.Contains(line, "refused the library at start") || !strings.Contains(line, c.want) || !strings.Contains(line, "valkey-password") {
+			t.Errorf("%v: %q", c.sets, line)
+		}
+	}
+	nobody := startLine("valkey-host", "127.0.0.1", "valkey-port", strconv.Itoa(valkeytest.FreePort(t)))
+	if !strings.Contains(nobody, "unreachable at start") {
+		t.Errorf("no server: %q", nobody)
 	}
 }
 
