@@ -40,7 +40,7 @@ build/dnsmasq-stock "${common[@]}" --port="$up" --address=/#/192.0.2.1 & pids+=(
 wait_dns "$up" 600
 vport=$(port)
 vstart="valkey-server --port $vport --bind 127.0.0.1 --save '' --appendonly no --daemonize yes --pidfile $data/valkey-chaos.pid >/dev/null && sleep 0.2 && cat $data/valkey-chaos.pid"
-vpid=$(bash -c "$vstart")
+bash -c "$vstart" >/dev/null # chaos kills it by its pid file, then freezes the one it restarts
 p=$(port)
 build/dnsmasq "${common[@]}" --port="$p" --server="127.0.0.1#$up" --db-file="$db" \
 	--blockcache-library="$top/build/libblockcache.so" --valkey-host=127.0.0.1 --valkey-port="$vport" --log-facility="$data/chaos-dnsmasq.log" \
