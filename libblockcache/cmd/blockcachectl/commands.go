@@ -576,6 +576,10 @@ func cmdExplain(ctx context.Context, c *cli, args []string) error {
 	if c.fs.NArg() == 0 {
 		return usagef("no names given")
 	}
+	// The filter only lets unlisted names skip SQL. For the few names
+	// asked here, loading it (or, with none saved, building it from every
+	// row in the background) is wasted work, and its log line is noise.
+	c.cfg.NoFilter = true
 	bc, err := c.open(ctx)
 	if err != nil {
 		return err
@@ -737,6 +741,7 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "valkey:   not configured\n")
 		return nil
 	}
+	c.cfg.NoFilter = true // only Valkey is asked from here on
 	bc, err := c.open(ctx)
 	if err != nil {
 		return err

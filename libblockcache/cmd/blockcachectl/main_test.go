@@ -589,6 +589,25 @@ func TestFilterReportsOddNames(t *testing.T) {
 	}
 }
 
+// explain answers from SQL and never loads the saved filter: with enough
+// names to outlast the load, a loaded filter would say so on stderr.
+func TestExplainLeavesTheFilterAlone(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	ctl(t, "", "add", "--db", db, "--table", "domain", "ads.example")
+	if code, _, errs := ctl(t, "", "filter", "--db", db); code != 0 {
+		t.Fatal(errs)
+	}
+	args := []string{"explain", "--db", db}
+	for i := range 3000 {
+		args = append(args, fmt.Sprintf("n%d.ads.example", i))
+	}
+	code, out, errs := ctl(t, "", args...)
+	if code != 0 || strings.Count(out, "verdict: block") != 3000 || errs != "" {
+		t.Errorf("explain: exit %d, %d blocks, stderr %q", code, strings.Count(out, "verdict: block"), errs)
+	}
+}
+
 func TestExplainExportConf(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "list.db")
