@@ -75,6 +75,7 @@ func (s *regexSet) addRule(pattern string, ipv4, ipv6 netip.Addr) {
 // prefix Go's regexp finds with a plain string search.
 func compileRule(pattern string) (*regexp.Regexp, error) {
 	if o := verdict.PiholeOption(pattern); o != "" {
+		//lint:ignore ST1005 a proper noun, as Pi-hole writes it
 		return nil, fmt.Errorf("Pi-hole's %s option is not supported", o)
 	}
 	re, err := regexp.Compile(pattern)

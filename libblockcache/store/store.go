@@ -670,6 +670,7 @@ func (s *Store) Close() error {
 	close(s.stop)
 	<-s.done
 	s.refreshMu.Lock() // a Refresh in flight may still start a build
+	//lint:ignore SA2001 a barrier: wait for it, then builds.Wait sees its build
 	s.refreshMu.Unlock()
 	s.builds.Wait()
 	s.snap.Load().q.close()
