@@ -48,19 +48,26 @@ func (s *Store) carry(cur, next *snapshot, delta []string, regex bool) {
 	if len(changed) > maxChanged {
 		next.validFrom, changed = next.ns.Version, nil
 	}
+	// The same few names changed over and over keep changed small but
+	// not the run of stamps: it is bounded by as many versions.
+	if next.ns.Version-next.validFrom > maxChanged {
+		next.validFrom = next.ns.Version - maxChanged
+	}
 	next.changed = changed
+	next.stamps = cur.stamps.join(next.validFrom, next.stamps)
 }
 
 // StillValid reports whether a verdict cached for name n under version old
 // is also version cur's, cur being the version lookups are answered from:
-// true when every change since old is logged and none touched a row of n
-// or of a parent of n (the only rows n's verdict is computed from; a regex
-// change counts as touching everything). The LRU and Valkey tiers ask it
+// true when old is a version of cur's own history (its stamp), every
+// change since old is logged and none touched a row of n or of a parent
+// of n (the only rows n's verdict is computed from; a regex change counts
+// as touching everything). The LRU and Valkey tiers ask it
 // about verdicts of older versions, so that listing one name does not send
 // every cached name back to SQLite, on this node or across the fleet.
 func (s *Store) StillValid(old, cur Namespace, n string) bool {
 	snap := s.snap.Load()
-	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version {
+	if snap.ns != cur || old.ListID != cur.ListID || old.Version < snap.validFrom || old.Version >= cur.Version || old.Stamp != snap.stamps.of(old.Version) {
 		return false
 	}
 	if v, ok := snap.changed[n]; ok && v > old.Version {

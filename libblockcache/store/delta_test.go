@@ -58,12 +58,16 @@ func TestChangeLogIsTrimmed(t *testing.T) {
 	}
 }
 
-// A database initialized before the change log (triggers that only bump
-// the version) gets the table and new triggers from Init.
+// A database initialized before the change log and the stamps (triggers
+// that only bump the version) is read as it is, and gets the tables and
+// new triggers from a writer's open.
 func TestInitReplacesOlderTriggers(t *testing.T) {
 	path, db := testlist.New(t)
 	old := `CREATE TRIGGER blockcache_domain_ins AFTER INSERT ON domain BEGIN UPDATE blockcache_meta SET Value = Value + 1 WHERE Key = 'version'; END`
-	testlist.Exec(t, db, `DROP TRIGGER blockcache_domain_ins`, old, `DROP TABLE `+store.ChangesTable, `UPDATE blockcache_meta SET Value = 1 WHERE Key = 'schema'`)
+	testlist.Exec(t, db, `DROP TRIGGER blockcache_domain_ins`, old, `DROP TABLE `+store.ChangesTable, `DROP TABLE `+store.StampsTable, `UPDATE blockcache_meta SET Value = 1 WHERE Key = 'schema'`)
+	if s := open(t, path, nil); s.Namespace().Stamp != 0 || resolve(t, s, "unrelated.org").Action != verdict.Pass {
+		t.Fatalf("a list without stamps read as %v", s.Namespace())
+	}
 	w, err := store.OpenWriter(context.Background(), path, false)
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +84,9 @@ func TestInitReplacesOlderTriggers(t *testing.T) {
 	testlist.Exec(t, db2, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
 	if got := changes(t, db2); !slices.Equal(got, []string{"2 a.example"}) {
 		t.Fatalf("change log after upgrade: %q", got)
+	}
+	if ns := testlist.At(t, db2, 2); ns.Stamp == 0 {
+		t.Fatal("the first change after the upgrade has no stamp")
 	}
 	var schema int
 	if err := db.QueryRow(`SELECT Value FROM blockcache_meta WHERE Key = 'schema'`).Scan(&schema); err != nil || schema != store.SchemaVersion {
@@ -258,7 +265,7 @@ func TestFreshStoreVouchesForRecentVersions(t *testing.T) {
 	if cur.Version != regexAt+2 {
 		t.Fatalf("version %d, want %d", cur.Version, regexAt+2)
 	}
-	at := func(v uint64) store.Namespace { return store.Namespace{ListID: cur.ListID, Version: v} }
+	at := func(v uint64) store.Namespace { return testlist.At(t, db, v) }
 	for _, c := range []struct {
 		v    uint64
 		name string

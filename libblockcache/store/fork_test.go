@@ -138,3 +138,34 @@ func TestJournalModeNotedAtStartOnly(t *testing.T) {
 		t.Errorf("noted %d times:\n%s", n, strings.Join(l.lines, "\n"))
 	}
 }
+
+// Two histories of one list, a backup put back in place beside the copy it
+// was taken from, number their next changes alike. Their stamps tell them
+// apart, so a reader that never saw the list go back (one started on the
+// restored file) takes no verdict of the other history for its own, and
+// still takes those of the versions both share.
+func TestHistoriesHaveStampsOfTheirOwn(t *testing.T) {
+	path, w, backup := listWithBackup(t)
+	b := testlist.Open(t, backup)
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('lost.example', NULL, NULL)`)
+	testlist.Exec(t, b, `INSERT INTO domain VALUES ('kept.example', NULL, NULL)`)
+	lost, kept := open(t, path, nil).Namespace(), open(t, backup, nil).Namespace()
+	if lost.ListID != kept.ListID || lost.Version != kept.Version {
+		t.Fatalf("the two copies are at %v and %v: want one list at one version", lost, kept)
+	}
+	if lost.Stamp == kept.Stamp || lost.Stamp == 0 {
+		t.Fatalf("stamps %d and %d: want two of their own", lost.Stamp, kept.Stamp)
+	}
+	testlist.Exec(t, b, `INSERT INTO domain VALUES ('later.example', NULL, NULL)`)
+	s := open(t, backup, nil)
+	cur := s.Namespace()
+	if s.StillValid(lost, cur, "x.example") {
+		t.Errorf("a verdict cached under %v (the other history) is taken at %v", lost, cur)
+	}
+	if !s.StillValid(kept, cur, "x.example") {
+		t.Errorf("a verdict cached under %v (this history) is not taken at %v", kept, cur)
+	}
+	if shared := testlist.At(t, b, kept.Version-1); shared != testlist.At(t, w, kept.Version-1) || !s.StillValid(shared, cur, "x.example") {
+		t.Errorf("a verdict of %v, before the copies parted, is not taken at %v", shared, cur)
+	}
+}

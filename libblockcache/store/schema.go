@@ -16,8 +16,9 @@ import (
 // a plain sqlite3 shell, is seen by every reader.
 const MetaTable = "blockcache_meta"
 
-// SchemaVersion is the layout Init creates. 2 added ChangesTable.
-const SchemaVersion = 2
+// SchemaVersion is the layout Init creates. 2 added ChangesTable, 3
+// StampsTable.
+const SchemaVersion = 3
 
 // ChangesTable logs, for each version bump made by a trigger, the keys of
 // the rows it changed, so that a reader can tell which cached verdicts a
@@ -33,6 +34,23 @@ const ChangesTable = "blockcache_changes"
 
 // ChangesKept is how many versions of changes the triggers keep.
 const ChangesKept = 65536
+
+// StampsTable holds a random stamp for each version the triggers (or a
+// writer) made, kept as long as ChangesTable keeps its changes. Version
+// numbers alone do not name contents: a backup put back in place, or a
+// copy edited on its own, numbers its next changes as the other history
+// did, with other contents. Caches tag each verdict with its version's
+// stamp too, and a reader uses a verdict of version V only when its own
+// history has the same stamp at V, so two histories share the verdicts of
+// the versions they have in common and no other, even on a node that
+// never saw the list go back. A version without a row (a list older than
+// this table, a writer with older triggers) has stamp 0, which vouches
+// for nothing beyond what the version number did before.
+const StampsTable = "blockcache_stamps"
+
+// StampVersion gives the current version its stamp; it follows every
+// BumpVersion of the triggers and of the writer.
+const StampVersion = `INSERT OR REPLACE INTO ` + StampsTable + ` VALUES (` + currentVersion + `, random() & 4294967295)`
 
 // columns of each rule table, as operators' existing databases have them.
 var tableDDL = map[verdict.Table]string{
@@ -68,7 +86,8 @@ func TriggerNames(t verdict.Table) []string {
 }
 
 // TriggerDDL returns the statements that create the version triggers of t:
-// each changed row bumps the version and logs its key in ChangesTable. A
+// each changed row bumps the version, stamps it (StampsTable) and logs its
+// key in ChangesTable. A
 // key written in upper case or with a trailing dot (a plain sqlite3
 // insert) is rewritten at once to the form lookups ask for, replacing a
 // row of that form, as Init would: "Tracker.NET." blocks tracker.net from
@@ -79,11 +98,11 @@ func TriggerDDL(t verdict.Table) []string {
 	names := TriggerNames(t)
 	body := func(logs ...string) string {
 		var b strings.Builder
-		fmt.Fprintf(&b, " ON %s BEGIN %s;", n, BumpVersion)
+		fmt.Fprintf(&b, " ON %s BEGIN %s; %s;", n, BumpVersion, StampVersion)
 		for _, l := range logs {
 			fmt.Fprintf(&b, " INSERT OR IGNORE INTO %s %s;", ChangesTable, l)
 		}
-		fmt.Fprintf(&b, " %s; END", trimChanges)
+		fmt.Fprintf(&b, " %s; %s; END", trimChanges, trimStamps)
 		return b.String()
 	}
 	key := func(k string) string { return "VALUES (" + currentVersion + ", " + k + ")" }
@@ -118,9 +137,13 @@ const currentVersion = `(SELECT Value FROM ` + MetaTable + ` WHERE Key = 'versio
 // triggers run it on every change, and so does an import that logs its own.
 var trimChanges = fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, ChangesTable, currentVersion, ChangesKept)
 
-// BumpVersion is the statement a writer that disabled triggers runs once.
-// It logs no change, so readers drop every cached verdict: right for a
-// bulk import, whose rows would swamp the log anyway.
+// trimStamps keeps StampsTable as long as ChangesTable.
+var trimStamps = fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, StampsTable, currentVersion, ChangesKept)
+
+// BumpVersion is the statement a writer that disabled triggers runs once,
+// followed by StampVersion. It logs no change, so readers drop every
+// cached verdict: right for a bulk import, whose rows would swamp the log
+// anyway.
 const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 'version'`
 
 // Init creates the schema, or upgrades a database made by other tools in
@@ -149,6 +172,7 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 		`INSERT OR IGNORE INTO ` + MetaTable + ` VALUES ('version', 1), ('list_id', lower(hex(randomblob(8)))), ('schema', ` + fmt.Sprint(SchemaVersion) + `)`,
 		`UPDATE ` + MetaTable + ` SET Value = ` + fmt.Sprint(SchemaVersion) + ` WHERE Key = 'schema' AND Value < ` + fmt.Sprint(SchemaVersion),
 		`CREATE TABLE IF NOT EXISTS ` + ChangesTable + ` (Version INTEGER NOT NULL, Domain TEXT NOT NULL, PRIMARY KEY (Version, Domain)) WITHOUT ROWID`,
+		`CREATE TABLE IF NOT EXISTS ` + StampsTable + ` (Version INTEGER PRIMARY KEY, Stamp INTEGER NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS ` + FilterTable + ` (Part INTEGER PRIMARY KEY, Data BLOB NOT NULL)`,
 	}
 	for _, t := range RuleTables {

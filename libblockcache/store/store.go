@@ -24,10 +24,11 @@ import (
 // Namespace identifies one content version of one list. Cache tiers key on
 // it, so two nodes share a cached verdict only when they run the same list
 // (same list_id, written at `init` and copied with the file) at the same
-// version.
+// version of the same history (Stamp: StampsTable).
 type Namespace struct {
 	ListID  string
 	Version uint64
+	Stamp   uint32 // the version's random stamp; 0 when the list has none
 }
 
 func (n Namespace) String() string { return fmt.Sprintf("%s/%d", n.ListID, n.Version) }
@@ -104,6 +105,7 @@ type snapshot struct {
 	ns       Namespace
 	hasMeta  bool
 	hasLog   bool // ChangesTable exists
+	stamped  bool // StampsTable exists
 	tables   [verdict.TableRegex + 1]bool
 	regex    *regexSet
 	q        *queries
@@ -122,6 +124,10 @@ type snapshot struct {
 	// validFrom, with a version no older than the one they last changed in.
 	validFrom uint64
 	changed   map[string]uint64
+	// stamps holds the stamp of each version from validFrom on, so that
+	// a verdict of an older version is used only if it was cached from
+	// this history (StampsTable).
+	stamps stampRun
 }
 
 // builtFilter is a finished filter build: it holds the names of version.
@@ -306,10 +312,10 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.localVersion++
 		next.ns = Namespace{ListID: s.localListID, Version: s.localVersion}
 	}
-	if cur != nil && cur.q.db == f.db && cur.tables == next.tables && cur.hasMeta == next.hasMeta {
+	if cur != nil && cur.q.db == f.db && cur.tables == next.tables && cur.hasMeta == next.hasMeta && cur.stamped == next.stamped {
 		next.q = cur.q // same statements still apply
 	} else {
-		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta}
+		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta, stamped: next.stamped}
 	}
 	for i, p := range next.regex.skipped {
 		if cur != nil && next.regex == cur.regex {
@@ -368,8 +374,11 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 // taken for the new one's. So from then on this process gives the list an
 // identity of its own, which no cache holds a verdict for, and says how
 // to give the file one (`blockcachectl fork`) so that nodes share cached
-// verdicts again. The caller holds refreshMu.
-func (s *Store) forkedID(base *snapshot, listID string, v uint64) string {
+// verdicts again. (With StampsTable the stamps would already tell the two
+// histories apart; this process's own LRU is keyed apart all the same,
+// and a list without the table has nothing else.) The caller holds
+// refreshMu.
+func (s *Store) forkedID(base *snapshot, listID string, v uint64, stamped bool) string {
 	id := listID
 	if id != "" && id == s.forkOf {
 		id = s.forkID
@@ -380,7 +389,11 @@ func (s *Store) forkedID(base *snapshot, listID string, v uint64) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	s.forkOf, s.forkID = listID, listID+"~"+hex.EncodeToString(b)
-	s.opts.Logf("blockcache: list %s went back from version %d to %d (an older copy put in place?); the versions after %d will name other contents than the ones verdicts were cached for, so this process now keeps its cached verdicts apart, as list %s. Run `blockcachectl fork --db %s` to give the restored list an identity of its own: until then a node that starts later can be served verdicts cached from the other history", listID, base.ns.Version, v, v, s.forkID, s.opts.Path)
+	later := "a node that starts later tells the two histories apart by their stamps"
+	if !stamped {
+		later = "until then a node that starts later can be served verdicts cached from the other history (this list has no " + StampsTable + " table to tell them apart; `blockcachectl init` adds it)"
+	}
+	s.opts.Logf("blockcache: list %s went back from version %d to %d (an older copy put in place?); the versions after %d will name other contents than the ones verdicts were cached for, so this process now keeps its cached verdicts apart, as list %s. Run `blockcachectl fork --db %s` to give the restored list an identity of its own, and the fleet shares this list's cached verdicts again; %s", listID, base.ns.Version, v, v, s.forkID, s.opts.Path, later)
 	return s.forkID
 }
 
@@ -428,6 +441,8 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 			next.hasMeta = true
 		case ChangesTable:
 			next.hasLog = true
+		case StampsTable:
+			next.stamped = true
 		}
 	}
 	rows.Close()
@@ -438,6 +453,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		// rejected and the old list keeps answering.
 		return nil, nil, false, notAList(s.opts.Path)
 	}
+	next.stamped = next.stamped && next.hasMeta
 	if next.hasMeta {
 		var v int64
 		var id sql.NullString
@@ -445,7 +461,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		if err != nil {
 			return nil, nil, false, fmt.Errorf("read list version: %w", err)
 		}
-		next.ns = Namespace{ListID: s.forkedID(base, id.String, uint64(v)), Version: uint64(v)}
+		next.ns = Namespace{ListID: s.forkedID(base, id.String, uint64(v), next.stamped), Version: uint64(v)}
 		if id.String == "" {
 			next.ns.ListID = s.localListID
 		}
@@ -459,6 +475,11 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 	}
 	if delta != nil && !regexChanged && base.tables == next.tables {
+		// carry joins these to base's stamps. The run holds next's
+		// version even when it is base's (a commit that changed no rule).
+		if next.stamps, err = s.readStamps(ctx, tx, next, min(base.ns.Version+1, next.ns.Version)); err != nil {
+			return nil, nil, false, err
+		}
 		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
 		return next, delta, regexChanged, nil
 	}
@@ -468,6 +489,9 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 			s.opts.Logf("blockcache: %v (cached verdicts of older versions are not used)", err)
 			next.changed, next.validFrom = nil, next.ns.Version
 		}
+	}
+	if next.stamps, err = s.readStamps(ctx, tx, next, next.validFrom); err != nil {
+		return nil, nil, false, err
 	}
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
@@ -489,6 +513,20 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 	}
 	return next, delta, regexChanged, nil
+}
+
+// readStamps reads the stamps of next's versions from from on, in next's
+// read transaction, and gives next.ns its version's stamp.
+func (s *Store) readStamps(ctx context.Context, tx *sql.Tx, next *snapshot, from uint64) (stampRun, error) {
+	if !next.stamped {
+		return stampRun{}, nil
+	}
+	r, err := readStamps(ctx, tx, from, next.ns.Version)
+	if err != nil {
+		return r, err
+	}
+	next.ns.Stamp = r.of(next.ns.Version)
+	return r, nil
 }
 
 // parseIPs reads a rule's sinkhole addresses; a bad one is logged and
@@ -526,7 +564,7 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			s.filterSkips.Add(1)
 			return snap.withRegex(n, verdict.Verdict{}), snap.ns, nil
 		}
-		v, ver, err := s.queryTables(ctx, snap, n)
+		v, ver, stamp, err := s.queryTables(ctx, snap, n)
 		if err != nil && attempt == 0 && errors.Is(err, errReplaced) {
 			s.refresh(ctx, false) // switch now rather than at the next poll
 		}
@@ -541,7 +579,7 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			// The rows are of another version than the snapshot (its
 			// regex rules, its tag): never answer with that mix.
 			if attempt == maxVersionRetries {
-				return s.rowsVersion(ctx, snap, n, v, ver)
+				return s.rowsVersion(ctx, snap, n, v, Namespace{ListID: snap.ns.ListID, Version: ver, Stamp: stamp})
 			}
 			s.retries.Add(1)
 			if err := s.refresh(ctx, false); err != nil {
@@ -572,8 +610,8 @@ func (snap *snapshot) withRegex(n string, v verdict.Verdict) verdict.Verdict {
 // snapshot's regex rules when the change log shows they did not change in
 // between; the answer is tagged ver. Otherwise the lookup fails (pass,
 // uncached, counted).
-func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ver uint64) (verdict.Verdict, Namespace, error) {
-	ns := Namespace{ListID: snap.ns.ListID, Version: ver}
+func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ns Namespace) (verdict.Verdict, Namespace, error) {
+	ver := ns.Version
 	if ver > snap.ns.Version && v.Action != verdict.Pass {
 		return v, ns, nil
 	}
@@ -586,12 +624,12 @@ func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v ver
 	return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: %w (%d attempts; the change log cannot show the regex rules unchanged)", n, ErrListChanging, maxVersionRetries+1)
 }
 
-func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, error) {
+func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, uint32, error) {
 	var best verdict.Verdict
 	sfx := name.Suffixes(n)
 	pl, err := snap.q.get(ctx, len(sfx))
 	if err != nil || pl.stmt == nil {
-		return best, snap.ns.Version, err
+		return best, snap.ns.Version, snap.ns.Stamp, err
 	}
 	args := make([]any, pl.nargs)
 	for i := range args {
@@ -599,19 +637,27 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 	}
 	rows, err := pl.stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+		return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
 	}
 	defer rows.Close()
-	ver := snap.ns.Version
+	ver, stamp := snap.ns.Version, snap.ns.Stamp
 	for rows.Next() {
 		var t int
 		var dom, server, v4, v6 sql.NullString
 		if err := rows.Scan(&t, &dom, &server, &v4, &v6); err != nil {
-			return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+			return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
 		}
-		if t == 0 { // the meta row: the version of this very snapshot
+		if t == 0 { // the meta row: the version (and stamp) of this very snapshot
 			if ver, err = strconv.ParseUint(v4.String, 10, 64); err != nil {
-				return best, 0, fmt.Errorf("lookup %q: list version %q: %w", n, v4.String, err)
+				return best, 0, 0, fmt.Errorf("lookup %q: list version %q: %w", n, v4.String, err)
+			}
+			stamp = 0
+			if v6.Valid {
+				st, err := strconv.ParseUint(v6.String, 10, 32)
+				if err != nil {
+					return best, 0, 0, fmt.Errorf("lookup %q: stamp %q: %w", n, v6.String, err)
+				}
+				stamp = uint32(st)
 			}
 			continue
 		}
@@ -635,9 +681,9 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 		best = cand
 	}
 	if err := rows.Err(); err != nil {
-		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
+		return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
 	}
-	return best, ver, nil
+	return best, ver, stamp, nil
 }
 
 // Stats returns the store's counters.
@@ -682,6 +728,7 @@ type queries struct {
 	db      *sql.DB
 	tables  [verdict.TableRegex + 1]bool
 	hasMeta bool
+	stamped bool
 	mu      sync.Mutex
 	byK     map[int]preparedLookup
 }
@@ -697,7 +744,7 @@ func (q *queries) get(ctx context.Context, k int) (preparedLookup, error) {
 	if pl, ok := q.byK[k]; ok {
 		return pl, nil
 	}
-	text, nargs := lookupSQL(q.tables, q.hasMeta, k)
+	text, nargs := lookupSQL(q.tables, q.hasMeta, q.stamped, k)
 	if text == "" {
 		return preparedLookup{}, nil
 	}
@@ -727,7 +774,7 @@ func (q *queries) close() {
 // probe is its own primary-key point lookup joined by UNION ALL: an IN
 // list would make SQLite build an ephemeral index on every execution,
 // which costs more than the lookups themselves.
-func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta bool, k int) (text string, nargs int) {
+func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta, stamped bool, k int) (text string, nargs int) {
 	var parts []string
 	each := func(sel, table string) {
 		for i := 1; i <= k; i++ {
@@ -750,7 +797,11 @@ func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta bool, k int) (text s
 		return "", 0
 	}
 	if hasMeta {
-		parts = append(parts, "SELECT 0, NULL, NULL, CAST(Value AS TEXT), NULL FROM "+MetaTable+" WHERE Key = 'version'")
+		stamp := "NULL"
+		if stamped {
+			stamp = "(SELECT CAST(Stamp AS TEXT) FROM " + StampsTable + " WHERE Version = m.Value)"
+		}
+		parts = append(parts, "SELECT 0, NULL, NULL, CAST(Value AS TEXT), "+stamp+" FROM "+MetaTable+" m WHERE Key = 'version'")
 	}
 	nargs = 0
 	if tables[verdict.TableExact] {

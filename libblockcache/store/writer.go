@@ -570,7 +570,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 	}
 	stmts := TriggerDDL(t)
 	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay
-		stmts = append(stmts, BumpVersion)
+		stmts = append(stmts, BumpVersion, StampVersion, trimStamps)
 	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
@@ -851,12 +851,13 @@ func (w *Writer) Namespace(ctx context.Context) (Namespace, error) {
 }
 
 // Fork gives the list a new identity (list_id) and keeps its rows,
-// version and change log. A restored backup needs one: it is an older
-// version of its list, and the versions written after it would repeat the
+// version, stamps and change log. A restored backup wants one: it is an
+// older version of its list, and the versions written after it repeat the
 // numbers of the ones written after the backup was taken, with other
-// contents, so the fleet's caches would take one for the other. Caches
-// share nothing with the new identity; readers switch to it at their next
-// poll, as for any list change.
+// contents. Their stamps (StampsTable) tell the two apart, but a list
+// older than the stamps has none, and there the fleet's caches would take
+// one for the other. Caches share nothing with the new identity; readers
+// switch to it at their next poll, as for any list change.
 func (w *Writer) Fork(ctx context.Context) (before, after Namespace, err error) {
 	tx, err := w.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -869,6 +870,10 @@ func (w *Writer) Fork(ctx context.Context) (before, after Namespace, err error) 
 		return before, after, fmt.Errorf("read the list identity: %w", err)
 	}
 	before.Version, after.Version = uint64(v), uint64(v)
+	if before.Stamp, err = readStamp(ctx, tx, before.Version); err != nil {
+		return before, after, err
+	}
+	after.Stamp = before.Stamp
 	err = tx.QueryRowContext(ctx, `UPDATE `+MetaTable+` SET Value = lower(hex(randomblob(8))) WHERE Key = 'list_id' RETURNING Value`).Scan(&after.ListID)
 	if err != nil {
 		return before, after, fmt.Errorf("write a new list identity: %w", err)
@@ -887,5 +892,6 @@ func readNamespace(ctx context.Context, db *sql.DB) (Namespace, error) {
 		return Namespace{}, fmt.Errorf("read the list version: %w", err)
 	}
 	ns.Version = uint64(v)
-	return ns, nil
+	ns.Stamp, err = readStamp(ctx, db, ns.Version)
+	return ns, err
 }

@@ -54,3 +54,17 @@ func Exec(t testing.TB, db *sql.DB, stmts ...string) {
 		}
 	}
 }
+
+// At is the namespace of version v of the list in db, stamp included: what
+// a cache holds for a verdict computed at v, for tests that ask about
+// verdicts of older versions.
+func At(t testing.TB, db *sql.DB, v uint64) store.Namespace {
+	t.Helper()
+	ns := store.Namespace{Version: v}
+	err := db.QueryRow(`SELECT (SELECT Value FROM `+store.MetaTable+` WHERE Key = 'list_id'),
+		coalesce((SELECT Stamp FROM `+store.StampsTable+` WHERE Version = ?), 0)`, int64(v)).Scan(&ns.ListID, &ns.Stamp)
+	if err != nil {
+		t.Fatalf("namespace of version %d: %v", v, err)
+	}
+	return ns
+}

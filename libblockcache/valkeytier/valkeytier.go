@@ -194,9 +194,12 @@ func (t *Tier) ID() verdict.Tier { return verdict.TierValkey }
 // changes does not fill Valkey with a copy of every verdict per version.
 // Bytes per key are the cost of a fleet cache, so the list is a binary
 // hash rather than text (two lists colliding in 48 bits is a 1 in 2^48
-// event per pair; keys of releases that put the version in the key hash
-// "ListID NUL version" and do not collide with these either); the name
-// stays readable for operators.
+// event per pair); the name stays readable for operators. Each layout of
+// the value hashes the list with a mark of its own ("ListID NUL +" since
+// values carry the version's stamp, "ListID NUL *" before, "ListID NUL
+// version" when the version was in the key), so releases that read values
+// differently never read each other's: during a rolling upgrade old and
+// new nodes each fill their own keys.
 func (t *Tier) Key(k engine.Key) string {
 	return t.cfg.Prefix + t.listTag(k.NS.ListID) + k.Name
 }
@@ -207,26 +210,30 @@ func (t *Tier) listTag(listID string) string {
 	if t.tagCache.listID != listID || t.tagCache.tag == "" {
 		h := fnv.New64a()
 		h.Write([]byte(listID))
-		h.Write([]byte{0, '*'})
+		h.Write([]byte{0, '+'})
 		t.tagCache.listID, t.tagCache.tag = listID, string(h.Sum(nil)[:6])
 	}
 	return t.tagCache.tag
 }
 
 // value is what a key holds: the list version the verdict was computed
-// from (uvarint, 3 bytes for versions below 2^21) and the verdict.
+// from (uvarint, 3 bytes for versions below 2^21), that version's stamp (4
+// bytes), and the verdict.
 func value(k engine.Key, v verdict.Verdict) []byte {
-	return v.AppendBinary(binary.AppendUvarint(nil, k.NS.Version))
+	b := binary.AppendUvarint(make([]byte, 0, 16), k.NS.Version)
+	return v.AppendBinary(binary.BigEndian.AppendUint32(b, k.NS.Stamp))
 }
 
-// decode splits a value into its list version and verdict.
-func decode(b []byte) (version uint64, v verdict.Verdict, err error) {
+// decode splits a value into the namespace of list listID it was computed
+// under and its verdict.
+func decode(listID string, b []byte) (store.Namespace, verdict.Verdict, error) {
 	version, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, v, errors.New("no list version")
+	if n <= 0 || len(b) < n+4 {
+		return store.Namespace{}, verdict.Verdict{}, errors.New("no list version and stamp")
 	}
-	v, err = verdict.Decode(b[n:])
-	return version, v, err
+	ns := store.Namespace{ListID: listID, Version: version, Stamp: binary.BigEndian.Uint32(b[n:])}
+	v, err := verdict.Decode(b[n+4:])
+	return ns, v, err
 }
 
 // Get asks Valkey with the read deadline. Any failure is a miss.
@@ -258,15 +265,14 @@ func (t *Tier) Get(ctx context.Context, k engine.Key) (verdict.Verdict, bool) {
 		return verdict.Verdict{}, false
 	}
 	t.fails.Store(0)
-	version, v, err := decode(b)
+	old, v, err := decode(k.NS.ListID, b)
 	if err != nil {
 		t.corrupt.Add(1)
 		t.misses.Add(1)
 		t.logf("blockcache: valkey value for %q ignored: %v", k.Name, err)
 		return verdict.Verdict{}, false
 	}
-	if version != k.NS.Version {
-		old := store.Namespace{ListID: k.NS.ListID, Version: version}
+	if old != k.NS {
 		if t.stillValid == nil || !t.stillValid(old, k.NS, k.Name) {
 			t.stale.Add(1)
 			t.misses.Add(1)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,6 +180,43 @@ func TestVerdictsOutliveAListChange(t *testing.T) {
 	}
 	if n := srv.Do("DBSIZE"); n != "3" {
 		t.Fatalf("%s keys in valkey, want 3", n)
+	}
+}
+
+// A node started on a backup put back in place, unforked, after the fleet
+// cached verdicts of the versions the backup lost: the restored list
+// numbers its next change as the lost one was, and the node never saw the
+// list go back. It must not take the lost history's verdicts for its
+// own, and still takes those of the versions the two histories share.
+func TestRestoredCopyTakesNoVerdictOfTheLostHistory(t *testing.T) {
+	srv := valkeytest.Start(t)
+	db, w := testlist.New(t, testlist.Fixture...)
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	testlist.Exec(t, w, "VACUUM INTO '"+backup+"'")
+	a := open(t, db, withServer(srv)...)
+	lookup(t, a, "unlisted.example") // cached before the two histories part
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(a) == 1 })
+	old := a.Store.Namespace()
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('lost.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, "version change", func() bool { return a.Store.Namespace() != old })
+	if got := lookup(t, a, "www.lost.example"); got.Verdict.Action != verdict.Block {
+		t.Fatalf("www.lost.example on the list that has it: %v", got.Verdict.Action)
+	}
+	waitFor(t, 2*time.Second, "write-back", func() bool { return written(a) == 2 })
+
+	testlist.Exec(t, testlist.Open(t, backup), `INSERT INTO domain VALUES ('kept.example', NULL, NULL)`)
+	b := open(t, backup, withServer(srv)...)
+	if an, bn := a.Store.Namespace(), b.Store.Namespace(); an.ListID != bn.ListID || an.Version != bn.Version {
+		t.Fatalf("the restored list is at %v, the lost one at %v: want one list at one version", bn, an)
+	}
+	if got := lookup(t, b, "www.lost.example"); got.Verdict.Action != verdict.Pass || got.Tier != verdict.TierSQLite {
+		t.Errorf("www.lost.example on the restored list: %v from %v, want pass from sqlite", got.Verdict.Action, got.Tier)
+	}
+	if got := lookup(t, b, "unlisted.example"); got.Verdict.Action != verdict.Pass || got.Tier != verdict.TierValkey {
+		t.Errorf("unlisted.example, cached before the histories parted: %v from %v, want pass from valkey", got.Verdict.Action, got.Tier)
+	}
+	if s := b.Valkey.Stats(); s.Extra["stale"] != 1 || s.Extra["revalidated"] != 1 {
+		t.Errorf("restored node: %d stale values, %d revalidated; want 1 and 1", s.Extra["stale"], s.Extra["revalidated"])
 	}
 }
 
