@@ -688,7 +688,11 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "database: %s\nlist:     %s\n", c.cfg.DBFile, ns)
+	stamp := fmt.Sprintf("stamp %08x", ns.Stamp)
+	if ns.Stamp == 0 {
+		stamp = "no stamp: a list older than " + store.StampsTable + ", which a writing blockcachectl adds"
+	}
+	fmt.Fprintf(c.stdout, "database: %s\nlist:     %s (%s)\n", c.cfg.DBFile, ns, stamp)
 	if *noCount {
 		fmt.Fprintf(c.stdout, "  (rows not counted: --no-count)\n")
 	} else {

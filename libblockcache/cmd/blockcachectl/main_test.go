@@ -629,7 +629,8 @@ func TestExplainExportConf(t *testing.T) {
 		t.Errorf("export: %d %q", code, out)
 	}
 	code, out, _ = ctl(t, "", "stats", "--conf", conf)
-	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") || !strings.Contains(out, "changes:  2 logged, versions 2-3 ") {
+	ns := testlist.At(t, testlist.Open(t, db), 3)
+	if code != 0 || !strings.Contains(out, "domain_dns_allow             1") || !strings.Contains(out, "changes:  2 logged, versions 2-3 ") || !strings.Contains(out, fmt.Sprintf("list:     %s/3 (stamp %08x)\n", ns.ListID, ns.Stamp)) {
 		t.Errorf("stats:\n%s", out)
 	}
 	code, out, _ = ctl(t, "", "stats", "--no-count", "--conf", conf)
