@@ -312,10 +312,10 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		s.localVersion++
 		next.ns = Namespace{ListID: s.localListID, Version: s.localVersion}
 	}
-	if cur != nil && cur.q.db == f.db && cur.tables == next.tables && cur.hasMeta == next.hasMeta && cur.stamped == next.stamped {
+	if cur != nil && cur.q.db == f.db && cur.tables == next.tables && cur.hasMeta == next.hasMeta {
 		next.q = cur.q // same statements still apply
 	} else {
-		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta, stamped: next.stamped}
+		next.q = &queries{db: f.db, tables: next.tables, hasMeta: next.hasMeta}
 	}
 	for i, p := range next.regex.skipped {
 		if cur != nil && next.regex == cur.regex {
@@ -564,7 +564,7 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			s.filterSkips.Add(1)
 			return snap.withRegex(n, verdict.Verdict{}), snap.ns, nil
 		}
-		v, ver, stamp, err := s.queryTables(ctx, snap, n)
+		v, ver, err := s.queryTables(ctx, snap, n)
 		if err != nil && attempt == 0 && errors.Is(err, errReplaced) {
 			s.refresh(ctx, false) // switch now rather than at the next poll
 		}
@@ -579,7 +579,7 @@ func (s *Store) Resolve(ctx context.Context, n string) (verdict.Verdict, Namespa
 			// The rows are of another version than the snapshot (its
 			// regex rules, its tag): never answer with that mix.
 			if attempt == maxVersionRetries {
-				return s.rowsVersion(ctx, snap, n, v, Namespace{ListID: snap.ns.ListID, Version: ver, Stamp: stamp})
+				return s.rowsVersion(ctx, snap, n, v, ver)
 			}
 			s.retries.Add(1)
 			if err := s.refresh(ctx, false); err != nil {
@@ -610,8 +610,14 @@ func (snap *snapshot) withRegex(n string, v verdict.Verdict) verdict.Verdict {
 // snapshot's regex rules when the change log shows they did not change in
 // between; the answer is tagged ver. Otherwise the lookup fails (pass,
 // uncached, counted).
-func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ns Namespace) (verdict.Verdict, Namespace, error) {
-	ver := ns.Version
+func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ver uint64) (verdict.Verdict, Namespace, error) {
+	ns := Namespace{ListID: snap.ns.ListID, Version: ver}
+	if snap.stamped {
+		// Read apart, on this rare path, rather than by every lookup's
+		// statement: a version's stamp never changes once committed.
+		// Unread, 0 only makes the answer's cached copies useless.
+		ns.Stamp, _ = readStamp(ctx, snap.q.db, ver)
+	}
 	if ver > snap.ns.Version && v.Action != verdict.Pass {
 		return v, ns, nil
 	}
@@ -624,12 +630,12 @@ func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v ver
 	return verdict.Verdict{}, snap.ns, fmt.Errorf("lookup %q: %w (%d attempts; the change log cannot show the regex rules unchanged)", n, ErrListChanging, maxVersionRetries+1)
 }
 
-func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, uint32, error) {
+func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verdict.Verdict, uint64, error) {
 	var best verdict.Verdict
 	sfx := name.Suffixes(n)
 	pl, err := snap.q.get(ctx, len(sfx))
 	if err != nil || pl.stmt == nil {
-		return best, snap.ns.Version, snap.ns.Stamp, err
+		return best, snap.ns.Version, err
 	}
 	args := make([]any, pl.nargs)
 	for i := range args {
@@ -637,27 +643,19 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 	}
 	rows, err := pl.stmt.QueryContext(ctx, args...)
 	if err != nil {
-		return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
+		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
 	}
 	defer rows.Close()
-	ver, stamp := snap.ns.Version, snap.ns.Stamp
+	ver := snap.ns.Version
 	for rows.Next() {
 		var t int
 		var dom, server, v4, v6 sql.NullString
 		if err := rows.Scan(&t, &dom, &server, &v4, &v6); err != nil {
-			return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
+			return best, 0, fmt.Errorf("lookup %q: %w", n, err)
 		}
-		if t == 0 { // the meta row: the version (and stamp) of this very snapshot
+		if t == 0 { // the meta row: the version of this very snapshot
 			if ver, err = strconv.ParseUint(v4.String, 10, 64); err != nil {
-				return best, 0, 0, fmt.Errorf("lookup %q: list version %q: %w", n, v4.String, err)
-			}
-			stamp = 0
-			if v6.Valid {
-				st, err := strconv.ParseUint(v6.String, 10, 32)
-				if err != nil {
-					return best, 0, 0, fmt.Errorf("lookup %q: stamp %q: %w", n, v6.String, err)
-				}
-				stamp = uint32(st)
+				return best, 0, fmt.Errorf("lookup %q: list version %q: %w", n, v4.String, err)
 			}
 			continue
 		}
@@ -681,9 +679,9 @@ func (s *Store) queryTables(ctx context.Context, snap *snapshot, n string) (verd
 		best = cand
 	}
 	if err := rows.Err(); err != nil {
-		return best, 0, 0, fmt.Errorf("lookup %q: %w", n, err)
+		return best, 0, fmt.Errorf("lookup %q: %w", n, err)
 	}
-	return best, ver, stamp, nil
+	return best, ver, nil
 }
 
 // Stats returns the store's counters.
@@ -728,7 +726,6 @@ type queries struct {
 	db      *sql.DB
 	tables  [verdict.TableRegex + 1]bool
 	hasMeta bool
-	stamped bool
 	mu      sync.Mutex
 	byK     map[int]preparedLookup
 }
@@ -744,7 +741,7 @@ func (q *queries) get(ctx context.Context, k int) (preparedLookup, error) {
 	if pl, ok := q.byK[k]; ok {
 		return pl, nil
 	}
-	text, nargs := lookupSQL(q.tables, q.hasMeta, q.stamped, k)
+	text, nargs := lookupSQL(q.tables, q.hasMeta, k)
 	if text == "" {
 		return preparedLookup{}, nil
 	}
@@ -774,7 +771,7 @@ func (q *queries) close() {
 // probe is its own primary-key point lookup joined by UNION ALL: an IN
 // list would make SQLite build an ephemeral index on every execution,
 // which costs more than the lookups themselves.
-func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta, stamped bool, k int) (text string, nargs int) {
+func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta bool, k int) (text string, nargs int) {
 	var parts []string
 	each := func(sel, table string) {
 		for i := 1; i <= k; i++ {
@@ -797,11 +794,7 @@ func lookupSQL(tables [verdict.TableRegex + 1]bool, hasMeta, stamped bool, k int
 		return "", 0
 	}
 	if hasMeta {
-		stamp := "NULL"
-		if stamped {
-			stamp = "(SELECT CAST(Stamp AS TEXT) FROM " + StampsTable + " WHERE Version = m.Value)"
-		}
-		parts = append(parts, "SELECT 0, NULL, NULL, CAST(Value AS TEXT), "+stamp+" FROM "+MetaTable+" m WHERE Key = 'version'")
+		parts = append(parts, "SELECT 0, NULL, NULL, CAST(Value AS TEXT), NULL FROM "+MetaTable+" WHERE Key = 'version'")
 	}
 	nargs = 0
 	if tables[verdict.TableExact] {
