@@ -169,3 +169,21 @@ func TestHistoriesHaveStampsOfTheirOwn(t *testing.T) {
 		t.Errorf("a verdict of %v, before the copies parted, is not taken at %v", shared, cur)
 	}
 }
+
+// A stamps table the library cannot read (another tool's table of that
+// name) costs cached verdicts, not the list: it opens, answers, follows
+// changes, and says why verdicts are not shared.
+func TestUnreadableStampsKeepTheListAnswering(t *testing.T) {
+	path, w := testlist.New(t, `INSERT INTO domain VALUES ('a.example', NULL, NULL)`)
+	testlist.Exec(t, w, `DROP TABLE `+store.StampsTable, `CREATE TABLE `+store.StampsTable+` (Version INTEGER PRIMARY KEY, Other)`)
+	l := &logs{}
+	s := open(t, path, l.logf)
+	if ns := s.Namespace(); ns.Stamp != 0 || resolve(t, s, "www.a.example").Action != verdict.Block {
+		t.Fatalf("list %v", ns)
+	}
+	if line := l.with(store.StampsTable); !strings.Contains(line, "read without stamps") {
+		t.Errorf("no log line says why: %q", l.text())
+	}
+	testlist.Exec(t, w, `INSERT INTO domain VALUES ('b.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return resolve(t, s, "b.example").Action == verdict.Block })
+}

@@ -25,9 +25,10 @@ func (r stampRun) of(v uint64) uint32 {
 // end is the version after the run's last.
 func (r stampRun) end() uint64 { return r.first + uint64(len(r.s)) }
 
-// join returns the stamps of versions from up to d's last, from r and then
-// d, which starts where r ends. It copies: snapshots share runs, and an
-// older snapshot's run must not change under a lookup.
+// join returns the stamps of versions from up to d's last: r's, then d's
+// from d.first on (d starts at most one past r's last). It copies:
+// snapshots share runs, and an older snapshot's run must not change under
+// a lookup.
 func (r stampRun) join(from uint64, d stampRun) stampRun {
 	out := stampRun{first: from, s: make([]uint32, 0, d.end()-min(from, d.end()))}
 	for v := from; v < d.end(); v++ {

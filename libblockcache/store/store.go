@@ -477,9 +477,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	if delta != nil && !regexChanged && base.tables == next.tables {
 		// carry joins these to base's stamps. The run holds next's
 		// version even when it is base's (a commit that changed no rule).
-		if next.stamps, err = s.readStamps(ctx, tx, next, min(base.ns.Version+1, next.ns.Version)); err != nil {
-			return nil, nil, false, err
-		}
+		next.stamps = s.readStamps(ctx, tx, next, min(base.ns.Version+1, next.ns.Version))
 		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
 		return next, delta, regexChanged, nil
 	}
@@ -490,9 +488,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 			next.changed, next.validFrom = nil, next.ns.Version
 		}
 	}
-	if next.stamps, err = s.readStamps(ctx, tx, next, next.validFrom); err != nil {
-		return nil, nil, false, err
-	}
+	next.stamps = s.readStamps(ctx, tx, next, next.validFrom)
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
 		if err != nil {
@@ -516,17 +512,21 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 }
 
 // readStamps reads the stamps of next's versions from from on, in next's
-// read transaction, and gives next.ns its version's stamp.
-func (s *Store) readStamps(ctx context.Context, tx *sql.Tx, next *snapshot, from uint64) (stampRun, error) {
+// read transaction, and gives next.ns its version's stamp. A table it
+// cannot read (another tool's table of that name) costs shared and older
+// cached verdicts, not the list: with no stamps, next takes no verdict
+// cached under one, and its own carry none.
+func (s *Store) readStamps(ctx context.Context, tx *sql.Tx, next *snapshot, from uint64) stampRun {
 	if !next.stamped {
-		return stampRun{}, nil
+		return stampRun{}
 	}
 	r, err := readStamps(ctx, tx, from, next.ns.Version)
 	if err != nil {
-		return r, err
+		s.opts.Logf("blockcache: %v (version %d is read without stamps: no verdict cached under one is used)", err, next.ns.Version)
+		return stampRun{}
 	}
 	next.ns.Stamp = r.of(next.ns.Version)
-	return r, nil
+	return r
 }
 
 // parseIPs reads a rule's sinkhole addresses; a bad one is logged and
