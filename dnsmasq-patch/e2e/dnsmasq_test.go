@@ -1006,8 +1006,8 @@ func TestMetricsEndpoint(t *testing.T) {
 			t.Errorf("%s moved by %v, want %v", key, got, want)
 		}
 	}
-	if after[`blockcache_list_version`] < 1 || after[`blockcache_lru_entries`] < 6 {
-		t.Errorf("gauges: version %v, lru entries %v", after[`blockcache_list_version`], after[`blockcache_lru_entries`])
+	if after[`blockcache_list_version`] < 1 || after[`blockcache_list_stamp`] < 1 || after[`blockcache_lru_entries`] < 6 {
+		t.Errorf("gauges: version %v, stamp %v, lru entries %v", after[`blockcache_list_version`], after[`blockcache_list_stamp`], after[`blockcache_lru_entries`])
 	}
 	if _, ok := after[`blockcache_lookup_duration_seconds_count{tier="lru"}`]; !ok {
 		t.Errorf("no latency histogram for the lru tier")
