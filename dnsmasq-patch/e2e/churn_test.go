@@ -296,8 +296,9 @@ func churn(t *testing.T, publish bool) {
 	if publish { // counted, not read from the log: the library's log lines are rate-limited
 		syscall.Kill(nodes[1].pid, syscall.SIGUSR1)
 		line := nodes[1].waitLog(t, 2*time.Second, "file replacements")
+		var stamp uint32
 		var reloads, replaced int
-		fmt.Sscanf(line[strings.Index(line, "("):], "(%d reloads, 0 from the change log, %d file replacements", &reloads, &replaced)
+		fmt.Sscanf(line[strings.Index(line, "("):], "(stamp %x, %d reloads, 0 from the change log, %d file replacements", &stamp, &reloads, &replaced)
 		if replaced < int(published.Load())/2 {
 			t.Errorf("node b switched files %d times for %d publications: %s", replaced, published.Load(), line)
 		}

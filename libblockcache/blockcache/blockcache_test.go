@@ -2,6 +2,7 @@ package blockcache
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -133,7 +134,7 @@ func TestListChangeKeepsUntouchedVerdicts(t *testing.T) {
 	if s.LRURevalidated != 2 || s.Store.Deltas != 1 {
 		t.Errorf("revalidated %d, deltas %d; want 2 and 1", s.LRURevalidated, s.Store.Deltas)
 	}
-	if line := s.String(); !strings.Contains(line, "1 from the change log") || !strings.Contains(line, "revalidated 2") {
+	if line := s.String(); !strings.Contains(line, fmt.Sprintf("list %s (stamp %08x, ", s.Store.Namespace, s.Store.Namespace.Stamp)) || !strings.Contains(line, "1 from the change log") || !strings.Contains(line, "revalidated 2") {
 		t.Errorf("stats line: %s", line)
 	}
 }

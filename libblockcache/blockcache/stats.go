@@ -51,8 +51,8 @@ func (c *Cache) Stats() Stats {
 
 // String is the one-line form dnsmasq logs on SIGUSR1.
 func (s Stats) String() string {
-	line := fmt.Sprintf("blockcache: list %s (%d reloads, %d from the change log, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d, cname blocks %d; lru hits %d misses %d entries %d evictions %d flushed %d revalidated %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
-		s.Store.Namespace, s.Store.Reloads, s.Store.Deltas, s.Store.Reopens, s.Store.RegexPatterns, s.Store.RegexSkipped,
+	line := fmt.Sprintf("blockcache: list %s (stamp %08x, %d reloads, %d from the change log, %d file replacements, %d regex, %d skipped); lookups %d, invalid %d, errors %d, cname blocks %d; lru hits %d misses %d entries %d evictions %d flushed %d revalidated %d; sqlite lookups %d errors %d; filter %d KiB, %d lookups skipped SQL",
+		s.Store.Namespace, s.Store.Namespace.Stamp, s.Store.Reloads, s.Store.Deltas, s.Store.Reopens, s.Store.RegexPatterns, s.Store.RegexSkipped,
 		s.Lookups, s.Invalid, s.SourceErrors, s.CNAMEBlocks, s.LRUHits, s.LRUMisses, s.LRUEntries, s.LRUEvictions, s.LRUFlushed, s.LRURevalidated,
 		s.Store.Lookups, s.Store.Errors, s.Store.FilterBytes>>10, s.Store.FilterSkips)
 	if s.ValkeyEnabled {
