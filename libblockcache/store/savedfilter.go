@@ -119,8 +119,7 @@ func (sh *savedShape) info() SavedFilter {
 // without FilterTable, or with none saved, gives nil and no error; a
 // header this release cannot read gives an error.
 func savedHeader(ctx context.Context, q reader) (*savedShape, error) {
-	var exists int
-	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, FilterTable).Scan(&exists); err != nil || exists == 0 {
+	if ok, err := hasTable(ctx, q, FilterTable); err != nil || !ok {
 		return nil, err
 	}
 	var head []byte

@@ -43,20 +43,27 @@ func (r stampRun) join(from uint64, d stampRun) stampRun {
 
 // readStamp reads version v's stamp: 0 when it has none, or the list has
 // no StampsTable (older than it, and opened read-only).
-func readStamp(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, v uint64) (uint32, error) {
-	var n int
-	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '`+StampsTable+`'`).Scan(&n)
-	if err != nil || n == 0 {
+func readStamp(ctx context.Context, q reader, v uint64) (uint32, error) {
+	if ok, err := hasTable(ctx, q, StampsTable); err != nil || !ok {
 		return 0, err
 	}
 	var st int64
-	err = q.QueryRowContext(ctx, `SELECT Stamp FROM `+StampsTable+` WHERE Version = ?`, int64(v)).Scan(&st)
+	err := q.QueryRowContext(ctx, `SELECT Stamp FROM `+StampsTable+` WHERE Version = ?`, int64(v)).Scan(&st)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read the stamp of version %d: %w", v, err)
 	}
 	return uint32(st), nil
+}
+
+// hasTable reports whether q's list has the table name, which a list made
+// by an older release may lack.
+func hasTable(ctx context.Context, q reader, name string) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look for table %s: %w", name, err)
+	}
+	return n > 0, nil
 }
 
 // readStamps reads the stamps of versions from to to, both included.
