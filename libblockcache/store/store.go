@@ -477,7 +477,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	if delta != nil && !regexChanged && base.tables == next.tables {
 		// carry joins these to base's stamps. The run holds next's
 		// version even when it is base's (a commit that changed no rule).
-		next.stamps = s.readStamps(ctx, tx, next, min(base.ns.Version+1, next.ns.Version))
+		next.stamps = s.loadStamps(ctx, tx, next, min(base.ns.Version+1, next.ns.Version))
 		next.regex = base.regex // no regex change in between: compiling them again is the costly part of a change
 		return next, delta, regexChanged, nil
 	}
@@ -488,7 +488,7 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 			next.changed, next.validFrom = nil, next.ns.Version
 		}
 	}
-	next.stamps = s.readStamps(ctx, tx, next, next.validFrom)
+	next.stamps = s.loadStamps(ctx, tx, next, next.validFrom)
 	if next.tables[verdict.TableRegex] {
 		rows, err := tx.QueryContext(ctx, `SELECT Pattern, IPv4, IPv6 FROM domain_regex ORDER BY Pattern`)
 		if err != nil {
@@ -511,12 +511,12 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	return next, delta, regexChanged, nil
 }
 
-// readStamps reads the stamps of next's versions from from on, in next's
+// loadStamps reads the stamps of next's versions from from on, in next's
 // read transaction, and gives next.ns its version's stamp. A table it
 // cannot read (another tool's table of that name) costs shared and older
 // cached verdicts, not the list: with no stamps, next takes no verdict
 // cached under one, and its own carry none.
-func (s *Store) readStamps(ctx context.Context, tx *sql.Tx, next *snapshot, from uint64) stampRun {
+func (s *Store) loadStamps(ctx context.Context, tx *sql.Tx, next *snapshot, from uint64) stampRun {
 	if !next.stamped {
 		return stampRun{}
 	}
