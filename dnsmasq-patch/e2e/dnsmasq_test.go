@@ -948,63 +948,6 @@ func TestValkeyOverTLSThroughDnsmasq(t *testing.T) {
 	}
 }
 
-// A backup put back in place unforked, and a dnsmasq started on it after
-// the fleet cached verdicts of versions the backup lost: the restored list
-// reaches the lost version's number with other contents. The new node
-// answers from its own list, never from the lost history's verdicts in
-// Valkey, and still takes those cached before the two histories parted.
-func TestRestoredBackupThroughDnsmasq(t *testing.T) {
-	srv := valkeytest.Start(t)
-	up := startUpstream(t, "192.0.2.1")
-	db, w := list(t, startUpstream(t, "198.51.100.7"))
-	backup := filepath.Join(t.TempDir(), "backup.db")
-	testlist.Exec(t, w, "VACUUM INTO '"+backup+"'")
-	vk := []string{"--valkey-host=127.0.0.1", "--valkey-port=" + strconv.Itoa(srv.Port), "--valkey-timeout-ms=50"}
-	a := startDnsmasq(t, opts{db: db, upstream: up, extra: vk})
-	// cached waits for node a's write-back of name: a key is the prefix,
-	// 6 bytes of the list's hash, and the name.
-	cached := func(name string) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for srv.CLI("KEYS", "bc:??????"+name) == "" {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not written to valkey", name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	if got := summary(a.mustQuery(t, "udp", "shared.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
-		t.Fatalf("node a, shared.example: %s", got)
-	}
-	cached("shared.example")
-	testlist.Exec(t, w, `INSERT INTO domain VALUES ('lost.example', NULL, NULL)`)
-	a.waitAnswer(t, 2*time.Second, "lost.example", "NOERROR A 0.0.0.0 EDE 15", "listing it")
-	if got := summary(a.mustQuery(t, "udp", "www.lost.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
-		t.Fatalf("node a, www.lost.example: %s", got)
-	}
-	cached("www.lost.example")
-
-	sqlite3(t, backup, `INSERT INTO domain VALUES ('kept.example', NULL, NULL)`)
-	b := startDnsmasq(t, opts{db: backup, upstream: up, extra: vk})
-	for _, c := range []struct{ network, name, want string }{
-		{"udp", "www.lost.example", "NOERROR A 192.0.2.1"},
-		{"tcp", "lost.example", "NOERROR A 192.0.2.1"},
-		{"udp", "www.kept.example", "NOERROR A 0.0.0.0 EDE 15"},
-		{"udp", "shared.example", "NOERROR A 192.0.2.1"},
-	} {
-		if got := summary(b.mustQuery(t, c.network, c.name, dns.TypeA)); got != c.want {
-			t.Errorf("node b on the restored list, %s over %s: %s, want %s", c.name, c.network, got, c.want)
-		}
-	}
-	// From Valkey: the two names node a cached before the lists parted
-	// (shared.example and startup's probe), revalidated; the two lost
-	// names (cached by a at b's version number) and www.kept.example miss.
-	syscall.Kill(b.pid, syscall.SIGUSR1)
-	if line := b.waitLog(t, 2*time.Second, "blockcache: list", "valkey hits"); !strings.Contains(line, "valkey hits 2 (revalidated 2) misses 3 ") {
-		t.Errorf("node b: want the shared history's values from valkey, and no other: %s", line)
-	}
-}
-
 // valkeyHits asks d for its statistics line, the n-th it logs, and returns
 // the Valkey hits in it.
 func (d *daemon) valkeyHits(t *testing.T, n int) (int, string) {

@@ -18,8 +18,10 @@ import (
 // An operator rolls the list back to a backup and goes on editing it. The
 // backup's next version has the number of a lost one: a verdict cached in
 // the LRU or in Valkey for that number must not be served for the new
-// contents. Once the restored file is forked, a node that starts later
-// shares nothing with the lost history either.
+// contents, by the node that saw the list go back or by one started
+// later, which did not (the versions' stamps tell them apart). Once the
+// restored file is forked, a node that starts later shares nothing with
+// the lost history either.
 func TestRestoredBackup(t *testing.T) {
 	srv := valkeytest.Start(t)
 	up := startUpstream(t, "192.0.2.1")
@@ -57,6 +59,12 @@ func TestRestoredBackup(t *testing.T) {
 		}
 	}
 	a.waitLog(t, time.Second, "went back from version 3 to 2", "blockcachectl fork")
+	late := startDnsmasq(t, opts{db: path, upstream: up, extra: vk})
+	for _, network := range []string{"udp", "tcp"} {
+		if got := summary(late.mustQuery(t, network, "b.example", dns.TypeA)); got != resolved {
+			t.Fatalf("b.example over %s on a node started after the restore: %s, want it resolved, not the lost version 3's verdict from valkey", network, got)
+		}
+	}
 
 	fw, err := store.OpenWriter(context.Background(), path, false)
 	if err != nil {
@@ -67,7 +75,7 @@ func TestRestoredBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := startDnsmasq(t, opts{db: path, upstream: up, extra: vk})
-	for _, d := range []*daemon{a, b} {
+	for _, d := range []*daemon{a, late, b} {
 		if got := summary(d.mustQuery(t, "udp", "b.example", dns.TypeA)); got != resolved {
 			t.Fatalf("b.example on port %d after the fork: %s", d.port, got)
 		}
