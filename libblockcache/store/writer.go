@@ -864,16 +864,10 @@ func (w *Writer) Fork(ctx context.Context) (before, after Namespace, err error) 
 		return before, after, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	var v int64
-	err = tx.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&before.ListID, &v)
-	if err != nil {
-		return before, after, fmt.Errorf("read the list identity: %w", err)
-	}
-	before.Version, after.Version = uint64(v), uint64(v)
-	if before.Stamp, err = readStamp(ctx, tx, before.Version); err != nil {
+	if before, err = readNamespace(ctx, tx); err != nil {
 		return before, after, err
 	}
-	after.Stamp = before.Stamp
+	after = before
 	err = tx.QueryRowContext(ctx, `UPDATE `+MetaTable+` SET Value = lower(hex(randomblob(8))) WHERE Key = 'list_id' RETURNING Value`).Scan(&after.ListID)
 	if err != nil {
 		return before, after, fmt.Errorf("write a new list identity: %w", err)
@@ -884,7 +878,7 @@ func (w *Writer) Fork(ctx context.Context) (before, after Namespace, err error) 
 	return before, after, nil
 }
 
-func readNamespace(ctx context.Context, db *sql.DB) (Namespace, error) {
+func readNamespace(ctx context.Context, db reader) (Namespace, error) {
 	var ns Namespace
 	var v int64
 	err := db.QueryRowContext(ctx, `SELECT (SELECT Value FROM `+MetaTable+` WHERE Key = 'list_id'), (SELECT Value FROM `+MetaTable+` WHERE Key = 'version')`).Scan(&ns.ListID, &v)
