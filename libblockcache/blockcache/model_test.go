@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,14 +25,16 @@ import (
 // Every verdict, not only block or pass, must be the one its list version
 // gives by the README's rules, whichever tier answers: a writer changes
 // rows of every table at random (inserts, deletes, renames, updates of
-// addresses and servers, names written in upper case, bad addresses and servers,
-// regex rules, bare version bumps) over a small tree of names where rules
-// of one table shadow another's on parents and children, and records each
-// committed version's rows. Readers ask names of the tree and names below
-// it, in any case, while the list changes. Each answer is then checked
-// against a plain model of the precedence rules, run on the rows of the
-// version the answer is tagged with. The nodes answer from an LRU, from a
-// Valkey that two of them share, or from both.
+// addresses and servers, names written in upper case, bad addresses and
+// servers, regex rules, bare version bumps, imports as blockcachectl makes
+// them) over a small tree of names where rules of one table shadow
+// another's on parents and children, and records each committed version's
+// rows. Readers ask names of the tree and names below it, in any case,
+// while the list changes. Each answer is then checked against a plain model
+// of the precedence rules, run on the rows of the version the answer is
+// tagged with. The nodes answer from an LRU, from a Valkey that two of them
+// share, or from both, and read the list the writer changes or a copy of it
+// published now and then.
 func TestEveryVerdictIsItsVersions(t *testing.T) {
 	poll := func(cfg *config.Config) { cfg.PollInterval = 5 * time.Millisecond }
 	withValkey := func(port int) func(*config.Config) {
@@ -40,7 +44,7 @@ func TestEveryVerdictIsItsVersions(t *testing.T) {
 	}
 	t.Run("lru", func(t *testing.T) {
 		path, db := testlist.New(t)
-		modelRun(t, 1, db, open(t, path, poll), open(t, path, func(cfg *config.Config) { poll(cfg); cfg.NoFilter = true }))
+		modelRun(t, 1, modelList{path: path, db: db}, open(t, path, poll), open(t, path, func(cfg *config.Config) { poll(cfg); cfg.NoFilter = true }))
 	})
 	t.Run("valkey", func(t *testing.T) {
 		srv := valkeytest.Start(t)
@@ -48,14 +52,34 @@ func TestEveryVerdictIsItsVersions(t *testing.T) {
 		node := func() *Cache {
 			return open(t, path, func(cfg *config.Config) { poll(cfg); cfg.LRUSize = 0; withValkey(srv.Port)(cfg) })
 		}
-		modelRun(t, 2, db, node(), node())
+		modelRun(t, 2, modelList{path: path, db: db}, node(), node())
 	})
 	t.Run("lru+valkey", func(t *testing.T) {
 		srv := valkeytest.Start(t)
 		path, db := testlist.New(t)
 		node := func() *Cache { return open(t, path, func(cfg *config.Config) { poll(cfg); withValkey(srv.Port)(cfg) }) }
-		modelRun(t, 3, db, node(), node())
+		modelRun(t, 3, modelList{path: path, db: db}, node(), node())
 	})
+	// The list is changed in a staging copy and published over the file
+	// the nodes read now and then: every change reaches them as a file
+	// replaced, many versions at once.
+	t.Run("published", func(t *testing.T) {
+		srv := valkeytest.Start(t)
+		path, db := testlist.New(t)
+		live := filepath.Join(t.TempDir(), "live.db")
+		if _, _, err := store.Publish(context.Background(), path, live); err != nil {
+			t.Fatal(err)
+		}
+		node := func() *Cache { return open(t, live, func(cfg *config.Config) { poll(cfg); withValkey(srv.Port)(cfg) }) }
+		modelRun(t, 4, modelList{path: path, db: db, publishTo: live}, node(), node())
+	})
+}
+
+// modelList is the list a model run changes.
+type modelList struct {
+	path      string
+	db        *sql.DB
+	publishTo string // when set, path is published over it now and then
 }
 
 // modelRule is one row as the model reads it: addresses and server as
@@ -63,11 +87,11 @@ func TestEveryVerdictIsItsVersions(t *testing.T) {
 // means.
 type modelRule struct{ v4, v6, server sql.NullString }
 
-// modelList is the rows of one version: by table, then by name or pattern.
-type modelList [verdict.TableRegex + 1]map[string]modelRule
+// modelRows is the rows of one version: by table, then by name or pattern.
+type modelRows [verdict.TableRegex + 1]map[string]modelRule
 
-func (l modelList) clone() modelList {
-	var c modelList
+func (l modelRows) clone() modelRows {
+	var c modelRows
 	for t := range l {
 		c[t] = make(map[string]modelRule, len(l[t]))
 		for k, r := range l[t] {
@@ -77,12 +101,63 @@ func (l modelList) clone() modelList {
 	return c
 }
 
+func (l modelRows) equal(o modelRows) bool {
+	for t := range l {
+		if !maps.Equal(l[t], o[t]) {
+			return false
+		}
+	}
+	return true
+}
+
+// readRows reads every row of the list and its version, in one
+// transaction.
+func readRows(t *testing.T, db *sql.DB) (modelRows, uint64) {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var v uint64
+	if err := tx.QueryRow(`SELECT Value FROM ` + store.MetaTable + ` WHERE Key = 'version'`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	var l modelRows
+	for tb := verdict.TableDNSAllow; tb <= verdict.TableRegex; tb++ {
+		l[tb] = map[string]modelRule{}
+		q := `SELECT Domain, IPv4, IPv6, NULL FROM ` + verdict.TableNames[tb]
+		switch {
+		case tb.Forwards():
+			q = `SELECT Domain, NULL, NULL, Server FROM ` + verdict.TableNames[tb]
+		case tb == verdict.TableRegex:
+			q = `SELECT Pattern, IPv4, IPv6, NULL FROM domain_regex`
+		}
+		rows, err := tx.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			var r modelRule
+			if err := rows.Scan(&k, &r.v4, &r.v6, &r.server); err != nil {
+				t.Fatal(err)
+			}
+			l[tb][k] = r
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l, v
+}
+
 // decide is the README's precedence, written for clarity rather than
 // speed: the first table with a usable rule wins, in the order dns_allow,
 // dns_block, exact, domain, regex; within a suffix table the longest
 // matching suffix; among regex rules the first pattern in the table's
 // order.
-func (l modelList) decide(n string) verdict.Verdict {
+func (l modelRows) decide(n string) verdict.Verdict {
 	suffixes := []string{n}
 	for i := range len(n) {
 		if n[i] == '.' {
@@ -134,8 +209,14 @@ func (l modelList) decide(n string) verdict.Verdict {
 	return verdict.Verdict{}
 }
 
-func modelRun(t *testing.T, seed uint64, db *sql.DB, nodes ...*Cache) {
+func modelRun(t *testing.T, seed uint64, ml modelList, nodes ...*Cache) {
 	ctx := context.Background()
+	db := ml.db
+	w, err := store.OpenWriter(ctx, ml.path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
 	// The tree: example and test, and every name of up to three labels
 	// a or b under them: 30 names whose rules cover each other.
 	var tree []string
@@ -160,22 +241,28 @@ func modelRun(t *testing.T, seed uint64, db *sql.DB, nodes ...*Cache) {
 	v6s := []sql.NullString{{}, {String: "fd00::1", Valid: true}, {String: "10.0.0.1", Valid: true}}
 	servers := []string{"#", "9.9.9.9", "1.1.1.3#5353", " 192.0.2.53 ", "not a server"}
 
-	list := modelList{}
+	list := modelRows{}
 	for t := range list {
 		list[t] = map[string]modelRule{}
 	}
 	var mu sync.Mutex
-	truth := map[uint64]modelList{}
-	record := func() {
-		var v uint64
-		if err := db.QueryRow(`SELECT Value FROM ` + store.MetaTable + ` WHERE Key = 'version'`).Scan(&v); err != nil {
-			t.Fatal(err)
+	truth := map[uint64]modelRows{}
+	// record notes the rows of the version just committed. After a
+	// change made with SQL the file must hold what the model does (the
+	// triggers store names as lookups ask for them); after an import the
+	// model takes the file's rows, whatever the import's rules made them.
+	record := func(imported bool) {
+		got, v := readRows(t, db)
+		if imported {
+			list = got
+		} else if !got.equal(list) {
+			t.Fatalf("version %d holds %v, want %v", v, got, list)
 		}
 		mu.Lock()
 		truth[v] = list.clone()
 		mu.Unlock()
 	}
-	record()
+	record(false)
 
 	type seen struct {
 		name, asked string
@@ -301,25 +388,71 @@ func modelRun(t *testing.T, seed uint64, db *sql.DB, nodes ...*Cache) {
 			list[tb][k] = row
 		}
 	}
-	for step := 0; step < 300; step++ {
-		tx, err := db.Begin()
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch k := r.IntN(25); {
-		case k == 0:
-			exec(tx, store.BumpVersion)
-		case k <= 4:
-			change(tx, verdict.TableRegex)
+	// importSome imports a few names into a table as `blockcachectl
+	// import` does (its triggers dropped, one bump, its own log rows),
+	// replacing the table's names or adding to them.
+	importSome := func(tb verdict.Table) {
+		keys := deep
+		var rule store.Rule
+		switch {
+		case tb == verdict.TableRegex:
+			keys = patterns
+			rule.IPv4 = []string{"", "10.0.0.3"}[r.IntN(2)]
+		case tb.Forwards():
+			rule.Server = []string{"#", "9.9.9.9", "1.1.1.3#5353"}[r.IntN(3)]
 		default:
-			for range 1 + r.IntN(4) {
-				change(tx, ruleTables[r.IntN(len(ruleTables))])
+			rule.IPv4, rule.IPv6 = []string{"", "10.0.0.3"}[r.IntN(2)], []string{"", "fd00::3"}[r.IntN(2)]
+		}
+		var feed []string
+		for range 1 + r.IntN(6) {
+			feed = append(feed, keys[r.IntN(len(keys))])
+		}
+		next := func() (string, bool, error) {
+			if len(feed) == 0 {
+				return "", false, nil
 			}
+			k := feed[0]
+			feed = feed[1:]
+			return k, true, nil
 		}
-		if err := tx.Commit(); err != nil {
-			t.Fatal(err)
+		if _, err := w.Import(ctx, tb, next, store.ImportOptions{Rule: rule, Replace: r.IntN(2) == 0}); err != nil {
+			t.Fatalf("import into %v: %v", tb, err)
 		}
-		record()
+	}
+	allTables := append(ruleTables, verdict.TableRegex)
+	imports, publishes := 0, 0
+	for step := 0; step < 300; step++ {
+		k := r.IntN(25)
+		if k <= 2 {
+			importSome(allTables[r.IntN(len(allTables))])
+			imports++
+			record(true)
+		} else {
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case k == 3:
+				exec(tx, store.BumpVersion)
+			case k <= 6:
+				change(tx, verdict.TableRegex)
+			default:
+				for range 1 + r.IntN(4) {
+					change(tx, ruleTables[r.IntN(len(ruleTables))])
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			record(false)
+		}
+		if ml.publishTo != "" && r.IntN(5) == 0 {
+			if _, _, err := store.Publish(ctx, ml.path, ml.publishTo); err != nil {
+				t.Fatal(err)
+			}
+			publishes++
+		}
 		time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -342,16 +475,20 @@ func modelRun(t *testing.T, seed uint64, db *sql.DB, nodes ...*Cache) {
 		byTier[s.tier]++
 		byTable[want.Table]++
 	}
-	var revalidated, deltas uint64
+	var revalidated, deltas, reopens uint64
 	for _, c := range nodes {
 		st := c.Stats()
 		revalidated += st.LRURevalidated + st.ValkeyRevalidated
 		deltas += st.Store.Deltas
+		reopens += st.Store.Reopens
 	}
-	t.Logf("%d answers (%v; by table %v), %d wrong, %d lookups failed (list changing); %d versions, %d read as deltas, %d revalidated",
-		len(all), byTier, byTable, wrong, failed, len(truth), deltas, revalidated)
-	if deltas == 0 || revalidated == 0 || byTier[verdict.TierLRU]+byTier[verdict.TierValkey] == 0 {
+	t.Logf("%d answers (%v; by table %v), %d wrong, %d lookups failed (list changing); %d versions (%d imports, %d publishes), %d read as deltas, %d files reopened, %d revalidated",
+		len(all), byTier, byTable, wrong, failed, len(truth), imports, publishes, deltas, reopens, revalidated)
+	if revalidated == 0 || byTier[verdict.TierLRU]+byTier[verdict.TierValkey] == 0 {
 		t.Error("the run did not exercise revalidation")
+	}
+	if ml.publishTo == "" && deltas == 0 || ml.publishTo != "" && reopens == 0 {
+		t.Error("the run did not exercise the changes it makes")
 	}
 	for tb := verdict.TableNone; tb <= verdict.TableRegex; tb++ {
 		if byTable[tb] == 0 {
