@@ -279,6 +279,11 @@ type ImportOptions struct {
 	// cut short by a failed download must not unlist most of a list.
 	// 0 allows any.
 	MaxRemoved float64
+	// RemovedAllowance is how many removals pass MaxRemoved whatever
+	// their share: in a table of a handful of rules (a feed's
+	// exceptions, a hand-made list) a few names dropped are a large
+	// share and not a failed download.
+	RemovedAllowance int
 	// DryRun does all of the import but its commit: the counts and every
 	// refusal are as they would be, and the list is left as it was.
 	DryRun bool
@@ -552,7 +557,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 			}
 			removed = int(n)
 		}
-		if opts.MaxRemoved > 0 && float64(removed) > opts.MaxRemoved*float64(listed) {
+		if opts.MaxRemoved > 0 && removed > opts.RemovedAllowance && float64(removed) > opts.MaxRemoved*float64(listed) {
 			if t.Forwards() {
 				table += " to server " + tmpl.Server
 			}

@@ -3,10 +3,10 @@
 # listed before: a name every feed dropped is unlisted in the same
 # transaction, and running dnsmasqs switch to the new list as a whole.
 # Runs from blockcache-feeds.service. It changes nothing when a feed fails
-# to download, when the feeds hold no name, when they would unlist
-# more than MAX_REMOVED percent of the table (a feed cut short), or when
-# more than MAX_REJECTED percent of one file's entries are rejected (an
-# error page or a file of another format saved as a feed).
+# to download, when the feeds hold no name, when they would unlist more
+# than MAX_REMOVED percent of the table and more than 100 names (a feed
+# cut short), or when more than MAX_REJECTED percent of one file's entries
+# are rejected (an error page or a file of another format saved as a feed).
 #
 # Environment:
 #   FEEDS        the feeds' URLs, separated by spaces (required)
@@ -21,8 +21,8 @@
 #                the same transaction. They replace the allow rules to "#"
 #                (rules to a server of your own stay): keep hand-made ones
 #                in a LOCAL file, written as @@||name^ or server=/name/#.
-#                MAX_REMOVED guards them too: when feeds with a handful of
-#                exceptions drop most of them, run once with MAX_REMOVED=100
+#                MAX_REMOVED guards them too (removing up to 100 names is
+#                always allowed, so a handful of exceptions dropped is fine)
 #   DRY_RUN      1: print what the import would add and remove, change nothing
 #   CTL          blockcachectl (default /usr/local/bin/blockcachectl)
 #   TMPDIR       holds the downloads and, unless SQLITE_TMPDIR is set,

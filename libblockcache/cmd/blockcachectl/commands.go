@@ -130,6 +130,13 @@ func (r *ruleFlags) parse(c *cli, args []string, none string) (verdict.Table, er
 // can reach it with a few lines.
 var maxHeldExceptions = 1 << 24
 
+// removedAllowance is how many names a replacing import may always remove,
+// whatever their share of the table: a feed that drops 3 of its 5
+// exceptions did not fail to download, and the daily import must not
+// stop on it. A feed cut short removes far more than this from a table
+// of any size worth guarding.
+const removedAllowance = 100
+
 func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	var rf ruleFlags
 	rf.register(c)
@@ -137,7 +144,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	quiet := c.fs.Bool("quiet", false, "no progress bar even on a terminal")
 	replace := c.fs.Bool("replace", false, "the table (of domain_dns_allow and domain_dns_block, the rules to --server) holds exactly the imported names afterwards: names it lists that the files do not are removed (an import of no names is refused, but into an empty one)")
 	offline := c.fs.Bool("offline", false, "for a list no dnsmasq reads (a master, or a new file to publish): write it without the write-ahead log, which would hold the import's pages until it commits, so a first import takes the list's size on disk once instead of twice; refused while another process has the list open")
-	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any)")
+	maxRemoved := c.fs.Float64("max-removed", 50, "with --replace: refuse, changing nothing, to remove more than this percentage of the names the table lists (100: any); removing up to 100 names is always allowed")
 	dryRun := c.fs.Bool("dry-run", false, "do all of the import but its commit: print what it would change, or why it is refused, and leave the list as it is")
 	andExceptions := c.fs.Bool("and-exceptions", false, "also import the files' exceptions into domain_dns_allow, to dnsmasq's usual servers (#), in the same transaction: one change, so the feeds' new blocks never come without their new exceptions; --replace and --max-removed apply to both (in domain_dns_allow to the rules to #)")
 	c.fs.BoolVar(&rf.exceptions, "exceptions", false, "take the files' exceptions (AdBlock @@ rules, RPZ rpz-passthru, dnsmasq server=/name/#) instead of their blocks, into --table domain_dns_allow (--and-exceptions imports both halves at once)")
@@ -286,7 +293,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 	start := time.Now()
 	parts := []store.ImportPart{{Table: t, Next: next, Options: store.ImportOptions{
 		Rule:    store.Rule{IPv4: rf.ipv4, IPv6: rf.ipv6, Server: rf.server},
-		Replace: *replace, MaxRemoved: *maxRemoved / 100, DryRun: *dryRun,
+		Replace: *replace, MaxRemoved: *maxRemoved / 100, RemovedAllowance: removedAllowance, DryRun: *dryRun,
 	}}}
 	if *andExceptions {
 		i := 0
@@ -298,7 +305,7 @@ func cmdImport(ctx context.Context, c *cli, args []string) (err error) {
 			return exceptions[i-1], true, nil
 		}, Options: store.ImportOptions{
 			Rule:    store.Rule{Server: verdict.UsualServers},
-			Replace: *replace, MaxRemoved: *maxRemoved / 100, DryRun: *dryRun,
+			Replace: *replace, MaxRemoved: *maxRemoved / 100, RemovedAllowance: removedAllowance, DryRun: *dryRun,
 		}})
 	}
 	sts, err := w.ImportAll(ctx, parts...)

@@ -108,14 +108,25 @@ func TestImportLenientAndStrict(t *testing.T) {
 
 // import --replace: the feed's dropped names go, with the count; a feed
 // cut short is refused (exit 1, list unchanged) unless --max-removed
-// allows it.
+// allows it, or it removes no more than the allowance.
 func TestImportReplace(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "list.db")
-	if code, _, errs := ctl(t, "a.example\nb.example\nc.example\nd.example\n", "import", "--db", db, "--table", "domain", "-"); code != 0 {
+	// feed lists a<from>.example to a<to>.example, and more.
+	feed := func(from, to int, more ...string) string {
+		var b strings.Builder
+		for i := from; i <= to; i++ {
+			fmt.Fprintf(&b, "a%d.example\n", i)
+		}
+		for _, m := range more {
+			b.WriteString(m + "\n")
+		}
+		return b.String()
+	}
+	if code, _, errs := ctl(t, feed(1, 300), "import", "--db", db, "--table", "domain", "-"); code != 0 {
 		t.Fatal(errs)
 	}
-	code, out, errs := ctl(t, "b.example\nc.example\nd.example\ne.example\n", "import", "--replace", "--db", db, "--table", "domain", "-")
-	if code != 0 || !strings.Contains(out, "(1 new or changed, 1 removed as not in the files,") || count(t, db, "domain") != 4 {
+	code, out, errs := ctl(t, feed(2, 300, "e.example"), "import", "--replace", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "(1 new or changed, 1 removed as not in the files,") || count(t, db, "domain") != 300 {
 		t.Fatalf("replace: %d %q %q", code, out, errs)
 	}
 	v := version(t, db)
@@ -125,7 +136,7 @@ func TestImportReplace(t *testing.T) {
 		code int
 		err  string
 	}{
-		{"e.example\n", []string{"--replace"}, 1, "would remove more names than allowed; nothing was changed: 3 of the 4 names in domain (75%, at most 50% allowed)"},
+		{feed(2, 100), []string{"--replace"}, 1, "would remove more names than allowed; nothing was changed: 201 of the 300 names in domain (67%, at most 50% allowed)"},
 		{"# a feed of comments only\n", []string{"--replace"}, 1, "a replacing import of no names would empty the table"},
 		{"e.example\n", []string{"--replace", "--max-removed", "0"}, 2, "--max-removed 0: want a percentage above 0"},
 		{"e.example\n", []string{"--max-removed", "100"}, 2, "--max-removed applies to --replace only"},
@@ -133,17 +144,17 @@ func TestImportReplace(t *testing.T) {
 		args := append([]string{"import", "--db", db, "--table", "domain"}, append(c.args, "-")...)
 		code, out, errs := ctl(t, c.in, args...)
 		if code != c.code || !strings.Contains(errs, c.err) {
-			t.Errorf("%q %v: exit %d %q %q, want %d and %q", c.in, c.args, code, out, errs, c.code, c.err)
+			t.Errorf("%.20q %v: exit %d %q %q, want %d and %q", c.in, c.args, code, out, errs, c.code, c.err)
 		}
-		if version(t, db) != v || count(t, db, "domain") != 4 {
-			t.Errorf("%q %v changed the list", c.in, c.args)
+		if version(t, db) != v || count(t, db, "domain") != 300 {
+			t.Errorf("%.20q %v changed the list", c.in, c.args)
 		}
 	}
 	// A dry run says what the import would do, or why it is refused, and
 	// writes nothing: the triggers the import drops while it runs are back.
 	triggers := count(t, db, "sqlite_master WHERE type = 'trigger'")
-	code, out, errs = ctl(t, "c.example\nd.example\ne.example\nf.example\n", "import", "--replace", "--dry-run", "--db", db, "--table", "domain", "-")
-	if code != 0 || !strings.Contains(out, "dry run, nothing written: would import 4 entries into domain (1 new or changed, 1 removed as not in the files,") {
+	code, out, errs = ctl(t, feed(3, 300, "e.example", "f.example"), "import", "--replace", "--dry-run", "--db", db, "--table", "domain", "-")
+	if code != 0 || !strings.Contains(out, "dry run, nothing written: would import 300 entries into domain (1 new or changed, 1 removed as not in the files,") {
 		t.Errorf("dry run: %d %q %q", code, out, errs)
 	}
 	code, out, errs = ctl(t, "e.example\n", "import", "--replace", "--dry-run", "--db", db, "--table", "domain", "-")
@@ -153,11 +164,18 @@ func TestImportReplace(t *testing.T) {
 	if code, _, errs := ctl(t, "e.example\n", "import", "--dry-run", "--offline", "--db", db, "--table", "domain", "-"); code != 2 || !strings.Contains(errs, "--dry-run and --offline") {
 		t.Errorf("--dry-run --offline: %d %q", code, errs)
 	}
-	if version(t, db) != v || count(t, db, "domain") != 4 || triggers == 0 || count(t, db, "sqlite_master WHERE type = 'trigger'") != triggers {
+	if version(t, db) != v || count(t, db, "domain") != 300 || triggers == 0 || count(t, db, "sqlite_master WHERE type = 'trigger'") != triggers {
 		t.Fatal("a dry run changed the list")
 	}
-	if code, out, errs := ctl(t, "e.example\n", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "3 removed") || count(t, db, "domain") != 1 {
+	if code, out, errs := ctl(t, "e.example\n", "import", "--replace", "--max-removed", "100", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "299 removed") || count(t, db, "domain") != 1 {
 		t.Errorf("--max-removed 100: %d %q %q", code, out, errs)
+	}
+	// In a table of a few names, a few removed are most of it, and allowed.
+	if code, _, errs := ctl(t, feed(1, 4), "import", "--replace", "--db", db, "--table", "domain", "-"); code != 0 || count(t, db, "domain") != 4 {
+		t.Fatalf("a few names: %d %q", code, errs)
+	}
+	if code, out, errs := ctl(t, feed(1, 1), "import", "--replace", "--db", db, "--table", "domain", "-"); code != 0 || !strings.Contains(out, "3 removed") || count(t, db, "domain") != 1 {
+		t.Errorf("3 of 4 names removed, under the allowance: %d %q %q", code, out, errs)
 	}
 }
 
