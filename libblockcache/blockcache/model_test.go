@@ -44,7 +44,9 @@ func TestEveryVerdictIsItsVersions(t *testing.T) {
 	}
 	t.Run("lru", func(t *testing.T) {
 		path, db := testlist.New(t)
-		modelRun(t, 1, modelList{path: path, db: db}, open(t, path, poll), open(t, path, func(cfg *config.Config) { poll(cfg); cfg.NoFilter = true }))
+		modelRun(t, 1, modelList{path: path, db: db}, open(t, path, poll),
+			open(t, path, func(cfg *config.Config) { poll(cfg); cfg.NoFilter = true }),
+			open(t, path, func(cfg *config.Config) { poll(cfg); cfg.LRUSize = 16 })) // evicts all the time
 	})
 	t.Run("valkey", func(t *testing.T) {
 		srv := valkeytest.Start(t)
