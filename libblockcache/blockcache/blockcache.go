@@ -147,18 +147,33 @@ func (c *Cache) CachedCNAME(ctx context.Context, question, target string) bool {
 	return blocked
 }
 
+// cnameAttempts bounds the lookups of a CNAME decision while the list
+// keeps changing under it; past them the reply is let through, as before
+// the check existed.
+const cnameAttempts = 3
+
 func (c *Cache) cname(ctx context.Context, question, target string) (Answer, bool) {
 	if c.Config.NoCNAME {
 		return Answer{}, false
 	}
-	if q, _ := c.Lookup(ctx, question); q.Verdict.Action != verdict.Pass {
-		return Answer{}, false
+	// Both verdicts must be of one list version: a change that allows
+	// the question and lists the target in one commit must not block
+	// the reply on the old version's question and the new one's target.
+	for range cnameAttempts {
+		q, _ := c.Lookup(ctx, question)
+		if q.Verdict.Action != verdict.Pass {
+			return Answer{}, false
+		}
+		t, _ := c.Lookup(ctx, target)
+		if t.NS != q.NS {
+			continue
+		}
+		if t.Verdict.Action != verdict.Block {
+			return Answer{}, false
+		}
+		return t, true
 	}
-	t, _ := c.Lookup(ctx, target)
-	if t.Verdict.Action != verdict.Block {
-		return Answer{}, false
-	}
-	return t, true
+	return Answer{}, false
 }
 
 // Explain resolves from SQLite, bypassing caches, and reports which tier

@@ -245,6 +245,51 @@ func TestCNAME(t *testing.T) {
 	}
 }
 
+// A reply's CNAME decision takes the question's verdict and the target's
+// from one list version. The list switches back and forth, in single
+// commits, between "neither listed" and "the question allowed, the target
+// blocked": under either version no reply is blocked, and a decision that
+// read the question before a switch and the target after it would block.
+func TestCNAMEDecidesOnOneVersion(t *testing.T) {
+	path, db := testlist.New(t)
+	c := open(t, path, func(cfg *config.Config) { cfg.PollInterval = time.Millisecond })
+	ctx := context.Background()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for on := true; ; on = !on {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if on {
+				testlist.Exec(t, db, `BEGIN; INSERT INTO domain_dns_allow VALUES ('www.shop.example', '#'); INSERT INTO domain VALUES ('tracker.example', NULL, NULL); COMMIT`)
+			} else {
+				testlist.Exec(t, db, `BEGIN; DELETE FROM domain_dns_allow; DELETE FROM domain; COMMIT`)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	blocked, calls := 0, 0
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); calls++ {
+		if _, b := c.CNAME(ctx, "www.shop.example", "cdn.tracker.example"); b {
+			blocked++
+		}
+	}
+	close(stop)
+	<-done
+	st := c.Stats()
+	t.Logf("%d decisions, %d blocked; %d reloads", calls, blocked, st.Store.Reloads)
+	if blocked > 0 {
+		t.Errorf("%d of %d replies blocked on verdicts of two list versions", blocked, calls)
+	}
+	if st.Store.Reloads < 50 {
+		t.Errorf("only %d reloads: the list did not switch often enough to test this", st.Store.Reloads)
+	}
+}
+
 func TestOpenFailsClearly(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.db")
 	cfg := config.Default()
