@@ -56,6 +56,18 @@ func TestEveryVerdictIsItsVersions(t *testing.T) {
 		}
 		modelRun(t, 2, modelList{path: path, db: db}, node(), node())
 	})
+	t.Run("valkey-cluster", func(t *testing.T) {
+		cl := valkeytest.StartCluster(t)
+		path, db := testlist.New(t)
+		node := func() *Cache {
+			return open(t, path, func(cfg *config.Config) {
+				poll(cfg)
+				cfg.LRUSize, cfg.Valkey.Timeout = 0, 50*time.Millisecond
+				cfg.Valkey.Cluster = strings.Split(cl.Seeds(), ",")
+			})
+		}
+		modelRun(t, 5, modelList{path: path, db: db}, node(), node())
+	})
 	t.Run("lru+valkey", func(t *testing.T) {
 		srv := valkeytest.Start(t)
 		path, db := testlist.New(t)
