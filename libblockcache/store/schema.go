@@ -167,6 +167,10 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 		return fmt.Errorf("begin schema transaction: %w", err)
 	}
 	defer tx.Rollback()
+	existed, _, err := schemaNames(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("schema: %w", err)
+	}
 	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + MetaTable + ` (Key TEXT PRIMARY KEY, Value) WITHOUT ROWID`,
 		`INSERT OR IGNORE INTO ` + MetaTable + ` VALUES ('version', 1), ('list_id', lower(hex(randomblob(8)))), ('schema', ` + fmt.Sprint(SchemaVersion) + `)`,
@@ -191,13 +195,26 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	// a version trigger replaced by a newer text does not make the first
 	// write after an upgrade read every row.
 	created := map[verdict.Table]bool{}
+	unversioned := false // rows of a versioned list may have changed without a bump
 	for _, t := range RuleTables {
 		for i, ddl := range TriggerDDL(t) {
-			made, err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl)
+			made, missing, err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl)
 			if err != nil {
 				return err
 			}
 			created[t] = created[t] || (made && i >= 3)
+			unversioned = unversioned || missing && i < 3 && existed[MetaTable] && existed[verdict.TableNames[t]]
+		}
+	}
+	if unversioned {
+		// A version trigger was gone from a table of a list with a
+		// version: a tool dropped it, and rows it wrote since changed
+		// the list under the version caches hold verdicts of. A new
+		// version, unlogged, makes every reader drop them.
+		for _, s := range []string{BumpVersion, StampVersion, trimStamps} {
+			if _, err := tx.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("schema: %s: %w", firstWords(s), err)
+			}
 		}
 	}
 	for _, t := range ruleKeyTables {
@@ -216,25 +233,27 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 }
 
 // ensureTrigger creates the trigger, or replaces one of that name whose
-// text differs, and reports whether it did. SQLite keeps a trigger's
-// CREATE statement as written.
-func ensureTrigger(ctx context.Context, tx *sql.Tx, name, ddl string) (bool, error) {
+// text differs, and reports whether it did, and whether there was none.
+// SQLite keeps a trigger's CREATE statement as written.
+func ensureTrigger(ctx context.Context, tx *sql.Tx, name, ddl string) (made, missing bool, err error) {
 	var have string
-	err := tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&have)
+	err = tx.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?`, name).Scan(&have)
 	switch {
 	case err == nil && have == ddl:
-		return false, nil
+		return false, false, nil
 	case err == nil:
 		if _, err := tx.ExecContext(ctx, "DROP TRIGGER "+name); err != nil {
-			return false, fmt.Errorf("schema: replace trigger %s: %w", name, err)
+			return false, false, fmt.Errorf("schema: replace trigger %s: %w", name, err)
 		}
-	case !errors.Is(err, sql.ErrNoRows):
-		return false, fmt.Errorf("schema: read trigger %s: %w", name, err)
+	case errors.Is(err, sql.ErrNoRows):
+		missing = true
+	default:
+		return false, false, fmt.Errorf("schema: read trigger %s: %w", name, err)
 	}
 	if _, err := tx.ExecContext(ctx, ddl); err != nil {
-		return false, fmt.Errorf("schema: %s: %w", firstWords(ddl), err)
+		return false, false, fmt.Errorf("schema: %s: %w", firstWords(ddl), err)
 	}
-	return true, nil
+	return true, missing, nil
 }
 
 // normalizeRows rewrites rows written by tools that kept upper case or a

@@ -110,6 +110,10 @@ type snapshot struct {
 	regex    *regexSet
 	q        *queries
 	loadedAt time.Time
+	// untriggered names a rule table whose version triggers are gone:
+	// the list has a version, but its rows change without it, and it is
+	// read as a list without one (hasMeta false).
+	untriggered string
 	// filter holds every name of this version (and maybe names removed
 	// since it was built: false positives only); nil until one is ready.
 	filter atomic.Pointer[filter]
@@ -323,6 +327,9 @@ func (s *Store) refresh(ctx context.Context, force bool) error {
 		}
 		s.opts.Logf("blockcache: domain_regex pattern %q skipped: %v", p, next.regex.skipErrs[i])
 	}
+	if next.untriggered != "" && (cur == nil || cur.untriggered == "") {
+		s.opts.Logf("blockcache: %s: table %s has lost its version triggers (dropped by a tool?), so its rows change without a new list version: the list is read as one without versions (every change drops every cached verdict, and no verdict is shared through Valkey) until `blockcachectl init --db %s` puts them back", s.opts.Path, next.untriggered, s.opts.Path)
+	}
 	if next.hasMeta && !next.hasLog && !s.noLogSaid {
 		s.noLogSaid = true
 		s.opts.Logf("blockcache: %s has no change log (%s), so every list change drops every cached verdict and rebuilds the filter; `blockcachectl init` adds it", s.opts.Path, ChangesTable)
@@ -421,37 +428,24 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 	}
 	defer tx.Rollback()
 	next = &snapshot{regex: &regexSet{}, loadedAt: time.Now()}
-	rows, err := tx.QueryContext(ctx, `SELECT lower(name) FROM sqlite_master WHERE type = 'table'`)
+	names, triggers, err := schemaNames(ctx, tx)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("list tables: %w", err)
+		return nil, nil, false, err
 	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return nil, nil, false, fmt.Errorf("list tables: %w", err)
-		}
-		for _, t := range RuleTables {
-			if n == verdict.TableNames[t] {
-				next.tables[t] = true
-			}
-		}
-		switch n {
-		case MetaTable:
-			next.hasMeta = true
-		case ChangesTable:
-			next.hasLog = true
-		case StampsTable:
-			next.stamped = true
-		}
-	}
-	rows.Close()
+	next.tables = ruleTablesIn(names)
+	next.hasMeta, next.hasLog, next.stamped = names[MetaTable], names[ChangesTable], names[StampsTable]
 	if next.tables == [len(next.tables)]bool{} && !next.hasMeta {
 		// An empty file is a valid SQLite database, and so is another
 		// program's: answering from either would unlist every name without
 		// a word. At a start that is refused; a file replaced by one is
 		// rejected and the old list keeps answering.
 		return nil, nil, false, notAList(s.opts.Path)
+	}
+	if next.hasMeta {
+		next.untriggered = untriggered(next.tables, triggers)
+		// Rows written without the triggers changed the list under the
+		// version caches key it on: read it as a list without versions.
+		next.hasMeta = next.untriggered == ""
 	}
 	next.stamped = next.stamped && next.hasMeta
 	if next.hasMeta {
@@ -509,6 +503,57 @@ func (s *Store) load(ctx context.Context, f *dbFile, base *snapshot) (next *snap
 		}
 	}
 	return next, delta, regexChanged, nil
+}
+
+// schemaNames reads the lower-case names of the list's tables and of its
+// triggers.
+func schemaNames(ctx context.Context, q querier) (tables, triggers map[string]bool, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT type, lower(name) FROM sqlite_master WHERE type IN ('table', 'trigger')`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer rows.Close()
+	tables, triggers = map[string]bool{}, map[string]bool{}
+	for rows.Next() {
+		var typ, n string
+		if err := rows.Scan(&typ, &n); err != nil {
+			return nil, nil, fmt.Errorf("list tables: %w", err)
+		}
+		if typ == "trigger" {
+			triggers[n] = true
+		} else {
+			tables[n] = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("list tables: %w", err)
+	}
+	return tables, triggers, nil
+}
+
+// ruleTablesIn says which rule tables are among names.
+func ruleTablesIn(names map[string]bool) (in [verdict.TableRegex + 1]bool) {
+	for _, t := range RuleTables {
+		in[t] = names[verdict.TableNames[t]]
+	}
+	return in
+}
+
+// untriggered returns the first of tables whose version triggers
+// (TriggerNames' first three: every release has named them so) are not
+// all in triggers, or "".
+func untriggered(tables [verdict.TableRegex + 1]bool, triggers map[string]bool) string {
+	for _, t := range RuleTables {
+		if !tables[t] {
+			continue
+		}
+		for _, n := range TriggerNames(t)[:3] {
+			if !triggers[n] {
+				return verdict.TableNames[t]
+			}
+		}
+	}
+	return ""
 }
 
 // loadStamps reads the stamps of next's versions from from on, in next's

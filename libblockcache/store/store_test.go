@@ -678,3 +678,57 @@ func holdsDeletedFile(t *testing.T, dir string) bool {
 	}
 	return false
 }
+
+// A tool that drops the version triggers and then writes rows changes the
+// list without a new version: every cache keyed on the version (this
+// node's LRU, the fleet's Valkey) would keep answering the old rows. The
+// reader notices that the triggers are gone and reads the list as one
+// without versions (a version of its own at each change, nothing shared),
+// and says how to mend it. Init (`blockcachectl init`) puts the triggers
+// back under a new version, so that no verdict cached before is taken
+// for the rows written meanwhile.
+func TestDroppedTriggers(t *testing.T) {
+	path, db := testlist.New(t, fixture...)
+	l := &logs{}
+	s := open(t, path, l.logf)
+	before := s.Namespace()
+	var drops []string
+	for _, n := range store.TriggerNames(verdict.TableDomain)[:3] {
+		drops = append(drops, "DROP TRIGGER "+n)
+	}
+	testlist.Exec(t, db, drops...)
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('new.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() != before })
+	if ns := s.Namespace(); ns.ListID == before.ListID || s.Stats().HasMeta {
+		t.Errorf("read as %v (meta %v) with its triggers dropped, want a list of its own without versions", ns, s.Stats().HasMeta)
+	}
+	if line := l.with("version triggers"); !strings.Contains(line, "domain") || !strings.Contains(line, "blockcachectl init") {
+		t.Errorf("no line names the table and the remedy:\n%s", l.text())
+	}
+	if v := resolve(t, s, "new.example"); v.Action != verdict.Block {
+		t.Errorf("new.example: %+v", v)
+	}
+	unversioned := s.Namespace()
+	testlist.Exec(t, db, `INSERT INTO domain VALUES ('newer.example', NULL, NULL)`)
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace() != unversioned })
+
+	if err := store.Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return s.Namespace().ListID == before.ListID })
+	if after := s.Namespace(); after.Version != before.Version+1 || after.Stamp == 0 || after.Stamp == before.Stamp {
+		t.Errorf("after init: %v, want version %d with a stamp of its own (before: %v)", after, before.Version+1, before)
+	}
+	if v := resolve(t, s, "newer.example"); v.Action != verdict.Block {
+		t.Errorf("newer.example: %+v", v)
+	}
+	// An Init that finds every trigger in place leaves the version alone.
+	v := s.Namespace()
+	if err := store.Init(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	if err := db.QueryRow(`SELECT Value FROM ` + store.MetaTable + ` WHERE Key = 'version'`).Scan(&got); err != nil || got != v.Version {
+		t.Errorf("a second init: version %d (%v), want %d", got, err, v.Version)
+	}
+}

@@ -855,6 +855,18 @@ func (w *Writer) Namespace(ctx context.Context) (Namespace, error) {
 	return readNamespace(ctx, w.DB)
 }
 
+// Untriggered names a rule table whose version triggers are gone (a
+// tool dropped them), or "" when there is none or the list has no
+// version at all. Its rows change without a new version, so readers take
+// the list as one without versions until a writer's open puts them back.
+func (w *Writer) Untriggered(ctx context.Context) (string, error) {
+	tables, triggers, err := schemaNames(ctx, w.DB)
+	if err != nil || !tables[MetaTable] {
+		return "", err
+	}
+	return untriggered(ruleTablesIn(tables), triggers), nil
+}
+
 // Fork gives the list a new identity (list_id) and keeps its rows,
 // version, stamps and change log. A restored backup wants one: it is an
 // older version of its list, and the versions written after it repeat the
