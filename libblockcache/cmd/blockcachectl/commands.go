@@ -700,6 +700,11 @@ func cmdStats(ctx context.Context, c *cli, args []string) error {
 		stamp = "no stamp: a list older than " + store.StampsTable + ", which a writing blockcachectl adds"
 	}
 	fmt.Fprintf(c.stdout, "database: %s\nlist:     %s (%s)\n", c.cfg.DBFile, ns, stamp)
+	if t, err := w.Untriggered(ctx); err != nil {
+		return err
+	} else if t != "" {
+		fmt.Fprintf(c.stdout, "triggers: %s has lost its version triggers: its rows change without a new version, so dnsmasq reads the list as one without versions (nothing cached across changes or shared); `blockcachectl init` puts them back\n", t)
+	}
 	if *noCount {
 		fmt.Fprintf(c.stdout, "  (rows not counted: --no-count)\n")
 	} else {

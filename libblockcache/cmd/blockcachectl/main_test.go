@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -604,6 +605,32 @@ func TestFilterReportsOddNames(t *testing.T) {
 	code, out, errs = ctl(t, "", "stats", "--db", db)
 	if want := "\nnames:    1 listed name that no query asks for: domain \"*.star.example\""; code != 0 || !strings.Contains(out, want) || !strings.Contains(out, "(found when the filter was saved)\n") {
 		t.Errorf("stats: %d %q %q, want %q", code, out, errs, want)
+	}
+}
+
+// stats says when a tool dropped the version triggers, and init puts
+// them back with a new version.
+func TestStatsReportsDroppedTriggers(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "list.db")
+	ctl(t, "", "init", "--db", db)
+	ctl(t, "", "add", "--db", db, "--table", "domain", "ads.example")
+	if _, out, _ := ctl(t, "", "stats", "--db", db); strings.Contains(out, "triggers:") {
+		t.Errorf("stats of a list with its triggers: %q", out)
+	}
+	v := version(t, db)
+	if out, err := exec.Command("sqlite3", db, `DROP TRIGGER blockcache_domain_del; DELETE FROM domain`).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v %s", err, out)
+	}
+	want := "\ntriggers: domain has lost its version triggers"
+	if code, out, errs := ctl(t, "", "stats", "--db", db); code != 0 || !strings.Contains(out, want) {
+		t.Errorf("stats: %d %q %q, want %q", code, out, errs, want)
+	}
+	if code, _, errs := ctl(t, "", "init", "--db", db); code != 0 {
+		t.Fatal(errs)
+	}
+	n, _ := strconv.Atoi(v)
+	if code, out, _ := ctl(t, "", "stats", "--db", db); code != 0 || strings.Contains(out, "triggers:") || version(t, db) != strconv.Itoa(n+1) {
+		t.Errorf("after init: %q, version %s, want %d", out, version(t, db), n+1)
 	}
 }
 
