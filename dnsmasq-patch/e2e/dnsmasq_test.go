@@ -549,6 +549,18 @@ func TestListChangeBeatsDnsmasqCache(t *testing.T) {
 	// lookups ask for it, in the same commit.
 	sqlite3(t, db, "INSERT INTO domain VALUES ('Soon.Example.', NULL, NULL)")
 	d.waitAnswer(t, 2*time.Second, "www.soon.example", "NOERROR A 0.0.0.0 EDE 15", "an insert in upper case with a trailing dot")
+	// Written around the triggers, which a tool dropped: the row changes
+	// without a new version, and the verdict the library cached for the
+	// name under that version must not keep answering.
+	if got := summary(d.mustQuery(t, "udp", "later.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+		t.Fatalf("later.example before: %s", got)
+	}
+	sqlite3(t, db, "DROP TRIGGER blockcache_domain_ins; INSERT INTO domain VALUES ('later.example', NULL, NULL)")
+	d.waitAnswer(t, 2*time.Second, "later.example", "NOERROR A 0.0.0.0 EDE 15", "an insert with the triggers dropped")
+	if got := summary(d.mustQuery(t, "tcp", "later.example", dns.TypeA)); got != "NOERROR A 0.0.0.0 EDE 15" {
+		t.Errorf("tcp after an insert with the triggers dropped: %s", got)
+	}
+	t.Log(d.waitLog(t, 2*time.Second, "has lost its version triggers", "blockcachectl init"))
 }
 
 // Listing a name with the sqlite3 shell keeps every verdict the library
