@@ -34,7 +34,7 @@ import (
 // of the precedence rules, run on the rows of the version the answer is
 // tagged with. The nodes answer from an LRU, from a Valkey that two of them
 // share, or from both, and read the list the writer changes or a copy of it
-// published now and then.
+// published now and then; one of them is flushed (SIGHUP) now and then.
 func TestEveryVerdictIsItsVersions(t *testing.T) {
 	poll := func(cfg *config.Config) { cfg.PollInterval = 5 * time.Millisecond }
 	withValkey := func(port int) func(*config.Config) {
@@ -434,7 +434,7 @@ func modelRun(t *testing.T, seed uint64, ml modelList, nodes ...*Cache) {
 		}
 	}
 	allTables := append(ruleTables, verdict.TableRegex)
-	imports, publishes := 0, 0
+	imports, publishes, flushes := 0, 0, 0
 	for step := 0; step < 300; step++ {
 		k := r.IntN(25)
 		if k <= 2 {
@@ -467,6 +467,12 @@ func modelRun(t *testing.T, seed uint64, ml modelList, nodes ...*Cache) {
 			}
 			publishes++
 		}
+		if r.IntN(20) == 0 { // dnsmasq's SIGHUP, while readers ask
+			if err := nodes[0].Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			flushes++
+		}
 		time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -496,8 +502,8 @@ func modelRun(t *testing.T, seed uint64, ml modelList, nodes ...*Cache) {
 		deltas += st.Store.Deltas
 		reopens += st.Store.Reopens
 	}
-	t.Logf("%d answers (%v; by table %v), %d wrong, %d lookups failed (list changing); %d versions (%d imports, %d publishes), %d read as deltas, %d files reopened, %d revalidated",
-		len(all), byTier, byTable, wrong, failed, len(truth), imports, publishes, deltas, reopens, revalidated)
+	t.Logf("%d answers (%v; by table %v), %d wrong, %d lookups failed (list changing); %d versions (%d imports, %d publishes, %d flushes), %d read as deltas, %d files reopened, %d revalidated",
+		len(all), byTier, byTable, wrong, failed, len(truth), imports, publishes, flushes, deltas, reopens, revalidated)
 	if revalidated == 0 || byTier[verdict.TierLRU]+byTier[verdict.TierValkey] == 0 {
 		t.Error("the run did not exercise revalidation")
 	}
