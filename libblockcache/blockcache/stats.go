@@ -80,7 +80,7 @@ func (c *Cache) metricsSample() metrics.Sample {
 		ValkeyDropped: s.ValkeyDropped, ValkeyCorrupt: s.ValkeyCorrupt, ValkeyCircuit: s.ValkeyCircuitOpen,
 		ValkeyWriteErrors: s.ValkeyWriteErrors,
 		LRUEntries:        s.LRUEntries, LRUEvictions: s.LRUEvictions, LRUFlushed: s.LRUFlushed,
-		ListVersion: s.Store.Namespace.Version, ListStamp: s.Store.Namespace.Stamp, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
+		ListVersion: s.Store.Namespace.Version, ListStamp: s.Store.Namespace.Stamp, ListVersioned: s.Store.HasMeta, ListLoaded: s.Store.LoadedAt, ListReloads: s.Store.Reloads, ListReopens: s.Store.Reopens,
 		ListDeltas: s.Store.Deltas, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: s.LRURevalidated},
 		FilterSkips: s.Store.FilterSkips, FilterBytes: s.Store.FilterBytes,
 		FilterBuilds: s.Store.FilterBuilds, FilterLoads: s.Store.FilterLoads,

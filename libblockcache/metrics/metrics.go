@@ -36,6 +36,7 @@ type Sample struct {
 	LRUFlushed        uint64
 	ListVersion       uint64
 	ListStamp         uint32
+	ListVersioned     bool
 	ListLoaded        time.Time
 	ListReloads       uint64
 	ListReopens       uint64
@@ -127,6 +128,7 @@ var (
 	descFlushed  = prometheus.NewDesc("blockcache_lru_flushed_total", "Verdicts dropped from the in-process cache by a flush (dnsmasq's SIGHUP), not counted as evictions.", nil, nil)
 	descVersion  = prometheus.NewDesc("blockcache_list_version", "Version of the blocklist lookups are answered from.", nil, nil)
 	descStamp    = prometheus.NewDesc("blockcache_list_stamp", "Random stamp of that version (0: the list has none): nodes at one version with different stamps run two histories of the list (a restored backup, a copy edited on its own), and share only the verdicts of the versions they have in common.", nil, nil)
+	descVersnd   = prometheus.NewDesc("blockcache_list_versioned", "1 when the list carries its own version (blockcache_meta and the version triggers); 0 when it is read without one (made by another tool and never initialized, or a tool dropped its triggers: blockcachectl init mends both), so that nothing is kept across changes or shared through Valkey.", nil, nil)
 	descLoaded   = prometheus.NewDesc("blockcache_list_loaded_timestamp_seconds", "When that version was loaded.", nil, nil)
 	descReloads  = prometheus.NewDesc("blockcache_list_reloads_total", "List versions loaded.", nil, nil)
 	descReopens  = prometheus.NewDesc("blockcache_list_file_replacements_total", "New list files (renamed over db-file, or a flipped symlink) switched to.", nil, nil)
@@ -144,7 +146,7 @@ type collector struct{ sample func() Sample }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLookups, descInvalid, descErrors, descHits, descMisses, descVErrors, descVTimeout,
-		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descFlushed, descVersion, descStamp, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descOdd, descBuild} {
+		descVDropped, descVWErrors, descVCorrupt, descVCircuit, descLRU, descEvict, descFlushed, descVersion, descStamp, descVersnd, descLoaded, descReloads, descReopens, descDeltas, descReval, descSkips, descFilter, descFReady, descRegex, descCNAME, descOdd, descBuild} {
 		ch <- d
 	}
 }
@@ -189,6 +191,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFlushed, s.LRUFlushed)
 	gauge(descVersion, float64(s.ListVersion))
 	gauge(descStamp, float64(s.ListStamp))
+	versioned := 0.0
+	if s.ListVersioned {
+		versioned = 1
+	}
+	gauge(descVersnd, versioned)
 	gauge(descLoaded, float64(s.ListLoaded.UnixNano())/1e9)
 	counter(descReloads, s.ListReloads)
 	counter(descReopens, s.ListReopens)

@@ -33,7 +33,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 	sample := Sample{
 		Invalid: 3, ValkeyEnabled: true, ValkeyCircuit: true, ValkeyTimeouts: 5,
 		TierHits: map[verdict.Tier]uint64{verdict.TierLRU: 11}, LRUEntries: 9, LRUEvictions: 16, LRUFlushed: 17,
-		ListVersion: 42, ListStamp: 3735928559, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
+		ListVersion: 42, ListStamp: 3735928559, ListVersioned: true, ListLoaded: time.Unix(1700000000, 0), ListReopens: 6, CNAMEBlocks: 9, RegexPatterns: 4, RegexSkipped: 2,
 		ListDeltas: 12, Revalidated: map[verdict.Tier]uint64{verdict.TierLRU: 13, verdict.TierValkey: 14},
 		FilterBuilds: 5, FilterLoads: 3, OddNames: 8, ValkeyWriteErrors: 15, Revision: "abc123", GoVersion: "go1.99",
 	}
@@ -63,6 +63,7 @@ func TestScrapeReportsTheSample(t *testing.T) {
 		`blockcache_lru_flushed_total 17`,
 		`blockcache_list_version 42`,
 		`blockcache_list_stamp 3.735928559e+09`,
+		`blockcache_list_versioned 1`,
 		`blockcache_list_file_replacements_total 6`,
 		`blockcache_list_delta_reloads_total 12`,
 		`blockcache_revalidated_total{tier="lru"} 13`,
