@@ -656,19 +656,24 @@ func (snap *snapshot) withRegex(n string, v verdict.Verdict) verdict.Verdict {
 // between; the answer is tagged ver. Otherwise the lookup fails (pass,
 // uncached, counted).
 func (s *Store) rowsVersion(ctx context.Context, snap *snapshot, n string, v verdict.Verdict, ver uint64) (verdict.Verdict, Namespace, error) {
-	ns := Namespace{ListID: snap.ns.ListID, Version: ver}
-	if snap.stamped {
-		// Read apart, on this rare path, rather than by every lookup's
-		// statement: a version's stamp never changes once committed.
-		// Unread, 0 only makes the answer's cached copies useless.
-		ns.Stamp, _ = readStamp(ctx, snap.q.db, ver)
+	// The answer's namespace. Its stamp is read apart, on this rare path,
+	// rather than by every lookup's statement: a version's stamp never
+	// changes once committed. Unread, 0 only makes the answer's cached
+	// copies useless.
+	tagged := func() Namespace {
+		ns := Namespace{ListID: snap.ns.ListID, Version: ver}
+		if snap.stamped {
+			r, _ := readStamps(ctx, snap.q.db, ver, ver)
+			ns.Stamp = r.of(ver)
+		}
+		return ns
 	}
 	if ver > snap.ns.Version && v.Action != verdict.Pass {
-		return v, ns, nil
+		return v, tagged(), nil
 	}
 	if ver > snap.ns.Version && snap.hasLog {
 		if _, ok, regex, err := readDelta(ctx, snap.q.db, snap.ns.Version, ver); err == nil && ok && !regex {
-			return snap.withRegex(n, v), ns, nil
+			return snap.withRegex(n, v), tagged(), nil
 		}
 	}
 	s.errs.Add(1)
