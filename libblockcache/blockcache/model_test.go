@@ -256,8 +256,8 @@ func modelRun(t *testing.T, seed uint64, ml modelList, nodes ...*Cache) {
 	servers := []string{"#", "9.9.9.9", "1.1.1.3#5353", " 192.0.2.53 ", "not a server"}
 
 	list := modelRows{}
-	for t := range list {
-		list[t] = map[string]modelRule{}
+	for tb := range list {
+		list[tb] = map[string]modelRule{}
 	}
 	var mu sync.Mutex
 	truth := map[uint64]modelRows{}
