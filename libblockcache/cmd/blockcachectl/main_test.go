@@ -625,12 +625,15 @@ func TestStatsReportsDroppedTriggers(t *testing.T) {
 	if code, out, errs := ctl(t, "", "stats", "--db", db); code != 0 || !strings.Contains(out, want) {
 		t.Errorf("stats: %d %q %q, want %q", code, out, errs, want)
 	}
-	if code, _, errs := ctl(t, "", "init", "--db", db); code != 0 {
-		t.Fatal(errs)
+	if code, out, errs := ctl(t, "", "init", "--db", db); code != 0 || !strings.Contains(out, "domain had lost its version triggers: they are back, under a new version") {
+		t.Fatalf("init: %d %q %q", code, out, errs)
 	}
 	n, _ := strconv.Atoi(v)
 	if code, out, _ := ctl(t, "", "stats", "--db", db); code != 0 || strings.Contains(out, "triggers:") || version(t, db) != strconv.Itoa(n+1) {
 		t.Errorf("after init: %q, version %s, want %d", out, version(t, db), n+1)
+	}
+	if _, out, _ := ctl(t, "", "init", "--db", db); strings.Contains(out, "lost") || version(t, db) != strconv.Itoa(n+1) {
+		t.Errorf("a second init: %q, version %s", out, version(t, db))
 	}
 }
 
