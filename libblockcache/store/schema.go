@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/libblockcache/libblockcache/libblockcache/name"
@@ -151,25 +152,29 @@ const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 
 // rows are kept (names are lower-cased and stripped of a trailing dot so the
 // engine's point lookups find them), and the journal becomes WAL so that
 // writers never block lookups. It runs in one transaction.
-func Init(ctx context.Context, db *sql.DB) error { return initSchema(ctx, db, true) }
+func Init(ctx context.Context, db *sql.DB) error {
+	_, err := initSchema(ctx, db, true)
+	return err
+}
 
 // initSchema is Init. With all false (every Writer's open) it normalizes
 // only the tables whose triggers it just created, since the triggers
 // normalize every row written after them: a read of every row is seconds
 // at 10M rows and minutes at a billion, too much for `blockcachectl add`
-// of one name.
-func initSchema(ctx context.Context, db *sql.DB, all bool) error {
+// of one name. It returns the rule tables whose version triggers it put
+// back on a list that has a version (a tool had dropped them).
+func initSchema(ctx context.Context, db *sql.DB, all bool) (restored []string, err error) {
 	if _, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
-		return fmt.Errorf("set WAL journal mode: %w", err)
+		return nil, fmt.Errorf("set WAL journal mode: %w", err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin schema transaction: %w", err)
+		return nil, fmt.Errorf("begin schema transaction: %w", err)
 	}
 	defer tx.Rollback()
 	existed, _, err := schemaNames(ctx, tx)
 	if err != nil {
-		return fmt.Errorf("schema: %w", err)
+		return nil, fmt.Errorf("schema: %w", err)
 	}
 	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS ` + MetaTable + ` (Key TEXT PRIMARY KEY, Value) WITHOUT ROWID`,
@@ -184,7 +189,7 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("schema: %s: %w", firstWords(s), err)
+			return nil, fmt.Errorf("schema: %s: %w", firstWords(s), err)
 		}
 	}
 	// Triggers first, so that rows rewritten below bump the version, and
@@ -195,41 +200,46 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) error {
 	// a version trigger replaced by a newer text does not make the first
 	// write after an upgrade read every row.
 	created := map[verdict.Table]bool{}
-	unversioned := false // rows of a versioned list may have changed without a bump
 	for _, t := range RuleTables {
+		name := verdict.TableNames[t]
 		for i, ddl := range TriggerDDL(t) {
 			made, missing, err := ensureTrigger(ctx, tx, TriggerNames(t)[i], ddl)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			created[t] = created[t] || (made && i >= 3)
-			unversioned = unversioned || missing && i < 3 && existed[MetaTable] && existed[verdict.TableNames[t]]
+			if missing && i < 3 && existed[MetaTable] && existed[name] && !slices.Contains(restored, name) {
+				restored = append(restored, name)
+			}
 		}
 	}
-	if unversioned {
+	if len(restored) > 0 {
 		// A version trigger was gone from a table of a list with a
 		// version: a tool dropped it, and rows it wrote since changed
 		// the list under the version caches hold verdicts of. A new
 		// version, unlogged, makes every reader drop them.
 		for _, s := range []string{BumpVersion, StampVersion, trimStamps} {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
-				return fmt.Errorf("schema: %s: %w", firstWords(s), err)
+				return nil, fmt.Errorf("schema: %s: %w", firstWords(s), err)
 			}
 		}
 	}
 	for _, t := range ruleKeyTables {
 		if all || created[t] {
 			if err := normalizeRows(ctx, tx, verdict.TableNames[t]); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if all {
 			if err := rewriteForeignNames(ctx, tx, t); err != nil {
-				return err
+				return nil, err
 			}
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return restored, nil
 }
 
 // ensureTrigger creates the trigger, or replaces one of that name whose

@@ -22,6 +22,10 @@ import (
 type Writer struct {
 	DB   *sql.DB
 	Path string
+	// Restored are the rule tables whose version triggers this open put
+	// back (a tool had dropped them), under a new version that makes
+	// every reader drop its cached verdicts.
+	Restored []string
 }
 
 // OpenWriter opens path read-write. With create, a missing file is created;
@@ -88,13 +92,14 @@ func openWriter(ctx context.Context, path string, create bool, mode openMode) (*
 			return nil, err
 		}
 	}
+	var restored []string
 	if mode != openRead {
-		if err := initSchema(ctx, db, mode == openInit); err != nil {
+		if restored, err = initSchema(ctx, db, mode == openInit); err != nil {
 			db.Close()
 			return nil, openError(path, err)
 		}
 	}
-	return &Writer{DB: db, Path: path}, nil
+	return &Writer{DB: db, Path: path, Restored: restored}, nil
 }
 
 // checkList refuses a file that holds no list, before the schema is

@@ -29,12 +29,6 @@ func cmdInit(ctx context.Context, c *cli, args []string) error {
 	if c.fs.NArg() != 0 {
 		return usagef("init takes no arguments")
 	}
-	// Said after the init that mends it: why the version moved.
-	lost := ""
-	if r, err := store.OpenReading(ctx, c.cfg.DBFile); err == nil {
-		lost, _ = r.Untriggered(ctx)
-		r.Close()
-	}
 	// Every row: a writer's open normalizes only tables whose triggers it
 	// creates (the triggers normalize what is written after them), and a
 	// tool may have written rows with the triggers dropped.
@@ -48,8 +42,8 @@ func cmdInit(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "%s: schema ready, list %s, %d rules\n", c.cfg.DBFile, ns, total(counts))
-	if lost != "" {
-		fmt.Fprintf(c.stdout, "%s had lost its version triggers: they are back, under a new version, so every dnsmasq drops the verdicts it cached before the rows written without them\n", lost)
+	if len(w.Restored) > 0 {
+		fmt.Fprintf(c.stdout, "%s had lost its version triggers: they are back, under a new version, so every dnsmasq drops the verdicts it cached before the rows written without them\n", strings.Join(w.Restored, ", "))
 	}
 	return nil
 }
