@@ -147,6 +147,13 @@ var trimStamps = fmt.Sprintf(`DELETE FROM %s WHERE Version <= %s - %d`, StampsTa
 // anyway.
 const BumpVersion = `UPDATE ` + MetaTable + ` SET Value = Value + 1 WHERE Key = 'version'`
 
+// writerBump is a new version made by a writer rather than by the
+// triggers, with its stamp, as the triggers give theirs: once for a whole
+// import (which logs its changes itself when they are few), and by an
+// Init that finds version triggers gone (logged nowhere, so every reader
+// drops its cached verdicts).
+var writerBump = []string{BumpVersion, StampVersion, trimStamps}
+
 // Init creates the schema, or upgrades a database made by other tools in
 // place: missing tables, the meta table and the triggers are added, existing
 // rows are kept (names are lower-cased and stripped of a trailing dot so the
@@ -218,7 +225,7 @@ func initSchema(ctx context.Context, db *sql.DB, all bool) (restored []string, e
 		// version: a tool dropped it, and rows it wrote since changed
 		// the list under the version caches hold verdicts of. A new
 		// version, unlogged, makes every reader drop them.
-		for _, s := range []string{BumpVersion, StampVersion, trimStamps} {
+		for _, s := range writerBump {
 			if _, err := tx.ExecContext(ctx, s); err != nil {
 				return nil, fmt.Errorf("schema: %s: %w", firstWords(s), err)
 			}

@@ -580,7 +580,7 @@ func importPart(ctx context.Context, tx *sql.Tx, t verdict.Table, next func() (s
 	}
 	stmts := TriggerDDL(t)
 	if st.Changed > 0 { // an import of nothing new changes nothing: caches stay
-		stmts = append(stmts, BumpVersion, StampVersion, trimStamps)
+		stmts = append(stmts, writerBump...)
 	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
