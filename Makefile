@@ -13,7 +13,7 @@ GOFILES := $(shell find libblockcache -name '*.go' -not -name '*_test.go') go.mo
 REVISION ?= $(shell git describe --always --dirty --abbrev=12 2>/dev/null || echo unknown)
 LDFLAGS  := -X github.com/libblockcache/libblockcache/libblockcache/blockcache.revision=$(REVISION)
 
-.PHONY: all lib ctl dnsmasq ports bench test race fuzz vet install clean demo FORCE
+.PHONY: all lib ctl dnsmasq ports sanitize bench test race fuzz vet install clean demo FORCE
 
 all: lib ctl
 
@@ -48,6 +48,11 @@ $(BUILD)/dnsmasq: $(wildcard dnsmasq-patch/*.patch dnsmasq-patch/*/*.patch /etc/
 ports: all dnsmasq
 	GO=$(GO) scripts/test-ports.sh $(BUILD)
 
+# The patched dnsmasq again with AddressSanitizer and UBSan, through the
+# end-to-end suite; any report fails it.
+sanitize: all dnsmasq
+	GO=$(GO) scripts/test-sanitized.sh $(BUILD)
+
 bench: $(BUILD)/bench
 $(BUILD)/bench: bench/harness.c include/blockcache.h
 	@mkdir -p $(BUILD)
@@ -66,11 +71,13 @@ vet:
 	else echo "vet: shellcheck not installed (scripts/apt-setup.sh installs it), scripts not checked"; fi
 
 # Every test: Go unit tests (real SQLite), the C ABI test, the Valkey tier
-# against real valkey-server processes, the patched dnsmasq end to end, and
-# the benchmark scripts on a tiny list.
+# against real valkey-server processes, the patched dnsmasq end to end (each
+# release's, and this release's under the sanitizers), and the benchmark
+# scripts on a tiny list.
 test: all dnsmasq bench vet
 	BLOCKCACHE_BUILD=$(CURDIR)/$(BUILD) $(GO) test -count=1 -timeout 30m ./...
 	GO=$(GO) scripts/test-ports.sh $(BUILD)
+	GO=$(GO) scripts/test-sanitized.sh $(BUILD)
 	BLOCKCACHE_DNSPERF_SMOKE=1 $(GO) test -count=1 -timeout 10m -run TestDNSPerfScriptsSmoke ./bench/smoke
 	$(MAKE) race fuzz
 

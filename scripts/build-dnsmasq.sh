@@ -7,7 +7,8 @@
 # port. With --stock, builds BUILD/dnsmasq-stock from the same tree
 # unpatched, for benchmarks. The source is fetched at build time, never
 # committed. Both have the compile-time features of Debian's own binary
-# (scripts/dnsmasq-features.sh).
+# (scripts/dnsmasq-features.sh). SANITIZE=address,undefined builds with
+# those sanitizers instead of -O2 (scripts/test-sanitized.sh).
 # Usage: [DNSMASQ_VERSION=V] scripts/build-dnsmasq.sh [--stock] [BUILD_DIR]
 set -euo pipefail
 stock=0
@@ -34,10 +35,14 @@ else
 fi
 # shellcheck source=scripts/dnsmasq-features.sh
 . "$top/scripts/dnsmasq-features.sh"
+flags=()
+if [ -n "${SANITIZE:-}" ]; then
+	flags=(CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=$SANITIZE" LDFLAGS="-fsanitize=$SANITIZE")
+fi
 # -std=gnu17: GCC 15 (Debian 14) defaults to C23, where dnsmasq 2.90's and
 # 2.91's `int (callback)()` declares a function of no arguments and their
 # network.c fails to compile. gnu17 is what GCC 12-14 default to.
-make -s -C "$tree" -j"$(nproc)" \
+make -s -C "$tree" -j"$(nproc)" "${flags[@]}" \
 	COPTS="-std=gnu17 $dnsmasq_features -I$top/include -DBLOCKCACHE_LIBRARY='\"$prefix/lib/libblockcache.so\"'" >/dev/null
 out=$build/dnsmasq
 [ $stock = 1 ] && out=$build/dnsmasq-stock
