@@ -3,6 +3,7 @@ package childsock
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -192,4 +193,60 @@ func TestServeEndsWhenTheChildGoes(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve still running after the child closed its end")
 	}
+}
+
+// asciiUpper is DNS's case folding: ASCII letters only, every other octet
+// (escapes, UTF-8) as it is.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// Any request a child could send, well formed or not, gets an answer: the
+// same answer when asked again (then from the LRU, first from the list)
+// and when its names are in upper case. Arbitrary octets reach the name
+// rules, the membership filter, the LRU, SQL and the regex rules.
+func FuzzAnswer(f *testing.F) {
+	for _, s := range []string{"Lexact.example", "La.b.tracker.net", "LAds1.x", "Lwww.family.example",
+		"Cq.example\x00x.tracker.net", "Kq\x00exact.example", "C\x00", "L", "", "Z", "L.", "L..tracker.net",
+		"L" + strings.Repeat("\x01\x01", 120) + ".tracker.net", "Lexact.example."} {
+		f.Add(s)
+	}
+	path, _ := testlist.New(f, testlist.Fixture...)
+	cfg := config.Default()
+	cfg.DBFile = path
+	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	same := func(a, b blockcache.Answer) bool { // the LRU keeps no rule name: the log's, not the answer's
+		a.Verdict.Rule, b.Verdict.Rule = "", ""
+		return a.Verdict == b.Verdict && a.IPv4 == b.IPv4 && a.IPv6 == b.IPv6
+	}
+	f.Fuzz(func(t *testing.T, req string) {
+		if len(req) > RequestMax {
+			return
+		}
+		stuck := time.AfterFunc(5*time.Second, func() { panic(fmt.Sprintf("stuck on %q", req)) }) // a hang as a crash, with its input
+		defer stuck.Stop()
+		a := answer(ctx, c, req)
+		var out [ResponseSize]byte
+		Encode(a, &out)
+		if again := answer(ctx, c, req); !same(a, again) {
+			t.Errorf("%q: %+v, then %+v", req, a, again)
+		}
+		if req == "" {
+			return
+		}
+		if up := answer(ctx, c, req[:1]+asciiUpper(req[1:])); !same(a, up) { // the kind as it is
+			t.Errorf("%q: %+v, in upper case %+v", req, a, up)
+		}
+	})
 }
