@@ -45,9 +45,9 @@ func TestEncodeLayout(t *testing.T) {
 	}
 }
 
-// serve starts Serve on one end of a real socketpair, as the dnsmasq
-// parent does, and returns the child's end.
-func serve(t *testing.T) (child *os.File, done chan struct{}) {
+// fixtureCache is the library over a real list of testlist.Fixture,
+// closed with the test.
+func fixtureCache(t testing.TB) *blockcache.Cache {
 	t.Helper()
 	path, _ := testlist.New(t, testlist.Fixture...)
 	cfg := config.Default()
@@ -57,6 +57,14 @@ func serve(t *testing.T) (child *os.File, done chan struct{}) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serve starts Serve on one end of a real socketpair, as the dnsmasq
+// parent does, and returns the child's end.
+func serve(t *testing.T) (child *os.File, done chan struct{}) {
+	t.Helper()
+	c := fixtureCache(t)
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -217,14 +225,7 @@ func FuzzAnswer(f *testing.F) {
 		"L" + strings.Repeat("\x01\x01", 120) + ".tracker.net", "Lexact.example."} {
 		f.Add(s)
 	}
-	path, _ := testlist.New(f, testlist.Fixture...)
-	cfg := config.Default()
-	cfg.DBFile = path
-	c, err := blockcache.Open(context.Background(), cfg, ratelog.New(io.Discard, 100, time.Minute))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { c.Close() })
+	c := fixtureCache(f)
 	ctx := context.Background()
 	same := func(a, b blockcache.Answer) bool { // the LRU keeps no rule name: the log's, not the answer's
 		a.Verdict.Rule, b.Verdict.Rule = "", ""
