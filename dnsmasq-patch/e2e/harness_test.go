@@ -5,8 +5,10 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -142,14 +144,39 @@ type opts struct {
 	daemon   bool      // daemonize (no -k): TCP children fork either way
 	dir      string    // working directory of the starting process
 	prefix   []string  // a command that runs dnsmasq, e.g. taskset
+	port     int       // the port to try first instead of a free one
 }
 
 // startDnsmasq runs build/dnsmasq on a free loopback port and waits until
-// it answers.
+// it answers. A port is free when freeUDPPort finds it so, not
+// necessarily when dnsmasq binds it a moment later (another process may
+// take it in between; a dnsmasq's own random source ports are drawn from
+// the same range): then it starts again on another port.
 func startDnsmasq(t testing.TB, o opts) *daemon {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		d, err := tryStartDnsmasq(t, o)
+		o.port = 0
+		if err == nil {
+			return d
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("%v; starting again on another port", err)
+	}
+}
+
+var errPortTaken = errors.New("dnsmasq's port was taken")
+
+func tryStartDnsmasq(t testing.TB, o opts) (*daemon, error) {
+	t.Helper()
 	dir := t.TempDir()
-	d := &daemon{t: t, port: freeUDPPort(t), log: filepath.Join(dir, "dnsmasq.log"), pidFile: filepath.Join(dir, "dnsmasq.pid")}
+	port := o.port
+	if port == 0 {
+		port = freeUDPPort(t)
+	}
+	d := &daemon{t: t, port: port, log: filepath.Join(dir, "dnsmasq.log"), pidFile: filepath.Join(dir, "dnsmasq.pid")}
 	args := d.args(t, o)
 	if !o.daemon {
 		args = append(args, "-k")
@@ -157,15 +184,23 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 	argv := append(append(o.prefix[:len(o.prefix):len(o.prefix)], filepath.Join(buildDir(t), "dnsmasq")), args...)
 	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Dir = o.dir
-	out, _ := os.Create(filepath.Join(dir, "stderr"))
+	stderr := filepath.Join(dir, "stderr")
+	out, _ := os.Create(stderr)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	failed := func(what string, err error) (*daemon, error) {
+		d.stop()
+		e, _ := os.ReadFile(stderr)
+		if bytes.Contains(e, []byte("Address already in use")) {
+			return nil, fmt.Errorf("%w (port %d): %s", errPortTaken, d.port, bytes.TrimSpace(e))
+		}
+		return nil, fmt.Errorf("dnsmasq %s: %v\nstderr:\n%s\nlog:\n%s", what, err, e, d.logText())
+	}
 	if o.daemon {
 		if err := d.cmd.Wait(); err != nil {
-			b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-			t.Fatalf("dnsmasq did not start: %v\n%s", err, b)
+			return failed("did not start", err)
 		}
 		b, err := os.ReadFile(d.pidFile)
 		if err != nil {
@@ -175,18 +210,37 @@ func startDnsmasq(t testing.TB, o opts) *daemon {
 	} else {
 		d.pid = d.cmd.Process.Pid
 	}
-	t.Cleanup(d.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := d.query(t, "udp", "startup.probe.invalid", dns.TypeA); err == nil {
-			return d
+		if !d.alive() {
+			return failed("exited", fmt.Errorf("pid %d is gone", d.pid))
+		}
+		// Alive after an answer too: the answer was this dnsmasq's.
+		_, err := d.query(t, "udp", "startup.probe.invalid", dns.TypeA)
+		if !d.alive() {
+			return failed("exited", fmt.Errorf("pid %d is gone", d.pid))
+		}
+		if err == nil {
+			t.Cleanup(d.stop)
+			return d, nil
 		}
 		if time.Now().After(deadline) {
-			e, _ := os.ReadFile(filepath.Join(dir, "stderr"))
-			t.Fatalf("dnsmasq not answering after 10s; stderr:\n%s\nlog:\n%s", e, d.logText())
+			return failed("not answering after 10s", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// alive tells whether the dnsmasq process still runs. A dead child of the
+// test is a zombie until it is waited for, which kill(pid, 0) takes for
+// alive.
+func (d *daemon) alive() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
 }
 
 func (d *daemon) args(t testing.TB, o opts) []string {
@@ -383,3 +437,23 @@ func sqlite3(t testing.TB, db, stmt string) {
 }
 
 var _ = context.Background
+
+// The harness itself: a dnsmasq whose port another process took between
+// freeUDPPort and its bind exits; startDnsmasq starts it again on another
+// port instead of failing the test, or taking another server's answers for
+// its own.
+func TestStartsAgainWhenItsPortIsTaken(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	p := taken.LocalAddr().(*net.UDPAddr).Port
+	d := startDnsmasq(t, opts{upstream: startUpstream(t, "192.0.2.1"), port: p})
+	if d.port == p {
+		t.Fatalf("dnsmasq on the taken port %d", p)
+	}
+	if got := summary(d.mustQuery(t, "udp", "x.example", dns.TypeA)); got != "NOERROR A 192.0.2.1" {
+		t.Errorf("x.example: %q", got)
+	}
+}
