@@ -222,6 +222,7 @@ func tryStartDnsmasq(t testing.TB, o opts) (*daemon, error) {
 		}
 		if err == nil {
 			t.Cleanup(d.stop)
+			t.Cleanup(func() { d.report(stderr) }) // runs first
 			return d, nil
 		}
 		if time.Now().After(deadline) {
@@ -229,6 +230,21 @@ func tryStartDnsmasq(t testing.TB, o opts) (*daemon, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// report shows, when the test has failed, whether its dnsmasq still ran
+// and the end of its stderr and log: a CI failure then says whether the
+// server had died, and of what.
+func (d *daemon) report(stderr string) {
+	if !d.t.Failed() {
+		return
+	}
+	tail := func(s string) string {
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		return strings.Join(lines[max(0, len(lines)-40):], "\n")
+	}
+	e, _ := os.ReadFile(stderr)
+	d.t.Logf("dnsmasq on port %d (pid %d): alive %v\nstderr (end):\n%s\nlog (end):\n%s", d.port, d.pid, d.alive(), tail(string(e)), tail(d.logText()))
 }
 
 // alive tells whether the dnsmasq process still runs. A dead child of the
