@@ -119,17 +119,23 @@ func checkList(ctx context.Context, db *sql.DB, path string, create bool) error 
 }
 
 // countTables counts the database's tables, and those of them that are
-// the rule tables or one of extra.
+// the rule tables or one of extra (lower case), from schemaNames.
 func countTables(ctx context.Context, db *sql.DB, extra ...string) (tables, ours int, err error) {
-	var names []any
+	names, _, err := schemaNames(ctx, db)
+	if err != nil {
+		return 0, 0, err
+	}
 	for _, n := range extra {
-		names = append(names, n)
+		if names[n] {
+			ours++
+		}
 	}
-	for _, t := range RuleTables {
-		names = append(names, verdict.TableNames[t])
+	for _, in := range ruleTablesIn(names) {
+		if in {
+			ours++
+		}
 	}
-	err = db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(lower(name) IN (?`+strings.Repeat(", ?", len(names)-1)+`)), 0) FROM sqlite_master WHERE type = 'table'`, names...).Scan(&tables, &ours)
-	return tables, ours, err
+	return len(names), ours, nil
 }
 
 // writerBusyMS is how long a writer waits for another writer's lock.
